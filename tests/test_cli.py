@@ -1,0 +1,49 @@
+"""The command line in real subprocesses: show, losses, export, and clean failures."""
+
+import json
+
+import gp_search
+
+
+def test_show_ngl_json(cli):
+    res = cli("show", "ngl", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["canonical"] == gp_search.NGL.canonical
+    assert info["size"] == 13 and info["depends_on_pred"] is True
+
+
+def test_show_infix(cli):
+    res = cli("show", "exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))")
+    assert res.returncode == 0 and gp_search.NGL.canonical in res.stdout
+
+
+def test_losses_lists_every_reference(cli):
+    res = cli("losses")
+    assert res.returncode == 0
+    for name in ("ngl", "ce", "focal", "sce", "label_smoothing", "poly1", "mse", "ce_l2"):
+        assert name in res.stdout
+
+
+def test_bad_expression_exit_2_one_line_no_traceback(cli, tmp_path):
+    marker = tmp_path / "pwned"
+    res = cli("show", f"__import__('os').system('touch {marker}')")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_export_writes_a_working_file(cli, tmp_path):
+    out = tmp_path / "sub" / "ngl_loss.py"
+    res = cli("export", "--loss", "ngl", "--out", out, "--name", "ngl loss")
+    assert res.returncode == 0, res.stderr
+    assert "def ngl_loss(logits, target)" in out.read_text()
+    res = cli("export", "--expr", "y_pred*y_real", "--out", tmp_path / "f.tex", "--target", "latex")
+    assert res.returncode == 0 and "mathcal" in (tmp_path / "f.tex").read_text()
+
+
+def test_export_errors(cli, tmp_path):
+    res = cli("export", "--loss", "ce", "--out", tmp_path / "x.py")
+    assert res.returncode == 2 and "not an expression" in res.stderr
+    res = cli("export", "--out", tmp_path / "x.py")
+    assert res.returncode == 2 and "exactly one of" in res.stderr

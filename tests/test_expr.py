@@ -1,0 +1,165 @@
+"""Parsing (prefix, infix, hostile text), canonical keys, fingerprints and the torch compile."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from deap import gp
+
+import gp_search
+from gp_search import primitives as P
+from gp_search.expr import from_tree, parse
+
+NGL_INFIX = "exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))"
+
+
+def test_prefix_and_infix_give_the_same_canonical_key():
+    a = parse(gp_search.NGL_PREFIX)
+    b = parse(NGL_INFIX)
+    assert a.canonical == b.canonical
+    assert a.fingerprint == b.fingerprint
+    assert a.prefix == gp_search.NGL_PREFIX == b.prefix
+
+
+def test_views_of_ngl():
+    e = gp_search.NGL
+    assert e.size == 13 and e.height == 5
+    assert e.depends_on_pred and e.depends_on_target
+    assert "11.1251" in e.canonical and "cos(cos(sin(y_pred)))" in e.canonical
+    assert e.structure == "-cos(cos(sin(y_pred))) + C*exp(-y_pred*(y_real + 1))"
+    assert e.constants == pytest.approx((11.1251,))
+    assert r"\cos" in e.latex and "e^{" in e.latex
+
+
+@pytest.mark.parametrize("text", [NGL_INFIX, "y_pred*y_real + sin(1)", "(y_pred - y_real)**2",
+                                  "max(y_pred, 0.5) + abs(y_real - 0.2)",
+                                  "pdiv(y_pred, y_real + 1) + plog(y_pred)"])
+def test_canonical_and_infix_reparse_to_themselves(text):
+    e = parse(text)
+    assert parse(e.canonical).canonical == e.canonical
+    assert parse(e.infix).canonical == e.canonical
+
+
+def test_constant_subtrees_are_folded_to_floats():
+    e = parse("y_pred + sin(1) + exp(add(1, 1))")
+    assert e.canonical == "y_pred + 8.23053"  # sin(1) + e^2
+    assert "sin(1)" not in e.infix
+    p = torch.rand(3, 4, dtype=torch.float64)
+    assert torch.allclose(e.elementwise(p, p), p + np.sin(1) + np.exp(2))
+
+
+def test_equivalent_rewrites_share_keys():
+    assert parse("y_pred*y_real + y_pred").canonical == parse("mul(y_pred, add(y_real, 1))").canonical \
+        or parse("y_pred*y_real + y_pred").fingerprint == parse("y_pred*(y_real+1)").fingerprint
+    assert parse("add(y_pred, y_real)").canonical == parse("y_real + y_pred").canonical
+    assert parse("mul(y_pred, 1.0)").canonical == parse("y_pred").canonical
+    # Adam-invariant changes keep the fingerprint: scale, additive constant, a term in sum(p)=1.
+    base = parse("exp(-y_pred*y_real)")
+    for other in ("3*exp(-y_pred*y_real)", "exp(-y_pred*y_real) + 7", "exp(-y_pred*y_real) + y_pred"):
+        assert parse(other).fingerprint == base.fingerprint, other
+    assert parse("-exp(-y_pred*y_real)").fingerprint != base.fingerprint
+
+
+def test_degenerate_fingerprints():
+    assert parse("y_real*2 + 1").fingerprint == "constant"
+    assert parse("y_pred").fingerprint == "constant"  # sum(p) = 1: no gradient on the logits
+    assert not parse("cos(y_real)").depends_on_pred
+    assert parse("exp(exp(exp(exp(y_pred*50))))").fingerprint == "nonfinite"
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (4, 3, 5, 6)])
+def test_to_torch_accepts_indices_and_one_hot(shape):
+    torch.manual_seed(0)
+    logits = torch.randn(*shape, dtype=torch.float64)
+    idx = torch.randint(0, shape[1], (shape[0], *shape[2:]))
+    onehot = torch.nn.functional.one_hot(idx, shape[1]).movedim(-1, 1).double()
+    loss = gp_search.NGL.to_torch()
+    assert loss(logits, idx).item() == pytest.approx(loss(logits, onehot).item(), rel=1e-12)
+    assert loss(logits, idx).dim() == 0
+
+
+def test_to_torch_rejects_mismatched_target():
+    with pytest.raises(ValueError, match="target must be class indices"):
+        gp_search.NGL.to_torch()(torch.zeros(4, 10), torch.zeros(5, dtype=torch.long))
+
+
+def test_constant_loss_compiles_to_full_shape():
+    loss = parse("add(1, 1)").to_torch()
+    assert loss(torch.zeros(3, 4), torch.zeros(3, dtype=torch.long)).item() == 2.0
+
+
+def test_random_trees_round_trip_through_text():
+    random.seed(0)
+    ps = P.pset("paper")
+    for _ in range(200):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(ps, 1, 5))
+        e = from_tree(tree)
+        try:
+            key = e.canonical
+        except gp_search.ExprError:
+            continue  # a constant subtree overflowed: reported, not crashed
+        assert parse(e.prefix).canonical == key
+        assert parse(e.prefix).prefix == e.prefix
+
+
+HOSTILE = [
+    "__import__('os').system('touch {marker}')",
+    "open('{marker}', 'w').write('x')",
+    "exec(\"open('{marker}','w')\")",
+    "eval('1')",
+    "y_pred.__class__.__mro__",
+    "[c for c in ().__class__.__base__.__subclasses__()]",
+    "lambda: open('{marker}','w')",
+    "y_pred if 1 else y_real",
+    "y_pred[0]",
+    "exp(y_pred, key=1)",
+    "exp(*[y_pred])",
+    "'abc'",
+    "True + y_pred",
+    "1j * y_pred",
+    "y_pred; import os",
+    "y_pred / y_real",
+    "y_pred ** y_real",
+    "y_pred ** 100",
+    "unknown_fn(y_pred)",
+    "x + 1",
+    "(" * 300 + "y_pred" + ")" * 300,
+    "sin(" * 150 + "y_pred" + ")" * 150,
+    "",
+    "y_pred +",
+    "y_pred" + " + y_pred" * 5000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_text_is_refused_and_runs_nothing(text, tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(ValueError) as info:
+        parse(text.format(marker=marker))
+    assert str(info.value)  # a message
+    assert not marker.exists()
+
+
+def test_error_names_the_offending_token():
+    with pytest.raises(ValueError, match="unknown function.*'unknown_fn'"):
+        parse("unknown_fn(y_pred)")
+    with pytest.raises(ValueError, match="unknown name.*'x'"):
+        parse("x + 1")
+    with pytest.raises(ValueError, match="exp takes 1 argument"):
+        parse("exp(y_pred, y_real)")
+
+
+def test_set_selection():
+    assert parse("tanh(y_pred)").primitive_set == "extended"
+    assert parse("exp(y_pred)").primitive_set == "paper"
+    with pytest.raises(ValueError, match="tanh is not in this primitive set"):
+        parse("tanh(y_pred)", "paper")
+
+
+def test_overflowing_constant_is_an_error_not_a_crash():
+    e = parse("exp(exp(exp(10)))*y_pred")
+    with pytest.raises(gp_search.ExprError, match="constant subexpression"):
+        _ = e.canonical
+    out = e.elementwise(torch.rand(2, 3), torch.zeros(2, 3))
+    assert not torch.isfinite(out).all()
