@@ -28,7 +28,7 @@ class ExprError(ValueError):
 
 
 # --- parsing -------------------------------------------------------------------------------------
-# A parsed node is ("var", name) | ("const", float) | ("call", primitive_name, (children...)).
+# A parsed node is ("var", name) | ("const", int or float) | ("call", primitive_name, (children...)).
 
 def _parse_nodes(text: str) -> tuple:
     if not isinstance(text, str):
@@ -66,7 +66,9 @@ class _Walker:
             v = node.value
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise self._refuse(node, "only real numbers are allowed as constants")
-            return ("const", float(v))
+            if abs(v) > 1e300:
+                raise self._refuse(node, "number too large (the limit is 1e300)")
+            return ("const", v)  # int 1 stays the terminal ``1``; 1.0 is a constant leaf
         if isinstance(node, ast.Name):
             if node.id in P.SYMBOLS:
                 return ("var", node.id)
@@ -144,7 +146,8 @@ def _to_tree(nodes: tuple, ps: gp.PrimitiveSet) -> gp.PrimitiveTree:
         if n[0] == "var":
             out.append(ps.mapping[n[1]])
         elif n[0] == "const":
-            out.append(P.constant_terminal(n[1], ps))
+            is_one = isinstance(n[1], int) and n[1] == 1
+            out.append(ps.mapping["1"] if is_one else P.constant_terminal(n[1], ps))
         else:
             if n[1] not in ps.mapping:
                 raise ExprError(f"{n[1]} is not in this primitive set; known: {', '.join(P.names(ps.name.removeprefix('LOSS_')))}")

@@ -227,12 +227,10 @@ def draw_constant(const_range: float) -> float:
 
 
 def constant_terminal(value: float, ps: gp.PrimitiveSet) -> gp.Terminal:
-    """A constant leaf holding ``value``, of the set's ephemeral type (so mutations see it).
+    """A constant leaf holding ``float(value)``, of the set's ephemeral type (so mutations see it).
 
-    The integer 1 maps to the set's fixed terminal ``1``.
+    Prints as ``repr(float)``, so ``str(tree)`` parses back to the same nodes.
     """
-    if value == 1:
-        return ps.mapping["1"]
     eph_cls = next(t for t in ps.terminals[ps.ret] if isinstance(t, type))
     node = eph_cls.__new__(eph_cls)  # skip __init__, which would draw a random value
     node.value = float(value)

@@ -101,6 +101,7 @@ def test_random_trees_round_trip_through_text():
             continue  # a constant subtree overflowed: reported, not crashed
         assert parse(e.prefix).canonical == key
         assert parse(e.prefix).prefix == e.prefix
+        assert [type(n) for n in parse(e.prefix).tree] == [type(n) for n in tree]
 
 
 HOSTILE = [
@@ -129,6 +130,7 @@ HOSTILE = [
     "",
     "y_pred +",
     "y_pred" + " + y_pred" * 5000,
+    "y_pred * 1" + "0" * 400,
 ]
 
 

@@ -81,9 +81,10 @@ def test_bad_set_and_range_are_refused():
         P.pset("paper", -1.0)
 
 
-def test_constant_terminal_keeps_value_and_maps_one():
+def test_constant_terminal_keeps_value_and_round_trips():
     ps = P.pset("paper")
-    assert P.constant_terminal(1.0, ps) is ps.mapping["1"]
+    assert isinstance(type(P.constant_terminal(1.0, ps)), gp.MetaEphemeral)
+    assert str(P.constant_terminal(1.0, ps).format()) == "1.0"
     node = P.constant_terminal(2.4092, ps)
     assert isinstance(type(node), gp.MetaEphemeral) and node.value == 2.4092
     assert math.isfinite(node.value)

@@ -1,0 +1,212 @@
+"""Search configuration: one frozen, validated dataclass per run, presets, and TOML/JSON loading.
+
+Every field has a docstring (the ``help`` metadata, which the CLI shows). The numbers of the
+``paper`` preset that the NGL paper did not publish (population, generations, rates, limits,
+constant range) are our own choices, marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides a search; stored as ``config.json`` in the run directory."""
+
+    population: int = _f(32, "individuals per generation")
+    generations: int = _f(8, "generations after the initial population (generation 0)")
+    proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy")
+    proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)")
+    seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)")
+    primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'")
+    init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth")
+    init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth")
+    max_height: int = _f(10, "static limit on tree height after variation")
+    max_size: int = _f(40, "static limit on tree size (nodes) after variation")
+    tournament_size: int = _f(3, "tournament selection size")
+    crossover_prob: float = _f(0.7, "probability that a pair of offspring is crossed over")
+    mutation_prob: float = _f(0.3, "probability that an offspring is mutated")
+    elitism: int = _f(2, "best individuals copied unchanged into the next generation")
+    parsimony: float = _f(0.0005, "penalised fitness = accuracy - parsimony * size (selection only)")
+    const_range: float = _f(3.0, "ephemeral constants uniform on [-const_range, const_range]")
+    hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)")
+    successive_halving: bool = _f(True, "train all new candidates briefly, promote the best to full budget")
+    halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta")
+    dedup_fingerprint: bool = _f(True, "reuse fitness of candidates with the same behavioural fingerprint")
+    optimize_constants: bool = _f(False, "after the search, tune the constants of the best losses")
+    constant_evals: int = _f(8, "constant optimisation: trainings per tuned loss")
+    seed_individuals: tuple = _f((), "losses put into generation 0 (names like 'ngl' or expressions)")
+    seed: int = _f(0, "master seed: draws every training seed and drives the evolution")
+    jobs: int = _f(1, "parallel training processes")
+    backend: str = _f("loky", "'loky' (joblib processes), 'sequential' or 'dask'")
+    scheduler: str = _f("", "Dask scheduler address tcp://HOST:PORT (empty: start a local cluster)")
+    device: str = _f("auto", "'cpu', 'cuda' or 'auto'")
+    steps: int = _f(0, "override of every proxy's full step budget (0: the proxy's own)")
+    time_budget: float = _f(0.0, "stop after the generation that passes this many seconds (0: none)")
+    train_timeout: float = _f(600.0, "seconds after which one training gets status 'timeout'")
+    data_root: str = _f("", "directory of user-supplied datasets (file-backed proxies)")
+    out: str = _f("results/runs", "parent directory of run directories")
+    cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
+    preset: str = _f("", "preset the run started from (informational)")
+
+    def __post_init__(self):
+        for name, type_ in _TYPES.items():
+            value = getattr(self, name)
+            if type_ is tuple and isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ValueError naming the field, the rule and the value."""
+        for name, type_ in _TYPES.items():
+            value = getattr(self, name)
+            ok = isinstance(value, type_) and not (type_ in (int, float) and isinstance(value, bool))
+            if type_ is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+                ok = True
+            if not ok:
+                raise ValueError(f"config field {name!r} must be {type_.__name__}, got {value!r}")
+        rules = [
+            ("population", self.population >= 2, "must be >= 2"),
+            ("generations", self.generations >= 0, "must be >= 0"),
+            ("proxies", len(self.proxies) >= 1 and all(isinstance(p, str) for p in self.proxies),
+             "must name at least one proxy"),
+            ("proxy_weights", not self.proxy_weights or (
+                len(self.proxy_weights) == len(self.proxies)
+                and all(isinstance(w, (int, float)) and w > 0 for w in self.proxy_weights)),
+             "must be empty or one positive weight per proxy"),
+            ("seeds", 1 <= self.seeds <= 100, "must be in 1..100"),
+            ("primitive_set", self.primitive_set in ("paper", "extended"), "must be 'paper' or 'extended'"),
+            ("init_min_depth", 0 <= self.init_min_depth <= self.init_max_depth,
+             "must satisfy 0 <= init_min_depth <= init_max_depth"),
+            ("init_max_depth", self.init_max_depth <= self.max_height, "must be <= max_height"),
+            ("max_height", 1 <= self.max_height <= 30, "must be in 1..30"),
+            ("max_size", 3 <= self.max_size <= 500, "must be in 3..500"),
+            ("tournament_size", 1 <= self.tournament_size <= self.population,
+             "must be in 1..population"),
+            ("crossover_prob", 0.0 <= self.crossover_prob <= 1.0, "must be in [0, 1]"),
+            ("mutation_prob", 0.0 <= self.mutation_prob <= 1.0, "must be in [0, 1]"),
+            ("elitism", 0 <= self.elitism < self.population, "must be in 0..population-1"),
+            ("parsimony", math.isfinite(self.parsimony) and self.parsimony >= 0, "must be >= 0"),
+            ("const_range", math.isfinite(self.const_range) and self.const_range > 0, "must be > 0"),
+            ("hall_of_fame", self.hall_of_fame >= 1, "must be >= 1"),
+            ("halving_eta", self.halving_eta >= 2, "must be >= 2"),
+            ("constant_evals", self.constant_evals >= 1, "must be >= 1"),
+            ("jobs", 1 <= self.jobs <= 1024, "must be in 1..1024"),
+            ("backend", self.backend in ("loky", "sequential", "dask"),
+             "must be 'loky', 'sequential' or 'dask'"),
+            ("scheduler", not self.scheduler or self.scheduler.startswith(("tcp://", "tls://", "inproc://")),
+             "must be empty or an address like tcp://HOST:PORT"),
+            ("device", self.device in ("cpu", "cuda", "auto"), "must be 'cpu', 'cuda' or 'auto'"),
+            ("steps", self.steps >= 0, "must be >= 0 (0 = the proxy's own budget)"),
+            ("time_budget", math.isfinite(self.time_budget) and self.time_budget >= 0, "must be >= 0"),
+            ("train_timeout", math.isfinite(self.train_timeout) and self.train_timeout > 0, "must be > 0"),
+            ("out", bool(self.out), "must not be empty"),
+            ("seed_individuals", all(isinstance(s, str) and s for s in self.seed_individuals),
+             "must be a list of loss names or expressions"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"config field {name!r} {rule}; got {getattr(self, name)!r}")
+
+    def weights(self) -> tuple[float, ...]:
+        """Normalised proxy weights."""
+        w = self.proxy_weights or (1.0,) * len(self.proxies)
+        total = float(sum(w))
+        return tuple(float(x) / total for x in w)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "SearchConfig":
+        """Build from a dict; unknown keys and bad values name the source and the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a table/object of fields, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown config field(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+
+_TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[f.type]
+          for f in fields(SearchConfig)}
+
+PRESETS: dict[str, dict] = {
+    # A few minutes on 2 CPU cores, embedded data.
+    "quick": dict(population=24, generations=6, proxies=("digits-mlp",), seeds=1,
+                  max_height=8, max_size=30, jobs=2, time_budget=480.0,
+                  seed_individuals=(), preset="quick"),
+    # The NGL search as far as it is known: the paper's primitive set; the rest our choices.
+    "paper": dict(population=64, generations=20, proxies=("mnist1d-cnn", "digits-mlp"),
+                  proxy_weights=(2.0, 1.0), seeds=2, primitive_set="paper", init_max_depth=5,
+                  max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
+                  mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
+                  optimize_constants=True, preset="paper"),
+}
+
+
+def preset(name: str, **overrides) -> SearchConfig:
+    """A preset's config with overrides applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return SearchConfig(**{**PRESETS[name], **overrides})
+
+
+def load_file(path: "str | Path") -> dict:
+    """Read a TOML or JSON config file into a dict (no code is run; errors name the file)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: "
+                         f"{exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: expected a table of fields, got {type(data).__name__}")
+    return data
+
+
+def build(preset_name: str | None = None, config_file: "str | Path | None" = None,
+          **overrides) -> SearchConfig:
+    """Preset, then file, then explicit overrides (``None`` values are ignored)."""
+    if preset_name and preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
+    data: dict = dict(PRESETS[preset_name]) if preset_name else {}
+    source = "config"
+    if config_file:
+        data.update(load_file(config_file))
+        source = str(config_file)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return SearchConfig.from_dict(data, source)
+
+
+def field_help() -> dict[str, tuple[object, str]]:
+    """Field name -> (default, help) for the CLI."""
+    return {f.name: (f.default if f.default is not MISSING else None, f.metadata["help"])
+            for f in fields(SearchConfig)}
+
+
+__all__ = ["PRESETS", "SearchConfig", "build", "field_help", "load_file", "preset", "replace"]

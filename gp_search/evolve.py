@@ -1,0 +1,196 @@
+"""The generation loop: DEAP evolution of loss trees, hall of fame, checkpoints, resume.
+
+Read :meth:`Search.run` as its own pseudocode::
+
+    population = initialise()            # ramped half-and-half, redrawn until screening passes
+    score(population)                    # gp_search.scoring: reject, dedup, cache, halve, train
+    for generation in 1..G:
+        elite     = best `elitism` by penalised fitness
+        offspring = vary(select(population))   # tournament; crossover; one of four mutations
+        score(offspring)
+        population = elite + offspring
+        hall_of_fame.update(population); emit("generation", record)   # log, checkpoint, print
+
+All randomness comes from Python's ``random`` (seeded from ``cfg.seed`` and checkpointed), and
+the training seeds are drawn from it once, before anything is dispatched, so the hall of fame
+does not depend on the number of workers, and a resumed run ends where an unbroken one would.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from gp_search import operators as ops
+from gp_search.config import SearchConfig
+from gp_search.expr import ExprError, LossExpr, parse
+from gp_search.scoring import Score, Scorer
+from gp_search.screen import screen
+from gp_search.store import Cache, random_state_to_json
+
+INIT_DRAWS = 200
+"""Initial trees are redrawn until one passes screening, at most this many draws each."""
+
+Hook = Callable[[str, dict], None]
+
+
+def _hof_key(entry: dict) -> tuple:
+    return (-entry["fitness"], entry["size"], entry["canonical"])
+
+
+class HallOfFame:
+    """The best distinct canonical forms trained at full budget, best first (ties: smaller)."""
+
+    def __init__(self, size: int, entries: list[dict] | None = None):
+        self.size = size
+        self.entries: list[dict] = list(entries or [])
+
+    def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
+        seen = {e["canonical"] for e in self.entries}
+        for expr, s in zip(exprs, scores):
+            if s.status != "ok" or s.fidelity != "full":
+                continue
+            key = expr.canonical
+            if key in seen:
+                continue
+            seen.add(key)
+            self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
+                                 "infix": expr.infix, "prefix": expr.prefix, "size": expr.size})
+        self.entries.sort(key=_hof_key)
+        del self.entries[self.size:]
+
+
+class Search:
+    """One search run in a run directory (new or resumed)."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: Path, scorer: Scorer, cache: Cache,
+                 hooks: list[Hook] | None = None):
+        self.cfg, self.run_dir, self.scorer, self.cache = cfg, Path(run_dir), scorer, cache
+        self.hooks = list(hooks or [])
+        self.tb = ops.toolbox(cfg)
+        self.hof = HallOfFame(cfg.hall_of_fame)
+        self.population: list = []
+        self.generation = -1
+        self.elapsed = 0.0
+        self.finished = False
+
+    # -- events --
+    def emit(self, event: str, payload: dict) -> None:
+        for hook in self.hooks:
+            hook(event, payload)
+
+    # -- individuals --
+    def _expr(self, ind) -> LossExpr:
+        return LossExpr(ind, self.cfg.primitive_set)
+
+    def _initial(self) -> list:
+        pop = []
+        for text in self.cfg.seed_individuals:
+            pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
+        while len(pop) < self.cfg.population:
+            for _ in range(INIT_DRAWS):
+                ind = self.tb.init()
+                try:
+                    if screen(self._expr(ind)).passed:
+                        break
+                except ExprError:
+                    continue
+            pop.append(ind)
+        return pop[: self.cfg.population]
+
+    def _score(self, pop: list) -> dict:
+        """Score individuals without a valid fitness; returns the route counts and seconds."""
+        exprs = [self._expr(ind) for ind in pop]
+        t0 = time.perf_counter()
+        scores, counts = self.scorer.score(exprs)
+        counts["seconds_scoring"] = time.perf_counter() - t0
+        for ind, expr, s in zip(pop, exprs, scores):
+            ind.fitness.values = (s.fitness - self.cfg.parsimony * expr.size,)
+            ind.score = s
+        self.hof.update(exprs, scores)
+        return counts
+
+    # -- the loop --
+    def run(self) -> HallOfFame:
+        """Run (or continue) to ``cfg.generations``; returns the hall of fame.
+
+        Raises:
+            KeyboardInterrupt: after the last finished generation is checkpointed.
+        """
+        start = time.perf_counter() - self.elapsed
+        if self.generation < 0:
+            self.population = self._initial()
+            self._finish_generation(0, self._score(self.population), start, 0.0)
+        while self.generation < self.cfg.generations:
+            if self.cfg.time_budget and time.perf_counter() - start > self.cfg.time_budget:
+                self.emit("time_budget", {"generation": self.generation})
+                break
+            t0 = time.perf_counter()
+            pop = sorted(self.population, key=lambda i: -i.fitness.values[0])
+            elite = [self.tb.clone(i) for i in pop[: self.cfg.elitism]]
+            parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
+            offspring = ops.vary(parents, self.tb, self.cfg.crossover_prob, self.cfg.mutation_prob)
+            vary_seconds = time.perf_counter() - t0
+            counts = self._score([i for i in offspring if not i.fitness.valid])
+            self.population = elite + offspring
+            self._finish_generation(self.generation + 1, counts, start, vary_seconds)
+        self.finished = True
+        self.emit("finished", {"generation": self.generation})
+        return self.hof
+
+    def _finish_generation(self, gen: int, counts: dict, start: float, vary_seconds: float) -> None:
+        self.generation = gen
+        self.elapsed = time.perf_counter() - start
+        raw = [i.score.fitness for i in self.population]
+        record = {"generation": gen, "best": max(raw), "median": statistics.median(raw),
+                  "best_canonical": self.hof.entries[0]["canonical"] if self.hof.entries else None,
+                  **{k: counts.get(k, 0) for k in ("rejected", "duplicate", "cached", "trained",
+                                                    "short")},
+                  "seconds_vary": round(vary_seconds, 4),
+                  "seconds_scoring": round(counts.get("seconds_scoring", 0.0), 4),
+                  "seconds_training": round(counts.get("seconds_training", 0.0), 4),
+                  "seconds": round(self.elapsed, 3)}
+        self.emit("generation", record)
+
+    # -- checkpoint state --
+    def state(self) -> dict:
+        return {"generation": self.generation, "elapsed": self.elapsed,
+                "population": [{"prefix": str(i), "fitness": i.score.fitness}
+                               for i in self.population],
+                "scores": [i.score.to_json() for i in self.population],
+                "random_state": random_state_to_json(random.getstate()), "hall_of_fame": self.hof.entries,
+                "scorer": self.scorer.state(), "finished": self.finished}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint read by :func:`gp_search.store.read_checkpoint`."""
+        self.generation = state["generation"]
+        self.elapsed = float(state["elapsed"])
+        self.population = []
+        scores = state.get("scores") or [None] * len(state["population"])
+        for item, sc in zip(state["population"], scores):
+            ind = ops.individual(parse(item["prefix"], self.cfg.primitive_set,
+                                       self.cfg.const_range).tree)
+            score = Score(**sc) if sc else Score(float(item["fitness"]))
+            ind.score = score
+            ind.fitness.values = (score.fitness - self.cfg.parsimony * len(ind),)
+            self.population.append(ind)
+        self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"])
+        self.scorer.restore(state.get("scorer", {}))
+        self.finished = bool(state.get("finished"))
+        random.setstate(state["random_state"])
+
+
+def _seed_expr(text: str, cfg: SearchConfig) -> LossExpr:
+    """A reference loss name with an expression (``ngl``, ``mse``) or expression text."""
+    from gp_search.losses import REFERENCE
+
+    ref = REFERENCE.get(text.strip().lower())
+    if ref is not None:
+        if ref.expr is None:
+            raise ValueError(f"seed individual {text!r} is not an expression of the loss language; "
+                             "use ngl, mse or an expression")
+        text = ref.expr.prefix
+    return parse(text, cfg.primitive_set, cfg.const_range)

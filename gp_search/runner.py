@@ -1,0 +1,174 @@
+"""Run lifecycle: create or reopen a run directory, wire the hooks, run, tune constants, export.
+
+``run_search(cfg)`` starts a new run; ``resume(run_dir)`` continues a killed or interrupted one
+from its checkpoint (the SQLite cache means nothing finished is trained again).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+from gp_search import store
+from gp_search.config import SearchConfig
+from gp_search.constants import tune_constants
+from gp_search.evolve import Search
+from gp_search.export import export
+from gp_search.expr import parse
+from gp_search.scoring import Evaluator, ProxyRef, Scorer
+
+
+def draw_training_seeds(cfg: SearchConfig) -> list[int]:
+    """Seed the master RNG and draw the run's training seeds, before anything is dispatched."""
+    random.seed(cfg.seed)
+    return [random.randrange(2**31) for _ in range(cfg.seeds)]
+
+
+def proxy_refs(cfg: SearchConfig) -> list[ProxyRef]:
+    import proxies
+
+    refs = []
+    for name, weight in zip(cfg.proxies, cfg.weights()):
+        proxy = proxies.get(name, **_proxy_overrides(cfg))
+        refs.append(ProxyRef(name, proxy.spec.key(), proxy.spec.steps, weight))
+    return refs
+
+
+def _proxy_overrides(cfg: SearchConfig) -> dict:
+    over = {"time_limit": cfg.train_timeout}
+    if cfg.steps:
+        over["steps"] = cfg.steps
+    if cfg.data_root:
+        over["data_root"] = cfg.data_root
+    return over
+
+
+def default_evaluator(cfg: SearchConfig, progress: bool = True) -> Evaluator:
+    """Train through :func:`gp_search.evaluate.evaluate` with the run's jobs, backend and device."""
+    from gp_search.evaluate import evaluate
+
+    overrides = _proxy_overrides(cfg)
+
+    def run(texts: list[str], proxy: str, seeds: list[int], steps: int):
+        bar = _bar(len(texts) * len(seeds), f"train {proxy} ({steps} steps)") if progress else None
+        try:
+            return evaluate(texts, proxy=proxy, seeds=seeds, jobs=cfg.jobs, device=cfg.device,
+                            backend=cfg.backend, scheduler=cfg.scheduler or None, steps=steps,
+                            proxy_overrides=overrides,
+                            progress=(lambda done, total: bar.update(done - bar.n)) if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    return run
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _summary(cfg: SearchConfig, rec: dict) -> str:
+    best = rec["best_canonical"] or "-"
+    return (f"gen {rec['generation']:>3}/{cfg.generations}  best {rec['best']:.4f}  "
+            f"median {rec['median']:.4f}  trained {rec['trained']} short {rec['short']} "
+            f"cached {rec['cached']} dup {rec['duplicate']} rej {rec['rejected']}  "
+            f"{rec['seconds']:.0f}s  {best}")
+
+
+def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None) -> Search:
+    cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
+    seeds = draw_training_seeds(cfg)
+    scorer = Scorer(proxy_refs(cfg), seeds, cache, evaluator or default_evaluator(cfg, not quiet),
+                    cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint)
+    search = Search(cfg, run_dir, scorer, cache)
+
+    def on_event(event: str, payload: dict) -> None:
+        if event == "generation":
+            store.append_generation(run_dir, payload)
+            store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+            store.write_checkpoint(run_dir, {**search.state(), "train_seeds": seeds})
+            if not quiet:
+                print(_summary(cfg, payload), flush=True)
+        elif event == "time_budget" and not quiet:
+            print(f"time budget of {cfg.time_budget:g}s reached after generation "
+                  f"{payload['generation']}", flush=True)
+
+    search.hooks.append(on_event)
+    return search
+
+
+def _finish(search: Search, quiet: bool) -> None:
+    cfg, run_dir = search.cfg, search.run_dir
+    if cfg.optimize_constants and search.hof.entries:
+        tuned = tune_constants(search, cfg.constant_evals)
+        if tuned and not quiet:
+            print(f"constant tuning: {tuned}", flush=True)
+    store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+    if search.hof.entries:
+        best = search.hof.entries[0]
+        text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
+                      name="best_loss", origin=f"gp-search run {run_dir.name}, fitness "
+                      f"{best['fitness']:.4f} (n = {best['n']} seeds) on {', '.join(cfg.proxies)}")
+        store.write_atomic(run_dir / "best.py", text)
+    store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
+
+
+def _drive(search: Search, quiet: bool) -> Path:
+    try:
+        search.run()
+    except KeyboardInterrupt:
+        search.cache.close()
+        print(f"\ninterrupted; generation {search.generation} is checkpointed. Continue with:\n"
+              f"  gp-search resume {search.run_dir}", file=sys.stderr, flush=True)
+        raise
+    _finish(search, quiet)
+    search.cache.close()
+    if not quiet:
+        print_result(search.run_dir)
+    return search.run_dir
+
+
+def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | None = None,
+               run_dir: Path | None = None) -> Path:
+    """Start a new search; returns its run directory.
+
+    Raises:
+        store.RunFileError: the output location is not writable (before any work).
+    """
+    run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
+    store.write_atomic(run_dir / "config.json", cfg.to_json())
+    if not quiet:
+        print(f"run directory: {run_dir}", flush=True)
+    return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)
+
+
+def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | None = None) -> Path:
+    """Continue a run from its checkpoint; a corrupt checkpoint stops with an error."""
+    run_dir = Path(run_dir)
+    cfg = store.load_config(run_dir)
+    state = store.read_checkpoint(run_dir)
+    search = _open(cfg, run_dir, quiet, evaluator)
+    if state.get("train_seeds") not in (None, search.scorer.seeds):
+        raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: training seeds do not match "
+                                 "config.json's seed")
+    search.restore(state)
+    store.truncate_generations(run_dir, search.generation)
+    if not quiet:
+        print(f"resuming {run_dir} after generation {search.generation}", flush=True)
+    return _drive(search, quiet)
+
+
+def print_result(run_dir: Path, top: int = 5) -> None:
+    run = store.load_run(run_dir)
+    print(f"\nrun directory: {run_dir}")
+    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = mean held-out accuracy, "
+          f"n = seeds):")
+    for e in run.hall_of_fame[:top]:
+        print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "
+              f"size {e['size']:>2}  {e['canonical']}")
+    best = run_dir / "best.py"
+    if best.exists():
+        print(f"best loss exported to: {best}")

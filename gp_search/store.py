@@ -1,0 +1,290 @@
+"""The run directory contract and its files: config, generations log, hall of fame, checkpoint, cache.
+
+``DIR/<run-id>/`` holds
+
+* ``config.json`` — the :class:`SearchConfig`, written before generation 0;
+* ``generations.jsonl`` — append-only, one JSON line per finished generation;
+* ``hall_of_fame.csv`` — rank, fitness mean, std, n, canonical, infix, size (no timings, so two
+  runs with the same seed write identical files);
+* ``checkpoint.json`` — after every generation: population as prefix strings with fitness, the
+  ``random`` state, the hall of fame, the generation number (written atomically);
+* ``cache.sqlite`` — the fitness cache (unless a shared ``--cache`` file is used);
+* ``best.py`` — the best loss, exported as a standalone torch file.
+
+Nothing on disk is pickle, and every reader checks what it reads and names the file on error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gp_search.config import SearchConfig
+from proxies.base import EvalResult
+
+CHECKPOINT_FORMAT = "gp-search-checkpoint/1"
+HOF_COLUMNS = ("rank", "fitness_mean", "fitness_std", "n", "canonical", "infix", "size")
+
+
+class RunFileError(ValueError):
+    """A run file that is missing, unreadable or not what gp-search wrote."""
+
+
+def new_run_dir(parent: "str | Path", cfg: SearchConfig) -> Path:
+    """Create ``parent/<run-id>/`` (id: time, preset, seed) after checking it is writable.
+
+    Raises:
+        RunFileError: the location cannot be created or written (before any work starts).
+    """
+    parent = Path(parent)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{cfg.preset or 'custom'}-s{cfg.seed}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = parent / (base if i == 0 else f"{base}-{i}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        probe = path / ".write-test"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)  # a full disk fails here, not mid-run
+        probe.unlink()
+    except OSError as exc:
+        raise RunFileError(f"cannot write run directory under {parent}: "
+                           f"{exc.strerror or exc}; choose another --out") from None
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a kill never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str) -> object:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunFileError(f"{path}: missing {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path}: {what} is not valid JSON ({exc})") from None
+
+
+def hof_csv(entries: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HOF_COLUMNS)
+    for rank, e in enumerate(entries, 1):
+        w.writerow([rank, f"{e['fitness']:.6f}", f"{e['std']:.6f}", e["n"], e["canonical"],
+                    e["infix"], e["size"]])
+    return buf.getvalue()
+
+
+def read_hof_csv(path: Path) -> list[dict]:
+    try:
+        rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    except FileNotFoundError:
+        raise RunFileError(f"{path}: missing hall of fame") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RunFileError(f"{path}: unreadable hall of fame ({exc})") from None
+    out = []
+    for i, row in enumerate(rows, 2):
+        try:
+            if tuple(row) != HOF_COLUMNS:
+                raise ValueError(f"columns {list(row)} != {list(HOF_COLUMNS)}")
+            out.append({"rank": int(row["rank"]), "fitness": float(row["fitness_mean"]),
+                        "std": float(row["fitness_std"]), "n": int(row["n"]),
+                        "canonical": row["canonical"], "infix": row["infix"],
+                        "size": int(row["size"])})
+        except (ValueError, TypeError) as exc:
+            raise RunFileError(f"{path}: line {i}: {exc}") from None
+    return out
+
+
+# --- checkpoint ----------------------------------------------------------------------------------
+
+def random_state_to_json(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def random_state_from_json(data, path: Path) -> tuple:
+    try:
+        version, internal, gauss = data
+        if not (isinstance(version, int) and len(internal) == 625
+                and all(isinstance(x, int) and 0 <= x < 2**32 for x in internal)
+                and (gauss is None or isinstance(gauss, float))):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise RunFileError(f"{path}: 'random_state' is not a Python random state") from None
+    return (version, tuple(internal), gauss)
+
+
+def write_checkpoint(run_dir: Path, state: dict) -> None:
+    write_atomic(run_dir / "checkpoint.json", json.dumps({"format": CHECKPOINT_FORMAT, **state},
+                                                          allow_nan=False))
+
+
+def read_checkpoint(run_dir: Path) -> dict:
+    """Read and check ``checkpoint.json``; a corrupt one is an error, never skipped."""
+    path = Path(run_dir) / "checkpoint.json"
+    data = read_json(path, "checkpoint")
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise RunFileError(f"{path}: not a gp-search checkpoint (format must be "
+                           f"{CHECKPOINT_FORMAT!r})")
+    need = {"generation": int, "population": list, "random_state": list, "hall_of_fame": list,
+            "elapsed": (int, float)}
+    for key, type_ in need.items():
+        if not isinstance(data.get(key), type_) or isinstance(data.get(key), bool):
+            raise RunFileError(f"{path}: field {key!r} missing or of the wrong type")
+    for i, ind in enumerate(data["population"]):
+        if not (isinstance(ind, dict) and isinstance(ind.get("prefix"), str)
+                and (ind.get("fitness") is None or isinstance(ind.get("fitness"), (int, float)))):
+            raise RunFileError(f"{path}: population[{i}] must be {{'prefix': str, 'fitness': "
+                               "number or null}")
+    for i, e in enumerate(data["hall_of_fame"]):
+        if not (isinstance(e, dict) and isinstance(e.get("prefix"), str)
+                and isinstance(e.get("fitness"), (int, float))):
+            raise RunFileError(f"{path}: hall_of_fame[{i}] is malformed")
+    data["random_state"] = random_state_from_json(data["random_state"], path)
+    return data
+
+
+# --- generations log -----------------------------------------------------------------------------
+
+def append_generation(run_dir: Path, record: dict) -> None:
+    with open(Path(run_dir) / "generations.jsonl", "a") as f:
+        f.write(json.dumps(record, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_generations(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "generations.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunFileError(f"{path}: line {i} is not JSON ({exc})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("generation"), int):
+            raise RunFileError(f"{path}: line {i} has no integer 'generation'")
+        out.append(rec)
+    return out
+
+
+def truncate_generations(run_dir: Path, last_generation: int) -> None:
+    """Drop log lines after the checkpointed generation (a kill can fall between the two)."""
+    recs = [r for r in read_generations(run_dir) if r["generation"] <= last_generation]
+    write_atomic(Path(run_dir) / "generations.jsonl",
+                 "".join(json.dumps(r, allow_nan=False) + "\n" for r in recs))
+
+
+# --- fitness cache -------------------------------------------------------------------------------
+
+class Cache:
+    """SQLite fitness cache keyed by (loss key, proxy key, seed, budget).
+
+    One writer (the search process); results are committed as they arrive, so a killed run
+    retrains nothing it had finished.
+    """
+
+    def __init__(self, path: "str | Path"):
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS results (loss TEXT, proxy TEXT, seed INTEGER,"
+                            " budget INTEGER, result TEXT, PRIMARY KEY (loss, proxy, seed, budget))")
+            self.db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise RunFileError(f"{self.path}: not a usable SQLite fitness cache ({exc})") from None
+
+    def get(self, loss: str, proxy: str, seed: int, budget: int) -> EvalResult | None:
+        row = self.db.execute("SELECT result FROM results WHERE loss=? AND proxy=? AND seed=? "
+                              "AND budget=?", (loss, proxy, seed, budget)).fetchone()
+        if row is None:
+            return None
+        try:
+            return EvalResult.from_dict(json.loads(row[0]))
+        except (ValueError, TypeError) as exc:
+            raise RunFileError(f"{self.path}: corrupt cache entry for {loss!r} ({exc})") from None
+
+    def put_many(self, rows: list[tuple[str, str, int, int, EvalResult]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                            [(lk, pk, s, b, json.dumps(r.to_dict())) for lk, pk, s, b, r in rows])
+        self.db.commit()
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# --- reopening a run -----------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """A run directory reopened: its config, log, hall of fame and checkpoint."""
+
+    path: Path
+    config: SearchConfig
+    generations: list = field(default_factory=list)
+    hall_of_fame: list = field(default_factory=list)
+    checkpoint: dict | None = None
+
+    @property
+    def best(self) -> dict | None:
+        return self.hall_of_fame[0] if self.hall_of_fame else None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.checkpoint and self.checkpoint.get("finished"))
+
+
+def load_config(run_dir: Path) -> SearchConfig:
+    path = Path(run_dir) / "config.json"
+    data = read_json(path, "run config")
+    try:
+        return SearchConfig.from_dict(data, str(path))
+    except ValueError as exc:
+        raise RunFileError(str(exc)) from None
+
+
+def load_run(path: "str | Path") -> Run:
+    """Reopen a run directory (any state: running, killed, finished).
+
+    Raises:
+        RunFileError: naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFileError(f"{path}: not a run directory")
+    cfg = load_config(path)
+    hof_path = path / "hall_of_fame.csv"
+    ckpt = read_checkpoint(path) if (path / "checkpoint.json").exists() else None
+    return Run(path, cfg, read_generations(path),
+               read_hof_csv(hof_path) if hof_path.exists() else [], ckpt)
+
+
+def finite_or_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
