@@ -42,23 +42,33 @@ def _hof_key(entry: dict) -> tuple:
 
 
 class HallOfFame:
-    """The best distinct canonical forms trained at full budget, best first (ties: smaller)."""
+    """The best distinct losses trained at full budget, best first (ties: smaller).
+
+    Keyed by canonical form, and by fingerprint too, so a loss and its positively scaled or
+    shifted copy (the same training signal) take one place, the first found.
+    """
 
     def __init__(self, size: int, entries: list[dict] | None = None):
         self.size = size
         self.entries: list[dict] = list(entries or [])
 
     def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
-        seen = {e["canonical"] for e in self.entries}
+        seen = {e["canonical"] for e in self.entries} | {e.get("fingerprint") for e in self.entries}
+        # A full hall of fame cannot take a strictly worse fitness: skip it before computing its
+        # canonical form (SymPy, ~2 ms), which dominates when scoring is cheap.
+        floor = self.entries[-1]["fitness"] if len(self.entries) >= self.size else None
         for expr, s in zip(exprs, scores):
             if s.status != "ok" or s.fidelity != "full":
                 continue
-            key = expr.canonical
-            if key in seen:
+            if floor is not None and s.fitness < floor:
                 continue
-            seen.add(key)
+            key, fp = expr.canonical, expr.fingerprint
+            if key in seen or fp in seen:  # one entry per behaviour: no scaled/shifted copies
+                continue
+            seen.update((key, fp))
             self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
-                                 "infix": expr.infix, "prefix": expr.prefix, "size": expr.size})
+                                 "infix": expr.infix, "prefix": expr.prefix, "size": expr.size,
+                                 "fingerprint": fp})
         self.entries.sort(key=_hof_key)
         del self.entries[self.size:]
 
@@ -76,8 +86,13 @@ class Search:
         self.generation = -1
         self.elapsed = 0.0
         self.finished = False
+        self.stop_requested = False
 
     # -- events --
+    def stop(self) -> None:
+        """Ask the loop to end after the current generation (e.g. from a hook: target reached)."""
+        self.stop_requested = True
+
     def emit(self, event: str, payload: dict) -> None:
         for hook in self.hooks:
             hook(event, payload)
@@ -87,6 +102,9 @@ class Search:
         return LossExpr(ind, self.cfg.primitive_set)
 
     def _initial(self) -> list:
+        # A scorer may say what a usable starting tree is (``accept_initial(expr) -> bool``);
+        # the default is the full screening, ~50 ms a tree.
+        accept = getattr(self.scorer, "accept_initial", None) or (lambda e: screen(e).passed)
         pop = []
         for text in self.cfg.seed_individuals:
             pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
@@ -94,7 +112,7 @@ class Search:
             for _ in range(INIT_DRAWS):
                 ind = self.tb.init()
                 try:
-                    if screen(self._expr(ind)).passed:
+                    if accept(self._expr(ind)):
                         break
                 except ExprError:
                     continue
@@ -106,6 +124,15 @@ class Search:
         exprs = [self._expr(ind) for ind in pop]
         t0 = time.perf_counter()
         scores, counts = self.scorer.score(exprs)
+        rewrite = getattr(self.scorer, "rewrite", None)
+        if rewrite is not None:
+            # Lamarckian hook: a scorer that fits constants or simplifies trees returns the tree
+            # each score belongs to (None: unchanged); the individual takes it over before the
+            # hall of fame records it, so offspring inherit the fitted constants.
+            for i, tree in enumerate(rewrite(exprs)):
+                if tree is not None:
+                    pop[i][0:len(pop[i])] = tree
+                    exprs[i] = self._expr(pop[i])
         counts["seconds_scoring"] = time.perf_counter() - t0
         for ind, expr, s in zip(pop, exprs, scores):
             ind.fitness.values = (s.fitness - self.cfg.parsimony * expr.size,)
@@ -124,7 +151,7 @@ class Search:
         if self.generation < 0:
             self.population = self._initial()
             self._finish_generation(0, self._score(self.population), start, 0.0)
-        while self.generation < self.cfg.generations:
+        while self.generation < self.cfg.generations and not self.stop_requested:
             if self.cfg.time_budget and time.perf_counter() - start > self.cfg.time_budget:
                 self.emit("time_budget", {"generation": self.generation})
                 break

@@ -67,7 +67,9 @@ def default_evaluator(cfg: SearchConfig, progress: bool = True) -> Evaluator:
 def _bar(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (logs, CI).
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                disable=None)
 
 
 def _summary(cfg: SearchConfig, rec: dict) -> str:
@@ -146,9 +148,18 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
 
 
 def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | None = None) -> Path:
-    """Continue a run from its checkpoint; a corrupt checkpoint stops with an error."""
+    """Continue a run from its checkpoint; a corrupt checkpoint stops with an error.
+
+    A run killed before its first checkpoint starts again from generation 0 (its cache keeps
+    every training that had finished). A finished run is left as it is.
+    """
     run_dir = Path(run_dir)
     cfg = store.load_config(run_dir)
+    if not (run_dir / "checkpoint.json").exists():  # killed before generation 0 finished
+        if not quiet:
+            print(f"{run_dir} has no checkpoint yet: starting it from generation 0", flush=True)
+        (run_dir / "generations.jsonl").unlink(missing_ok=True)
+        return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)
     state = store.read_checkpoint(run_dir)
     search = _open(cfg, run_dir, quiet, evaluator)
     if state.get("train_seeds") not in (None, search.scorer.seeds):

@@ -8,9 +8,10 @@ The order spends trainings only where they can teach something:
 3. **fingerprint** — same behaviour on the probes as a candidate scored before (a positive scale,
    an additive constant or a multiple of ``sum(p) = 1`` apart): reuses its score (``duplicate``).
 4. **cache** — results already in the SQLite cache for (key, proxy, seed, budget): ``cached``.
-5. **successive halving** — when more than ``eta`` candidates need training, all train for
-   ``steps // eta`` steps; the best ``ceil(n / eta)`` are promoted to the full budget. The others
-   keep their short-budget score (``fidelity = "short"``) and never enter the hall of fame.
+5. **successive halving** — when more than ``eta`` new candidates arrive together, all train
+   for ``steps // eta`` steps; the best ``ceil(n / eta)`` are promoted to the full budget. The
+   others keep their short-budget score (``fidelity = "short"``) and never enter the hall of
+   fame. The decision ignores what the cache holds, so a cached run decides as a fresh one.
 6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run.
 
 Fitness = weighted mean over proxies of the mean held-out accuracy over seeds; any failed
@@ -104,12 +105,14 @@ class Scorer:
 
         Returns:
             One :class:`Score` per candidate, and counts by route: ``rejected``, ``duplicate``,
-            ``cached``, ``trained`` (full budget), ``short`` (halted by successive halving).
+            ``cached`` (no training ran), ``trained`` (trained now, to the full budget), ``short``
+            (trained now, halted by successive halving).
         """
         counts = dict(rejected=0, duplicate=0, cached=0, trained=0, short=0)
         train_start = self.seconds_training
         keys: list[str | None] = []
         fresh: dict[str, LossExpr] = {}  # canonical -> expr to score, in first-seen order
+        aliases: dict[str, str] = {}  # canonical -> canonical of a behaviourally equal candidate
         for e in exprs:
             try:
                 key = e.canonical
@@ -118,7 +121,7 @@ class Scorer:
                 counts["rejected"] += 1
                 continue
             keys.append(key)
-            if key in self.by_key or key in fresh:
+            if key in self.by_key or key in fresh or key in aliases:
                 counts["duplicate"] += 1
                 continue
             verdict = screen(e)
@@ -129,13 +132,15 @@ class Scorer:
                 continue
             fp = e.fingerprint if self.dedup_fp else None
             if fp is not None and fp in self.by_fingerprint:
-                self.by_key[key] = self.by_key[self.by_fingerprint[fp]]
+                aliases[key] = self.by_fingerprint[fp]  # scored before, or earlier in this batch
                 counts["duplicate"] += 1
                 continue
             if fp is not None:
                 self.by_fingerprint[fp] = key
             fresh[key] = e
         self._score_fresh(fresh, counts, halving and self.halving)
+        for key, rep in aliases.items():
+            self.by_key[key] = self.by_key[rep]
         counts["seconds_training"] = self.seconds_training - train_start
         rejected = Score(WORST, status="rejected", fidelity="none", message="invalid expression")
         return [self.by_key[k] if k is not None else rejected for k in keys], counts
@@ -144,45 +149,39 @@ class Scorer:
         if not fresh:
             return
         texts = {k: e.infix for k, e in fresh.items()}
-        full = {k: self._cached(k, "full") for k in fresh}
-        need = [k for k in fresh if full[k] is None]
-        counts["cached"] += len(fresh) - len(need)
+        # The halving decision looks at every new candidate, cached or not, so a result is the
+        # same whatever the cache holds (a resumed or repeated run decides exactly as before).
+        need = list(fresh)
+        trained: set[str] = set()  # keys that ran at least one training now (not all cached)
         promoted = need
+        full: dict[str, Score] = {}
         if halving and len(need) > self.eta:
-            short = self._run(need, texts, "short")
+            short = self._run(need, texts, "short", trained)
             order = sorted(need, key=lambda k: -short[k].fitness)  # stable: ties keep first-seen
             promoted = order[: math.ceil(len(need) / self.eta)]
             for k in need:
                 if k not in promoted:
                     self.by_key[k] = short[k]
-                    counts["short"] += 1
         if promoted:
-            full.update(self._run(promoted, texts, "full"))
-            counts["trained"] += len(promoted)
+            full.update(self._run(promoted, texts, "full", trained))
         for k in fresh:
-            if k in full and full[k] is not None:
+            if full.get(k) is not None:
                 self.by_key[k] = full[k]
+            route = "cached" if k not in trained else (
+                "trained" if self.by_key[k].fidelity == "full" else "short")
+            counts[route] += 1
 
     def _budget(self, proxy: ProxyRef, fidelity: str) -> int:
         return proxy.steps if fidelity == "full" else max(1, proxy.steps // self.eta)
 
-    def _cached(self, key: str, fidelity: str) -> Score | None:
-        results = {}
-        for p in self.proxies:
-            for s in self.seeds:
-                r = self.cache.get(key, p.key, s, self._budget(p, fidelity))
-                if r is None:
-                    return None
-                results[(p.name, s)] = r
-        return self._aggregate(results, fidelity)
-
-    def _run(self, keys: list[str], texts: dict, fidelity: str) -> dict[str, Score]:
+    def _run(self, keys: list[str], texts: dict, fidelity: str, trained: set) -> dict[str, Score]:
         results: dict[str, dict] = {k: {} for k in keys}
         rows = []
         for p in self.proxies:
             budget = self._budget(p, fidelity)
             todo = [k for k in keys if any(self.cache.get(k, p.key, s, budget) is None
                                            for s in self.seeds)]
+            trained.update(todo)
             t0 = time.perf_counter()
             out = self.evaluator([texts[k] for k in todo], p.name, list(self.seeds), budget) \
                 if todo else []

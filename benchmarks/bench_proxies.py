@@ -1,0 +1,214 @@
+"""Benchmark of the ways to score candidate losses on a proxy, measured side by side in one run.
+
+Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that depend on
+``y_pred``, drawn from a fixed seed):
+
+(a) a research-script loop: ``DataLoader(TensorDataset(...), batch_size, shuffle=True)`` with
+    per-sample indexing, an ``nn.Module``, ``torch.optim.Adam``, the loss from
+    ``expr.to_torch()`` — one candidate at a time;
+(b) the project's sequential path, ``proxies.train.train_one``, one candidate at a time;
+(c) the population-batched path, ``proxies.batched.train_population``, all candidates at once;
+(d) the joblib path, ``gp_search.evaluate(jobs=2, batched=False)`` (loky workers, one torch
+    thread each; workers started and warmed before timing).
+
+Prints candidates/s, the ratio to (a), and achieved GFLOP/s against this machine's fp32 matmul
+peak measured in the same run (``torch.mm`` 2048³, best of 10 after 2 warm-ups, per thread
+count; the higher one is "peak"). FLOPs are counted analytically as model FLOPs: per candidate
+``steps·6·B·Σ(in·out) + 2·n_test·Σ(in·out)`` (forward 2, backward 4 per multiply-add, as in the
+usual model-FLOPs-utilisation convention). The batched path skips the first layer's input
+gradient, which nothing needs, so it executes fewer FLOPs than counted; the executed figure is
+printed as well. Every path is warmed up (a short run) before it is timed. (a) and (b) are slow,
+so they time an evenly spaced subset of the candidates and report candidates/s over that subset
+(the count is in the n column). No asserts: figures only.
+
+Usage:
+    python benchmarks/bench_proxies.py [--proxy digits-mlp] [--candidates 128] [--n-loop 8]
+        [--n-seq 32] [--threads 1,2] [--repeat 1] [--no-joblib]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from deap import gp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import proxies  # noqa: E402
+from gp_search import primitives as P  # noqa: E402
+from gp_search.expr import from_tree  # noqa: E402
+from gp_search.losses import NGL, from_expr  # noqa: E402
+from proxies import batched, train  # noqa: E402
+
+
+def candidates(n: int, seed: int) -> list:
+    """NGL plus ``n - 1`` random 'paper' trees (depth 1-4) that depend on y_pred."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        out = [from_expr(NGL)]
+        ps = P.pset("paper")
+        while len(out) < n:
+            e = from_tree(gp.genHalfAndHalf(ps, 1, 4), "paper")
+            if e.depends_on_pred:
+                out.append(from_expr(e))
+        return out
+    finally:
+        random.setstate(state)
+
+
+def matmul_peak(threads: int, size: int = 2048, reps: int = 10) -> float:
+    """Best fp32 GFLOP/s of ``torch.mm`` on ``size``³ with ``threads`` threads (2 warm-ups)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        torch.mm(a, b)
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / best / 1e9
+
+
+def research_loop(spec, loss, seed: int, steps: int) -> float:
+    """Path (a): how a research script trains one candidate. Returns test accuracy."""
+    ds = train.dataset_for(spec)
+    torch.manual_seed(seed)
+    hidden = dict(spec.model_kw).get("hidden", (128,))
+    widths = [math.prod(ds.input_shape), *hidden]
+    layers = [torch.nn.Flatten()]
+    for w_in, w_out in zip(widths, widths[1:]):
+        layers += [torch.nn.Linear(w_in, w_out), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], ds.num_classes))
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ds.x_train, ds.y_train),
+                                         batch_size=spec.batch_size, shuffle=True)
+    loss_fn = loss.expr.to_torch()
+    step = 0
+    while step < steps:
+        for xb, yb in loader:
+            value = loss_fn(model(xb), yb)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+            step += 1
+            if step == steps:
+                break
+    with torch.no_grad():
+        return (model(ds.x_test).argmax(1) == ds.y_test).float().mean().item()
+
+
+def timed(fn, repeat: int) -> float:
+    """Best wall time of ``repeat`` calls of ``fn``."""
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--proxy", default="digits-mlp")
+    ap.add_argument("--candidates", type=int, default=128)
+    ap.add_argument("--n-loop", type=int, default=8, help="candidates timed on path (a)")
+    ap.add_argument("--n-seq", type=int, default=32, help="candidates timed on path (b)")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts tried on (a)-(c)")
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs per path (best is kept)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (and candidate draw)")
+    ap.add_argument("--no-joblib", action="store_true", help="skip path (d)")
+    args = ap.parse_args(argv)
+
+    spec = proxies.get(args.proxy).spec
+    if spec.model not in batched.SUPPORTED_MODELS:
+        sys.exit(f"{args.proxy} has model {spec.model!r}; the batched path supports "
+                 f"{batched.SUPPORTED_MODELS}: pick an MLP proxy")
+    ds = train.dataset_for(spec)
+    shapes = batched._layer_shapes(spec, ds)
+    macs = sum(i * o for i, o in shapes)
+    first_in, first_out = shapes[0]
+    flops = spec.steps * 6 * spec.batch_size * macs + 2 * ds.n_test * macs
+    executed = flops - spec.steps * 2 * spec.batch_size * first_in * first_out
+    threads = [int(t) for t in args.threads.split(",")]
+    losses = candidates(args.candidates, args.seed)
+    subset = lambda n: losses[::max(1, len(losses) // n)][:n]  # noqa: E731
+
+    print(f"bench_proxies: {spec.name}, {len(losses)} candidates (NGL + random 'paper' trees "
+          f"that depend on y_pred, seed {args.seed}), {spec.steps} steps, batch "
+          f"{spec.batch_size}, layers {shapes}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}; load average at start {os.getloadavg()[0]:.2f}")
+    peaks = {t: matmul_peak(t) for t in threads}
+    peak = max(peaks.values())
+    print("fp32 matmul peak (torch.mm 2048^3, best of 10): " +
+          ", ".join(f"{t} thread{'s' * (t > 1)} {g:.0f} GFLOP/s" for t, g in peaks.items()) +
+          f" -> peak {peak:.0f} GFLOP/s")
+    print(f"model FLOPs per candidate: {flops / 1e9:.3f} GFLOP "
+          f"(steps*6*B*{macs} + 2*n_test*{macs}); executed by (c): {executed / 1e9:.3f}")
+
+    rows = []  # (label, threads, n, seconds)
+
+    def record(label, nthreads, n, seconds):
+        rows.append((label, nthreads, n, seconds))
+        print(f"  measured {label:<30} threads {nthreads}: {n} in {seconds:.2f} s", flush=True)
+
+    for t in threads:
+        torch.set_num_threads(t)
+        sub = subset(args.n_loop)
+        research_loop(spec, sub[0], args.seed, 20)  # warm-up
+        record("(a) DataLoader loop", t, len(sub), timed(
+            lambda: [research_loop(spec, c, args.seed, spec.steps) for c in sub], args.repeat))
+        sub = subset(args.n_seq)
+        train.train_one(spec, sub[0], args.seed, 20)
+        record("(b) train.train_one", t, len(sub), timed(
+            lambda: [train.train_one(spec, c, args.seed) for c in sub], args.repeat))
+        batched.train_population(spec, losses[:8], args.seed, 20)
+        out = []
+        record("(c) batched.train_population", t, len(losses), timed(
+            lambda: out.append(batched.train_population(spec, losses, args.seed)), args.repeat))
+    statuses = {}
+    for r in out[-1]:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    print(f"  statuses of the {len(losses)} candidates (batched): {statuses}")
+
+    if not args.no_joblib:
+        try:
+            from gp_search import evaluate
+        except ImportError as exc:
+            print(f"  (d) skipped: gp_search.evaluate is not importable ({exc})")
+        else:
+            texts = [c.spec for c in losses]
+            kw = dict(proxy=spec.name, seeds=[args.seed], jobs=2, device="cpu", batched=False)
+            evaluate(texts[:4], steps=20, **kw)  # starts and warms the workers
+            record("(d) evaluate jobs=2 (loky)", "1/worker", len(texts), timed(
+                lambda: evaluate(texts, **kw), args.repeat))
+
+    base = max(n / s for label, _, n, s in rows if label.startswith("(a)"))
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}; ratios against the best (a) "
+          f"({base:.2f} cand/s); GFLOP/s = model FLOPs / time; % of the {peak:.0f} GFLOP/s peak")
+    print(f"{'path':<31}{'threads':>9}{'n':>6}{'seconds':>9}{'cand/s':>9}{'x (a)':>8}"
+          f"{'GFLOP/s':>9}{'% peak':>8}")
+    for label, t, n, s in rows:
+        rate = n / s
+        gf = rate * flops / 1e9
+        print(f"{label:<31}{t!s:>9}{n:>6}{s:>9.2f}{rate:>9.2f}{rate / base:>8.1f}{gf:>9.1f}"
+              f"{100 * gf / peak:>8.1f}")
+    best_c = max((n / s, t) for label, t, n, s in rows if label.startswith("(c)"))
+    print(f"(c) best: {best_c[0]:.1f} cand/s with {best_c[1]} thread(s): model "
+          f"{best_c[0] * flops / 1e9:.1f} GFLOP/s = {100 * best_c[0] * flops / 1e9 / peak:.1f} % "
+          f"of peak; executed {best_c[0] * executed / 1e9:.1f} GFLOP/s = "
+          f"{100 * best_c[0] * executed / 1e9 / peak:.1f} %")
+
+
+if __name__ == "__main__":
+    main()

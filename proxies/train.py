@@ -1,0 +1,249 @@
+"""The short training loop for one loss (sequential path): a proxy's budget in, an EvalResult out.
+
+One evaluation builds the proxy's model from the seed, trains it with Adam on batches drawn from
+the seed, and measures held-out accuracy. The same seed gives every candidate the same initial
+weights (:func:`proxies.models.build`) and the same batch order (:func:`batch_indices`): common
+random numbers, so candidates are compared on equal terms.
+
+Failure is a status (see :mod:`proxies.base`), decided by these rules:
+
+* ``rejected`` — the loss is an expression that does not depend on ``y_pred``; nothing trains.
+* ``nan`` — the loss value, or some gradient entry, is non-finite at some step; stops there
+  (``steps`` counts the steps completed before it).
+* ``diverged`` — after an optimiser step with finite gradients, some parameter is non-finite or
+  larger in magnitude than :data:`PARAM_LIMIT`; stops there.
+* ``timeout`` — the wall time since the evaluation started passed ``spec.time_limit`` (checked
+  after every step).
+* ``error`` — any exception (the message says which); nothing is raised for a bad loss.
+
+The checks cost one fused max-norm over the parameters and one host synchronisation per step
+(loss and norm fetched together): Adam turns a non-finite gradient entry into a non-finite
+parameter, so a finite parameter norm proves the gradients were finite, and the gradients are
+only inspected (to tell ``nan`` from ``diverged``) once the norm is bad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+
+from proxies import data, models
+from proxies.base import EvalResult, ProxySpec
+
+if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
+    from gp_search.losses import Loss
+
+PARAM_LIMIT = 1e4
+"""Largest parameter magnitude a healthy training reaches. Initial weights are below 1 and Adam
+moves a parameter by about ``lr`` (at most ~3·lr) per step, so with the registered budgets
+(lr ≤ 3e-3, ≤ 1000 steps) no parameter can honestly get past a few units; 1e4 means blow-up."""
+
+TAIL_FRACTION = 0.1
+"""``train_loss`` is the mean loss over this last fraction of the steps taken."""
+
+_DATA: dict[tuple[str, str | None, str], data.Dataset] = {}
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the previous setting.
+
+    Every evaluation runs this way (``Proxy.evaluate``, ``gp_search.evaluate`` in-process and in
+    workers): results then do not depend on the process's thread count (it changes reduction
+    order), and parallelism comes from evaluating candidates side by side. The proxies' nets are
+    too small to gain from intra-op threads; on a shared 2-core machine two threads made a
+    100-step training about 100x slower than one.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resolve_device(device: str | torch.device = "auto") -> str:
+    """A device name torch accepts, with ``"auto"`` meaning CUDA when available, else CPU.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … or a ``torch.device``.
+
+    Returns:
+        The device as text (what crosses process boundaries), e.g. ``"cpu"``.
+
+    Raises:
+        ValueError: an unknown device, or CUDA asked for where there is none.
+    """
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but CUDA is not available here; "
+                         f"use cpu or auto")
+    return str(dev)
+
+
+def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dataset:
+    """The proxy's dataset as tensors on ``device``, loaded once per process.
+
+    Args:
+        spec: the proxy (its ``dataset`` and ``data_root``).
+        device: where the tensors live.
+
+    Returns:
+        The cached :class:`proxies.data.Dataset`; treat it as read-only.
+
+    Raises:
+        FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
+    """
+    key = (spec.dataset, spec.data_root, str(torch.device(device)))
+    if key not in _DATA:
+        _DATA[key] = data.load(spec.dataset, spec.data_root).to(device)
+    return _DATA[key]
+
+
+def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
+    """The batch order of one training: a fresh permutation per epoch, drawn from ``seed``.
+
+    Each epoch is cut into ``n_train // batch_size`` consecutive batches; the incomplete tail
+    batch is dropped, so every batch has exactly ``batch_size`` samples.
+
+    Args:
+        n_train: training-set size.
+        batch_size: samples per batch (at most ``n_train``).
+        steps: number of batches.
+        seed: seeds a private ``torch.Generator``; the global RNG is untouched.
+
+    Returns:
+        int64 tensor ``(steps, batch_size)`` of training-sample indices (on CPU).
+
+    Raises:
+        ValueError: ``batch_size`` outside ``1 .. n_train`` or negative ``steps``.
+
+    Example:
+        >>> batch_indices(10, 4, 3, seed=0).shape
+        torch.Size([3, 4])
+    """
+    if not 1 <= batch_size <= n_train:
+        raise ValueError(f"batch_size must lie in 1..n_train={n_train}, got {batch_size}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    per_epoch = n_train // batch_size
+    epochs = -(-steps // per_epoch)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    perms = [torch.randperm(n_train, generator=gen)[:per_epoch * batch_size]
+             for _ in range(epochs)]
+    if not perms:
+        return torch.empty(0, batch_size, dtype=torch.int64)
+    return torch.cat(perms).view(-1, batch_size)[:steps]
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> float:
+    """Fraction of ``x`` classified as ``y``, in eval mode, ``chunk`` samples at a time."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), chunk):
+        pred = model(x[start:start + chunk]).argmax(1)
+        correct += int((pred == y[start:start + chunk]).sum())
+    return correct / len(x)
+
+
+def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
+              device: str | torch.device = "cpu", dataset: data.Dataset | None = None
+              ) -> EvalResult:
+    """Train the proxy's model with ``loss`` for the budget and score it on the test split.
+
+    Args:
+        spec: the proxy task.
+        loss: the loss (``loss.fn(logits, target)``; ``loss.l2`` adds ``λ/2·Σ‖w‖²`` over weight
+            matrices and kernels, not biases).
+        seed: decides the initial weights and the batch order.
+        steps: optimiser steps (default ``spec.steps``); successive halving asks for fewer.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``, …; the data and the model live there.
+        dataset: the data to use instead of :func:`dataset_for` (already on ``device``).
+
+    Returns:
+        An :class:`EvalResult`; ``steps`` is the steps taken, ``budget`` the steps asked for.
+        Never raises for a bad loss (see the module docstring for the status rules).
+
+    Raises:
+        ValueError: ``steps < 1`` or an unusable device (caller errors, not properties of the
+            loss).
+
+    Example:
+        >>> from proxies import get
+        >>> from gp_search.losses import REFERENCE
+        >>> train_one(get("synthetic-mlp").spec, REFERENCE["ce"], seed=0).status
+        'ok'
+    """
+    budget = spec.steps if steps is None else int(steps)
+    device = resolve_device(device)
+    if budget < 1:
+        raise ValueError(f"steps must be >= 1, got {budget}")
+    start = time.perf_counter()
+    common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
+
+    def result(status: str, done: int, message: str = "", acc: float = math.nan,
+               train_loss: float = math.nan) -> EvalResult:
+        return EvalResult(status, acc, train_loss, done, time.perf_counter() - start, message,
+                          **common)
+
+    if loss.expr is not None and not loss.expr.depends_on_pred:
+        return result("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
+    try:
+        return _train(spec, loss, seed, budget, torch.device(device), dataset, start, result)
+    except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
+        return result("error", 0, f"{type(exc).__name__}: {exc}")
+
+
+def _train(spec, loss, seed, budget, device, dataset, start, result) -> EvalResult:
+    ds = dataset if dataset is not None else dataset_for(spec, device)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
+                         **dict(spec.model_kw)).to(device)
+    params = list(model.parameters())
+    weights = [p for p in params if p.dim() > 1]
+    # Fused Adam: one kernel for all parameters, where torch has one for the device.
+    opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
+    batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(device)
+    x, y = ds.x_train, ds.y_train
+    history = []
+    for step in range(budget):
+        idx = batches[step]
+        value = loss.fn(model(x[idx]), y[idx])
+        if loss.l2 > 0:  # ce_l2: the penalty needs the weights, which only the training has
+            value = value + loss.l2 / 2 * sum(w.square().sum() for w in weights)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        # Adam turns any non-finite gradient into a non-finite parameter, so one fused norm of
+        # the parameters, fetched with the loss in one host sync, watches all three.
+        param_max = torch.nn.utils.get_total_norm(params, norm_type=math.inf)
+        v, pmax = torch.stack([value.detach(), param_max]).tolist()
+        if not math.isfinite(v):
+            return result("nan", step, f"non-finite loss {v} at step {step + 1}")
+        if not pmax <= PARAM_LIMIT:  # also true for NaN
+            if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
+                return result("nan", step, f"non-finite gradient at step {step + 1}")
+            return result("diverged", step + 1, f"parameter magnitude {pmax:.3g} after step "
+                                                f"{step + 1} (limit {PARAM_LIMIT:g})")
+        history.append(v)
+        if time.perf_counter() - start > spec.time_limit:
+            return result("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
+                                               f"after {step + 1} of {budget} steps",
+                          train_loss=_tail_mean(history))
+    acc = accuracy(model, ds.x_test, ds.y_test, spec.eval_batch)
+    return result("ok", budget, acc=acc, train_loss=_tail_mean(history))
+
+
+def _tail_mean(history: list[float]) -> float:
+    tail = history[-max(1, math.ceil(TAIL_FRACTION * len(history))):]
+    return sum(tail) / len(tail) if tail else math.nan

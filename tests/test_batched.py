@@ -1,0 +1,248 @@
+"""Population-batched training: equality with the sequential path, NaN isolation, batched loss."""
+
+import math
+import random
+
+import pytest
+import torch
+from deap import gp
+
+import proxies
+from gp_search import primitives as P
+from gp_search.expr import from_tree, parse
+from gp_search.losses import REFERENCE, from_expr
+from gp_search.screen import screen
+from proxies import batched, models
+from proxies.batched_loss import LossProgram
+from proxies.train import batch_indices, dataset_for, train_one
+
+DIGITS = proxies.get("digits-mlp", steps=5).spec
+SYN = proxies.get("synthetic-mlp").spec
+REFS = ["ngl", "ce", "focal", "ce_l2", "mse", "label_smoothing", "poly1", "sce"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread (results do not depend on it; the shared test machine is faster so)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def random_trees(set_name: str, n: int, seed: int, keep=lambda e: True) -> list:
+    """``n`` random DEAP trees (half-and-half, depth 1-5, constants included) that pass ``keep``."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        out = []
+        ps = P.pset(set_name)
+        while len(out) < n:
+            e = from_tree(gp.genHalfAndHalf(ps, 1, 5), set_name)
+            if keep(e):
+                out.append(e)
+        return out
+    finally:
+        random.setstate(state)
+
+
+# ---------------------------------------------------------------- batched loss evaluation
+
+@pytest.mark.parametrize("set_name", ["paper", "extended"])
+def test_batched_loss_equals_each_elementwise_on_random_trees(set_name):
+    trees = random_trees(set_name, 120, seed=11) + [parse("mul(2.5, 3.0)"), parse("y_pred")]
+    assert sum(any(isinstance(n.value, float) for n in e.tree if not isinstance(n, gp.Primitive))
+               for e in trees) > 20, "the sample must contain constants"
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(len(trees), 10, 16, generator=gen, dtype=torch.float64) * 3
+    p = torch.softmax(logits, dim=1)
+    t = torch.nn.functional.one_hot(torch.randint(0, 10, (16,), generator=gen), 10).t().double()
+    prog = LossProgram(trees)
+    values = prog.values(p.float(), t.float())
+    for k, e in enumerate(trees):
+        ref = e.elementwise(p[k].float(), t.float())
+        assert torch.allclose(values[k], ref, rtol=1e-5, atol=1e-6, equal_nan=True), e.prefix
+    # Gradients (float64, so the comparison sees the formulas, not the rounding).
+    prog.losses(p, t)
+    dp = prog.backward()
+    for k, e in enumerate(trees):
+        pk = p[k].clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = e.elementwise(pk, t).mean()
+        ref = torch.autograd.grad(out, pk)[0] if out.requires_grad else torch.zeros_like(pk)
+        assert torch.allclose(dp[k], ref, rtol=1e-9, atol=1e-12, equal_nan=True), e.prefix
+
+
+def test_batched_loss_op_count_does_not_grow_with_the_population():
+    trees = random_trees("extended", 40, seed=3)
+    small, large = LossProgram(trees), LossProgram(trees * 8)
+    assert small.num_ops == large.num_ops
+    assert small.num_ops < sum(e.size for e in trees) / 2
+
+
+def test_batched_loss_shares_target_only_subtrees():
+    prog = LossProgram([parse("mul(y_pred, add(1, y_real))"), parse("exp(mul(y_pred, add(1, y_real)))")])
+    # rows: 2 p, 1 t, const 1, add(1, t) once, two mul (one per candidate), one exp.
+    assert prog.rows == 2 + 1 + 1 + 1 + 2 + 1
+    assert prog.depends_on_pred == [True, True]
+
+
+# ---------------------------------------------------------------- equality with train_one
+
+def _reference_params(spec, loss, seed, steps):
+    """The sequential training, written out (as train_one does it), returning the parameters."""
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
+    params = list(model.parameters())
+    weights = [w for w in params if w.dim() > 1]
+    opt = torch.optim.Adam(params, lr=spec.lr)
+    batches = batch_indices(ds.n_train, spec.batch_size, steps, seed)
+    values = []
+    for s in range(steps):
+        v = loss.fn(model(ds.x_train[batches[s]]), ds.y_train[batches[s]])
+        if loss.l2 > 0:
+            v = v + loss.l2 / 2 * sum(w.square().sum() for w in weights)
+        opt.zero_grad()
+        v.backward()
+        opt.step()
+        values.append(v.item())
+    return [p.detach() for p in params], values
+
+
+def _population_losses():
+    trees = random_trees("paper", 5, seed=7, keep=lambda e: screen(e).passed)
+    return [REFERENCE[r] for r in REFS] + [from_expr(e) for e in trees]
+
+
+def test_parameters_and_losses_equal_sequential_after_5_steps():
+    losses = _population_losses()
+    pop = batched._Population(DIGITS, losses, 0, 5, torch.device("cpu"), False)
+    for s in range(5):
+        pop.step(s)
+    for k, loss in enumerate(losses):
+        params, values = _reference_params(DIGITS, loss, 0, 5)
+        for mine, ref in zip(pop.parameters(k), params):
+            assert (mine - ref).abs().max() <= 1e-5, loss.name
+        assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values, dtype=torch.float64),
+                              rtol=1e-5, atol=1e-6), loss.name
+
+
+def test_results_equal_train_one():
+    losses = _population_losses()
+    got = batched.train_population(DIGITS, losses, seed=1)
+    for loss, r in zip(losses, got):
+        ref = train_one(DIGITS, loss, seed=1)
+        assert (r.status, r.steps, r.budget, r.loss, r.seed) == \
+            (ref.status, ref.steps, ref.budget, ref.loss, ref.seed) == ("ok", 5, 5, loss.name, 1)
+        assert abs(r.accuracy - ref.accuracy) <= 1 / 360 + 1e-12  # at most one test image flips
+        assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-5, abs_tol=1e-6), loss.name
+
+
+def test_proxy_evaluate_many_uses_the_batched_path():
+    px = proxies.get("synthetic-mlp", steps=30)
+    a = px.evaluate_many(["ngl", "ce", "mse"], seed=2, batched=True)
+    b = px.evaluate_many(["ngl", "ce", "mse"], seed=2, batched=False)
+    for x, y in zip(a, b):
+        assert x.status == y.status == "ok"
+        assert math.isclose(x.train_loss, y.train_loss, rel_tol=1e-5)
+        assert abs(x.accuracy - y.accuracy) <= 1 / 500 + 1e-12
+
+
+# ---------------------------------------------------------------- failures stay where they are
+
+BAD = "sub(1, exp(mul(y_pred, 200)))"  # drives one p to 1: exp(200 p) overflows after 2 steps
+
+
+def test_a_nan_candidate_never_touches_the_others():
+    spec = proxies.get("digits-mlp", steps=40, lr=0.01).spec
+    good = [REFERENCE["ngl"], REFERENCE["ce"], from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))"))]
+    bad = from_expr(parse(BAD))
+    with_bad = batched.train_population(spec, [good[0], bad, good[1], good[2]], seed=0)
+    without = batched.train_population(spec, good, seed=0)
+    assert [r.status for r in with_bad] == ["ok", "nan", "ok", "ok"]
+    for r, ref in zip([with_bad[0], *with_bad[2:]], without):
+        assert r.same_outcome(ref)  # bit for bit: no operation mixes candidates
+    # The failed one is the sequential path's result exactly: status, step and message.
+    ref = train_one(spec, bad, seed=0)
+    assert with_bad[1].same_outcome(ref) and ref.status == "nan" and ref.steps == 2
+    # Inside the check interval the NaN lives in its own slice only.
+    pop = batched._Population(spec, [good[0], bad], 0, 10, torch.device("cpu"), False)
+    alone = batched._Population(spec, [good[0], good[0]], 0, 10, torch.device("cpu"), False)
+    for s in range(10):
+        pop.step(s)
+        alone.step(s)
+    assert not all(torch.isfinite(t).all() for t in pop.parameters(1))
+    for a, b in zip(pop.parameters(0), alone.parameters(0)):
+        assert torch.equal(a, b)
+
+
+def test_rejected_without_training():
+    losses = [from_expr(parse(s)) for s in ("y_real", "mul(2.0, y_real)", "sub(y_pred, y_pred)")]
+    got = batched.train_population(DIGITS, [REFERENCE["ngl"], *losses, REFERENCE["ce"]], seed=0)
+    assert [r.status for r in got] == ["ok", "rejected", "rejected", "rejected", "ok"]
+    assert all(r.steps == 0 and "does not depend on y_pred" in r.message for r in got[1:4])
+
+
+def test_steps_must_be_positive():
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        batched.train_population(DIGITS, [REFERENCE["ce"]] * 2, seed=0, steps=0)
+
+
+# ---------------------------------------------------------------- choice, fallbacks, options
+
+def test_pays_off_rule():
+    cnn = proxies.get("digits-cnn").spec
+    assert batched.pays_off(DIGITS, 64, "cuda") and batched.pays_off(DIGITS, 2, "cuda")
+    assert not batched.pays_off(DIGITS, 1, "cuda") and not batched.pays_off(cnn, 64, "cuda")
+    assert batched.pays_off(DIGITS, 128, "cpu")
+    assert not batched.pays_off(DIGITS, batched.CPU_MIN_CANDIDATES - 1, "cpu")
+
+
+def test_unsupported_models_train_sequentially():
+    spec = proxies.get("digits-cnn", steps=3).spec
+    got = batched.train_population(spec, [REFERENCE["ngl"], REFERENCE["ce"]], seed=0)
+    for loss, r in zip([REFERENCE["ngl"], REFERENCE["ce"]], got):
+        assert r.same_outcome(train_one(spec, loss, seed=0))
+
+
+def test_chunks_give_the_same_results(monkeypatch):
+    losses = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["mse"], REFERENCE["focal"]]
+    whole = batched.train_population(SYN, losses, seed=4, steps=20)
+    per = sum(o * (i + 1) for i, o in batched._layer_shapes(SYN, dataset_for(SYN)))
+    monkeypatch.setattr(batched, "CPU_MAX_STACK", 2 * per)  # chunks of two
+    split = batched.train_population(SYN, losses, seed=4, steps=20)
+    for a, b in zip(whole, split):
+        assert (a.status, a.accuracy) == (b.status, b.accuracy)
+        assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-6)
+
+
+def test_adam_fallback_matches_torch_adam():
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(500, generator=gen)
+    mine, ref = start.clone(), start.clone().requires_grad_(True)
+    m, v = torch.zeros(500), torch.zeros(500)
+    opt = torch.optim.Adam([ref], lr=1e-3)
+    for step in range(1, 8):
+        g = torch.randn(500, generator=gen) * 10.0 ** (step % 4 - 2)
+        ref.grad = g.clone()
+        opt.step()
+        batched._adam_step(mine, g, m, v, step, 1e-3)
+    assert torch.allclose(mine, ref.detach(), rtol=0, atol=1e-7)
+
+
+def test_bf16_option_trains():
+    got = batched.train_population(SYN, [REFERENCE["ngl"], REFERENCE["ce"]], seed=0, steps=60,
+                                   bf16=True)
+    assert [r.status for r in got] == ["ok", "ok"] and min(r.accuracy for r in got) > 0.5
+
+
+@pytest.mark.gpu
+def test_cuda_batched_equals_sequential():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    losses = _population_losses()
+    got = batched.train_population(DIGITS, losses, seed=0, device="cuda")
+    for loss, r in zip(losses, got):
+        ref = train_one(DIGITS, loss, seed=0, device="cuda")
+        assert r.status == ref.status == "ok"
+        assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-5, abs_tol=1e-6), loss.name

@@ -1,0 +1,155 @@
+"""The search end to end with real trainings: determinism, workers, cache, halving, resume, CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gp_search import store
+from gp_search.config import SearchConfig
+from gp_search.runner import resume, run_search
+
+from conftest import ROOT, run_cli
+
+
+def small(tmp_path, **kw) -> SearchConfig:
+    base = dict(population=8, generations=2, proxies=("synthetic-mlp",), steps=30, seeds=1,
+                jobs=1, backend="sequential", out=str(tmp_path / "runs"), hall_of_fame=5,
+                init_max_depth=3, max_height=6, max_size=20, seed=11, elitism=1,
+                seed_individuals=("ngl",))
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def hof_text(run_dir: Path) -> str:
+    return (run_dir / "hall_of_fame.csv").read_text()
+
+
+def test_run_writes_the_run_directory_contract(tmp_path):
+    run = run_search(small(tmp_path), quiet=True)
+    for name in ("config.json", "generations.jsonl", "hall_of_fame.csv", "checkpoint.json",
+                 "cache.sqlite", "best.py"):
+        assert (run / name).exists(), name
+    loaded = store.load_run(run)
+    assert loaded.finished and loaded.config == small(tmp_path)
+    assert [g["generation"] for g in loaded.generations] == [0, 1, 2]
+    assert loaded.best["fitness"] > 0.3  # synthetic: chance is 0.1
+    gen0 = loaded.generations[0]
+    assert gen0["trained"] + gen0["short"] + gen0["cached"] + gen0["duplicate"] + gen0["rejected"] >= 1
+    assert "def best_loss(logits, target)" in (run / "best.py").read_text()
+
+
+def test_same_seed_same_hall_of_fame_and_seed_matters(tmp_path):
+    a = run_search(small(tmp_path / "a"), quiet=True)
+    b = run_search(small(tmp_path / "b"), quiet=True)
+    assert hof_text(a) == hof_text(b)
+    c = run_search(small(tmp_path / "c", seed=12), quiet=True)
+    assert hof_text(c) != hof_text(a)
+
+
+def test_worker_count_does_not_change_the_result(tmp_path):
+    one = run_search(small(tmp_path / "one", backend="loky", jobs=1), quiet=True)
+    two = run_search(small(tmp_path / "two", backend="loky", jobs=2), quiet=True)
+    assert hof_text(one) == hof_text(two)
+
+
+def test_shared_cache_means_a_repeated_run_trains_nothing(tmp_path):
+    shared = tmp_path / "shared.sqlite"
+    first = run_search(small(tmp_path / "1", cache=str(shared)), quiet=True)
+    again = run_search(small(tmp_path / "2", cache=str(shared)), quiet=True)
+    gens = store.load_run(again).generations
+    assert sum(g["trained"] + g["short"] for g in gens) == 0
+    assert sum(g["cached"] for g in gens) > 0
+    assert hof_text(first) == hof_text(again)
+
+
+def test_successive_halving_saves_full_trainings(tmp_path):
+    cfg = small(tmp_path, population=12, generations=1, successive_halving=True, halving_eta=3)
+    with_sh = store.load_run(run_search(cfg, quiet=True))
+    without = store.load_run(run_search(small(tmp_path / "n", population=12, generations=1,
+                                              successive_halving=False), quiet=True))
+    full_sh = sum(g["trained"] for g in with_sh.generations)
+    full_no = sum(g["trained"] for g in without.generations)
+    assert sum(g["short"] for g in with_sh.generations) > 0
+    assert full_sh < full_no
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    end = time.time() + timeout
+    while not path.exists():
+        if time.time() > end:
+            raise AssertionError(f"{path} did not appear within {timeout}s")
+        time.sleep(0.05)
+
+
+def test_sigkill_then_resume_equals_unbroken_run(tmp_path):
+    cfg = small(tmp_path, generations=4)
+    unbroken = run_search(small(tmp_path / "u", generations=4), quiet=True)
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(cfg.to_json())
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "gp_search", "run", "--config", str(cfg_file),
+                             "--out", str(out), "--quiet"], env=env, cwd=ROOT)
+    try:
+        _wait_for(out, 60)
+        run_dir = next(out.iterdir())
+        _wait_for(run_dir / "checkpoint.json", 120)
+        time.sleep(0.3)  # somewhere inside generation 1 or 2
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    resume(run_dir, quiet=True)
+    assert hof_text(run_dir) == hof_text(unbroken)
+    assert [g["generation"] for g in store.read_generations(run_dir)] == [0, 1, 2, 3, 4]
+
+
+def test_corrupt_checkpoint_stops_resume(tmp_path):
+    run = run_search(small(tmp_path, generations=0), quiet=True)
+    (run / "checkpoint.json").write_text('{"format": "gp-search-checkpoint/1", "generation": ')
+    before = hof_text(run)
+    res = run_cli("resume", run)
+    assert res.returncode == 2 and "checkpoint.json" in res.stderr and "Traceback" not in res.stderr
+    assert hof_text(run) == before
+
+
+def test_cli_run_end_to_end(tmp_path):
+    res = run_cli("run", "--population", "6", "--generations", "1", "--proxy", "synthetic-mlp",
+                  "--steps", "30", "--jobs", "1", "--backend", "sequential", "--out", tmp_path,
+                  "--seed-individual", "ngl")
+    assert res.returncode == 0, res.stderr
+    assert "run directory:" in res.stdout and "top " in res.stdout and "best.py" in res.stdout
+    run_dir = Path(res.stdout.split("run directory:")[1].split()[0])
+    assert json.loads((run_dir / "config.json").read_text())["population"] == 6
+
+
+def test_cli_run_rejects_bad_flags_and_unwritable_out(tmp_path):
+    res = run_cli("run", "--population", "1", "--out", tmp_path)
+    assert res.returncode == 2 and "'population' must be >= 2" in res.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = run_cli("run", "--out", blocker / "runs", "--proxy", "synthetic-mlp")
+    assert res.returncode == 2 and "cannot write run directory" in res.stderr
+
+
+def test_ctrl_c_checkpoints_and_stops_cleanly(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "gp_search", "run", "--population", "8",
+                             "--generations", "50", "--proxy", "synthetic-mlp", "--steps", "30",
+                             "--backend", "sequential", "--out", str(out), "--quiet"],
+                            env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    _wait_for(out, 60)
+    run_dir = next(out.iterdir())
+    _wait_for(run_dir / "checkpoint.json", 120)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "gp-search resume" in err and "Traceback" not in err
+    assert store.read_checkpoint(run_dir)["generation"] >= 0
