@@ -35,6 +35,7 @@ class SearchConfig:
     tournament_size: int = _f(3, "tournament selection size")
     crossover_prob: float = _f(0.7, "probability that a pair of offspring is crossed over")
     mutation_prob: float = _f(0.3, "probability that an offspring is mutated")
+    repair_tries: int = _f(10, "offspring failing screening are re-mutated up to this many times")
     elitism: int = _f(2, "best individuals copied unchanged into the next generation")
     parsimony: float = _f(0.0005, "penalised fitness = accuracy - parsimony * size (selection only)")
     const_range: float = _f(3.0, "ephemeral constants uniform on [-const_range, const_range]")
@@ -96,6 +97,7 @@ class SearchConfig:
             ("crossover_prob", 0.0 <= self.crossover_prob <= 1.0, "must be in [0, 1]"),
             ("mutation_prob", 0.0 <= self.mutation_prob <= 1.0, "must be in [0, 1]"),
             ("elitism", 0 <= self.elitism < self.population, "must be in 0..population-1"),
+            ("repair_tries", 0 <= self.repair_tries <= 1000, "must be in 0..1000"),
             ("parsimony", math.isfinite(self.parsimony) and self.parsimony >= 0, "must be >= 0"),
             ("const_range", math.isfinite(self.const_range) and self.const_range > 0, "must be > 0"),
             ("hall_of_fame", self.hall_of_fame >= 1, "must be >= 1"),

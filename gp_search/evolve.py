@@ -7,6 +7,7 @@ Read :meth:`Search.run` as its own pseudocode::
     for generation in 1..G:
         elite     = best `elitism` by penalised fitness
         offspring = vary(select(population))   # tournament; crossover; one of four mutations
+        offspring = repair(offspring)          # re-mutate offspring that fail screening
         score(offspring)
         population = elite + offspring
         hall_of_fame.update(population); emit("generation", record)   # log, checkpoint, print
@@ -101,10 +102,32 @@ class Search:
     def _expr(self, ind) -> LossExpr:
         return LossExpr(ind, self.cfg.primitive_set)
 
+    def _acceptor(self) -> Callable[[LossExpr], bool]:
+        # A scorer may say what a usable tree is (``accept_initial(expr) -> bool``); the default
+        # is the full screening (memoised by the scorer when it offers ``acceptable``).
+        return (getattr(self.scorer, "accept_initial", None)
+                or getattr(self.scorer, "acceptable", None) or (lambda e: screen(e).passed))
+
+    def _repair(self, offspring: list, parents: list) -> list:
+        """Re-vary offspring that fail screening: mutate a fresh copy of the same parent, up to
+        ``cfg.repair_tries`` times, so rejected trees do not crowd out trainable ones."""
+        accept = self._acceptor()
+        for i, ind in enumerate(offspring):
+            tries = 0
+            while not ind.fitness.valid and tries < self.cfg.repair_tries:
+                try:
+                    if accept(self._expr(ind)):
+                        break
+                except ExprError:
+                    pass
+                (ind,) = self.tb.mutate(self.tb.clone(parents[i]))
+                del ind.fitness.values
+                tries += 1
+            offspring[i] = ind
+        return offspring
+
     def _initial(self) -> list:
-        # A scorer may say what a usable starting tree is (``accept_initial(expr) -> bool``);
-        # the default is the full screening, ~50 ms a tree.
-        accept = getattr(self.scorer, "accept_initial", None) or (lambda e: screen(e).passed)
+        accept = self._acceptor()
         pop = []
         for text in self.cfg.seed_individuals:
             pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
@@ -160,6 +183,7 @@ class Search:
             elite = [self.tb.clone(i) for i in pop[: self.cfg.elitism]]
             parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
             offspring = ops.vary(parents, self.tb, self.cfg.crossover_prob, self.cfg.mutation_prob)
+            offspring = self._repair(offspring, parents)
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from gp_search.expr import ExprError, LossExpr
-from gp_search.screen import screen
+from gp_search.screen import Verdict, screen
 from gp_search.store import Cache
 from proxies.base import EvalResult
 
@@ -86,6 +86,20 @@ class Scorer:
         self.full_trainings = 0
         self.short_trainings = 0
         self.seconds_training = 0.0
+        self.verdicts: dict[str, Verdict] = {}  # screening memo (derivable, not checkpointed)
+
+    def acceptable(self, expr: LossExpr) -> bool:
+        """Would this candidate be trained (or reuse a trained score)? Screening, memoised."""
+        try:
+            key = expr.canonical
+        except ExprError:
+            return False
+        known = self.by_key.get(key)
+        if known is not None:
+            return known.status != "rejected"
+        if key not in self.verdicts:
+            self.verdicts[key] = screen(expr)
+        return self.verdicts[key].passed
 
     # -- persistence (checkpoint) --
     def state(self) -> dict:
@@ -124,7 +138,7 @@ class Scorer:
             if key in self.by_key or key in fresh or key in aliases:
                 counts["duplicate"] += 1
                 continue
-            verdict = screen(e)
+            verdict = self.verdicts.pop(key, None) or screen(e)
             if not verdict.passed:
                 self.by_key[key] = Score(WORST, status="rejected", fidelity="none",
                                          message=f"{verdict.check}: {verdict.message}")
