@@ -9,7 +9,10 @@ Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that
 (b) the project's sequential path, ``proxies.train.train_one``, one candidate at a time;
 (c) the population-batched path, ``proxies.batched.train_population``, all candidates at once;
 (d) the joblib path, ``gp_search.evaluate(jobs=2, batched=False)`` (loky workers, one torch
-    thread each; workers started and warmed before timing).
+    thread each; workers started and warmed before timing);
+(e) not a project path yet, a measured proposal: the batched path in 2 loky workers, one torch
+    thread each, each training half of the population (batched results do not depend on how the
+    population is split: ``tests/test_batched.py::test_chunks_give_the_same_results``).
 
 Prints candidates/s, the ratio to (a), and achieved GFLOP/s against this machine's fp32 matmul
 peak measured in the same run (``torch.mm`` 2048³, best of 10 after 2 warm-ups, per thread
@@ -107,6 +110,14 @@ def research_loop(spec, loss, seed: int, steps: int) -> float:
         return (model(ds.x_test).argmax(1) == ds.y_test).float().mean().item()
 
 
+def batched_half(proxy: dict, texts: list[str], seed: int) -> list:
+    """Path (e), in a worker: one torch thread, the batched path on part of the population."""
+    from gp_search.losses import resolve
+    torch.set_num_threads(1)
+    return batched.train_population(proxies.from_dict(proxy).spec, [resolve(t) for t in texts],
+                                    seed)
+
+
 def timed(fn, repeat: int) -> float:
     """Best wall time of ``repeat`` calls of ``fn``."""
     best = math.inf
@@ -126,7 +137,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", default="1,2", help="torch thread counts tried on (a)-(c)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per path (best is kept)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (and candidate draw)")
-    ap.add_argument("--no-joblib", action="store_true", help="skip path (d)")
+    ap.add_argument("--no-joblib", action="store_true", help="skip paths (d) and (e)")
     args = ap.parse_args(argv)
 
     spec = proxies.get(args.proxy).spec
@@ -192,6 +203,13 @@ def main(argv=None) -> None:
             evaluate(texts[:4], steps=20, **kw)  # starts and warms the workers
             record("(d) evaluate jobs=2 (loky)", "1/worker", len(texts), timed(
                 lambda: evaluate(texts, **kw), args.repeat))
+        from joblib import Parallel, delayed
+        wire = proxies.get(spec.name).to_dict()
+        halves = [texts[0::2], texts[1::2]]
+        par = Parallel(n_jobs=2, backend="loky")
+        par(delayed(batched_half)(wire, h[:4], args.seed) for h in halves)  # start, warm up
+        record("(e) batched in 2 loky workers", "1/worker", len(texts), timed(
+            lambda: par(delayed(batched_half)(wire, h, args.seed) for h in halves), args.repeat))
 
     base = max(n / s for label, _, n, s in rows if label.startswith("(a)"))
     print(f"\nload average at end {os.getloadavg()[0]:.2f}; ratios against the best (a) "
@@ -203,7 +221,7 @@ def main(argv=None) -> None:
         gf = rate * flops / 1e9
         print(f"{label:<31}{t!s:>9}{n:>6}{s:>9.2f}{rate:>9.2f}{rate / base:>8.1f}{gf:>9.1f}"
               f"{100 * gf / peak:>8.1f}")
-    best_c = max((n / s, t) for label, t, n, s in rows if label.startswith("(c)"))
+    best_c = max((n / s, str(t)) for label, t, n, s in rows if label.startswith("(c)"))
     print(f"(c) best: {best_c[0]:.1f} cand/s with {best_c[1]} thread(s): model "
           f"{best_c[0] * flops / 1e9:.1f} GFLOP/s = {100 * best_c[0] * flops / 1e9 / peak:.1f} % "
           f"of peak; executed {best_c[0] * executed / 1e9:.1f} GFLOP/s = "

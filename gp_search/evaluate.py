@@ -48,8 +48,7 @@ def _sequential(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | No
                 ) -> Iterator:
     """Every task in this process, in order (``jobs`` is ignored)."""
     _no_scheduler("sequential", scheduler)
-    for task in tasks:
-        yield fn(*task)
+    return (fn(*task) for task in tasks)
 
 
 def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = None) -> Iterator:
@@ -57,10 +56,9 @@ def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = N
     each one loaded) stay alive between generations. ``jobs == 1`` runs in this process."""
     _no_scheduler("loky", scheduler)
     if jobs == 1:
-        yield from _sequential(fn, tasks, jobs)
-        return
+        return _sequential(fn, tasks, jobs)
     from joblib import Parallel, delayed
-    yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
+    return Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
         delayed(fn)(*task) for task in tasks)
 
 
@@ -152,8 +150,8 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         the next loss. Text that does not parse gives status ``error`` for that loss.
 
     Raises:
-        ValueError: unknown proxy, proxy field, backend or device; bad seeds or jobs; a
-            scheduler for a backend without one.
+        ValueError: unknown proxy, proxy field, backend or device; bad seeds, jobs or steps;
+            a scheduler for a backend without one.
         FileNotFoundError: the proxy's data files are missing (checked once, before training).
 
     Example:
@@ -170,6 +168,9 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     proxy = _proxy(proxy, proxy_overrides or {})
     device = resolve_device(device)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive integer (or None for the proxy's budget), "
+                         f"got {steps!r}")
     total = len(texts) * len(seed_list)
     if total == 0:
         return []
@@ -184,11 +185,11 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         plan = [([i * len(seed_list) + j], ([text], wire, seed, steps, device, False))
                 for i, text in enumerate(texts) for j, seed in enumerate(seed_list)]
 
+    outputs = BACKENDS[backend](_run_task, [args for _, args in plan], n_jobs, scheduler)
     results: list[EvalResult | None] = [None] * total
     done = 0
     if progress is not None:
         progress(0, total)
-    outputs = BACKENDS[backend](_run_task, [args for _, args in plan], n_jobs, scheduler)
     for (where, _), out in zip(plan, outputs):
         for k, res in zip(where, out):
             results[k] = res

@@ -1,36 +1,26 @@
-"""Targeted rediscovery of NGL: behavioural-distance fitness and the scorer that drives the search.
+"""Targeted rediscovery of NGL: behavioural-distance fitness and the harness that reports success.
 
-The fitness of a candidate loss ``f(p, t)`` is its behavioural distance to NGL. What training
-sees of a per-element loss is the gradient of ``mean f(softmax(z), t)`` w.r.t. the logits ``z``.
-Per sample, the softmax Jacobian removes any component of ``∂f/∂p`` that is the same for every
-class, so the gradient is unchanged by
+The engine's one generation loop (:class:`evolve.Search`, the DEAP operators of
+:mod:`gp_search.operators`) evolves random trees over the ``paper`` primitive set — nothing about
+NGL in the operators, the constants or the start — with a :class:`BehaviourScorer` in place of
+proxy training. Fitness is the behavioural distance to NGL of :mod:`gp_search.target_fit`:
+relative errors of the loss values and of ``∂f/∂p`` on fixed probes (a grid of ``p`` for
+``t = 0, 1`` and the elements of softmax rows, K = 10), after removing what cannot change
+training (``a·f + b + c·p + d·t``, a > 0), as ``−log10 D`` (digits of agreement).
 
-    f  ->  a·f + b + c·p + d·t      (a > 0; b, c, d any real)
+Levers (all generic; :class:`RediscoveryConfig` switches each):
 
-— ``c·p`` and ``d·t`` sum to the constants ``c`` and ``d`` over the classes of a sample — up to
-the step size ``a`` (exactly unchanged under Adam). The distance ignores exactly that family:
+* **linear scaling of additive terms** — each top-level term of the tree gets its own
+  least-squares weight; the loss an individual proposes is ``Σ wᵢ·termᵢ`` (:func:`materialise`);
+* **Lamarckian constant fitting** — a few Levenberg–Marquardt steps on a new tree's constants,
+  written back into the tree (the ``rewrite`` hook of ``Search``), so lineages keep refining;
+* **folding** of variable-free subtrees into single, fittable constants;
+* **parsimony** — selection on ``digits − parsimony·size``;
+* **polishing** of every new best: SymPy's canonical form when smaller, then greedy pruning.
 
-* **probes** (fixed, K = 10): a grid of 66 values of ``p`` in (0, 1) for each of ``t = 0`` and
-  ``t = 1``, plus every element of 32 softmax rows over 10 classes (logits N(0, 1) scaled from
-  0.3 to 6, one-hot targets), 452 elements ``(p, t)`` in all;
-* **residuals**: per element, the gradient ``a·∂f/∂p + c − ∂NGL/∂p`` and the value
-  ``a·f + b + c·p + d·t − NGL``, each divided by NGL's own ``|∂NGL/∂p|`` resp. ``|NGL|`` (both are
-  bounded away from 0 on [0, 1]: ≥ 3.0 and ≥ 0.72), so every error is relative;
-* **fit**: ``(a, b, c, d)`` by linear least squares on all residuals; ``a ≤ 0`` (the candidate
-  points the wrong way) counts as ``a = 0``;
-* **distance** ``D`` = RMS residual at the fit / RMS residual at ``a = 0`` (the best the family
-  does with no candidate at all), so ``D`` is 0 for NGL, ``2·NGL + 5 + 0.3·p`` and every other
-  member of its class, and 1 for a useless candidate (or a non-finite one);
-* **max relative gradient error** ``E`` = the largest ``|a·∂f/∂p + c − ∂NGL/∂p| / |∂NGL/∂p|`` at
-  the fit: the behavioural success test is ``E ≤ 1e-2``.
-
-Raw fitness is ``−log10 max(D, 1e-10)`` (digits of agreement, 0…10), so the parsimony penalty
-``parsimony·size`` costs a fixed *factor* of distance per node whatever the stage of the search.
-
-Evaluation is vectorised over the probes in float64 NumPy: a tree is folded once into the value,
-``∂/∂p``, and (when fitting) ``∂/∂θ`` and ``∂²/∂p∂θ`` for its constants ``θ`` (forward-mode
-hyper-dual arithmetic), so the Lamarckian constant fit — Levenberg–Marquardt steps on ``θ`` and
-``(a, b, c, d)`` jointly, written back into the tree — needs no autograd and no compilation.
+Success levels: *behavioural* — max relative gradient error ``E ≤ 1e-2`` over the probes (and,
+when ``confirm`` is on, ``mnist1d-cnn`` accuracy within NGL's 95 % CI); *exact* — the same
+normal form as NGL (:func:`is_exact`), constants within 1e-3 relative.
 """
 
 from __future__ import annotations
@@ -55,7 +45,7 @@ from gp_search.evolve import Search
 from gp_search.expr import ExprError, LossExpr, parse
 from gp_search.losses import NGL
 from gp_search.scoring import Score
-from gp_search.target_fit import Fit, Target, constant_slots
+from gp_search.target_fit import Fit, Library, Target, constant_slots, terms
 
 
 def _f(default, help: str):
@@ -74,6 +64,10 @@ class RediscoveryConfig:
     fit_steps: int = _f(4, "Levenberg-Marquardt steps on the constants of each new tree "
                            "(Lamarckian: written back, so a lineage keeps refining)")
     polish: bool = _f(True, "prune and simplify every tree that beats the best so far")
+    term_weights: bool = _f(True, "fit one least-squares weight per top-level additive term "
+                                  "(linear scaling of additive terms) instead of one scale")
+    library_size: int = _f(4, "with term weights: try adding the best constant-free tree of at "
+                              "most this many nodes as a new term to every new tree (0: off)")
     parsimony: float = _f(0.02, "selection fitness = digits of agreement - parsimony * size")
     tournament_size: int = _f(5, "tournament selection size")
     crossover_prob: float = _f(0.8, "probability that a pair of offspring is crossed over")
@@ -157,6 +151,37 @@ def fold_constant_subtrees(tree) -> list | None:
     return out
 
 
+def materialise(tree, fit: Fit, term_weights: bool) -> LossExpr:
+    """The loss an individual proposes: its tree, or with term weights ``Σ wᵢ·termᵢ``.
+
+    The overall positive scale is free (it does not change training); it is fixed so that the
+    first term without constants of its own keeps a coefficient of ±1 (else the first term), and
+    terms of weight 0 are left out. Coefficients of exactly ±1 need no ``mul`` node.
+    """
+    if not term_weights or len(fit.weights) != len(terms(tree)):
+        return LossExpr(gp.PrimitiveTree(tree))
+    parts = [list(tree[s]) for s in terms(tree)]
+    live = [i for i, w in enumerate(fit.weights) if w != 0]
+    if not live:
+        return LossExpr(gp.PrimitiveTree(tree))
+    ref = next((i for i in live if not constant_slots(parts[i])), live[0])
+    scale = abs(fit.weights[ref])
+    add, sub, mul = (PS.mapping[n] for n in ("add", "sub", "mul"))
+    out: list | None = None
+    for i in live:
+        c = fit.weights[i] / scale
+        nodes, negative = parts[i], False
+        if abs(abs(c) - 1.0) <= 1e-12:
+            negative = c < 0
+        else:
+            nodes = [mul, P.constant_terminal(c, PS)] + nodes
+        if out is None:
+            out = [mul, P.constant_terminal(-1.0, PS)] + nodes if negative else nodes
+        else:
+            out = [sub if negative else add] + out + nodes
+    return LossExpr(gp.PrimitiveTree(out))
+
+
 def with_constants(tree, theta) -> list:
     """The tree's nodes with its constants (in :func:`constant_slots` order) set to ``theta``."""
     out = list(tree)
@@ -187,8 +212,11 @@ class BehaviourScorer:
     """Remembered trees; beyond it the memo restarts (memory stays under ~1 GB)."""
 
     def __init__(self, target: Target, fit_steps: int = 4, polish: bool = True,
-                 parsimony: float = 0.02, max_height: int = 8):
+                 parsimony: float = 0.02, max_height: int = 8, library: Library | None = None,
+                 max_size: int = 30):
         self.target, self.fit_steps, self.do_polish = target, fit_steps, polish
+        self.library, self.max_size = library, max_size
+        self.extensions = 0
         self.parsimony, self.max_height = parsimony, max_height
         self.seeds: list[int] = []  # no trainings: the engine's seed list is empty
         self.fits: dict[str, Fit] = {}
@@ -200,7 +228,8 @@ class BehaviourScorer:
 
     # -- the duck-typed interface of scoring.Scorer --
     def state(self) -> dict:
-        return {"evaluations": self.evaluations, "polishes": self.polishes, "best": self.best}
+        return {"evaluations": self.evaluations, "polishes": self.polishes, "best": self.best,
+                "extensions": self.extensions}
 
     def restore(self, state: dict) -> None:
         self.evaluations = int(state.get("evaluations", 0))
@@ -249,6 +278,8 @@ class BehaviourScorer:
         nodes = fold_constant_subtrees(tree) or list(tree)
         fit = self.target.fit_constants(nodes, self.fit_steps)
         nodes = with_constants(nodes, fit.theta)
+        if self.library is not None:
+            nodes, fit = self.extend(nodes, fit)
         if self.do_polish and fit.fitness > self.best:
             nodes, fit = self.polish(nodes, fit)
         self.best = max(self.best, fit.fitness)
@@ -256,6 +287,26 @@ class BehaviourScorer:
         self.fits[key] = fit
         self.rewrites[key] = nodes if new_key != key else None
         self.fits[new_key], self.rewrites[new_key] = fit, None
+
+    def extend(self, nodes: list, fit: Fit, tries: int = 1) -> tuple[list, Fit]:
+        """Add the library's best new term when that pays for its nodes (Lamarckian).
+
+        Returns:
+            ``(nodes, fit)``, extended or as given.
+        """
+        got = self.library.best_extension(nodes, fit)
+        if got is None:
+            return nodes, fit
+        extra, est = got
+        size = len(nodes) + len(extra) + 1
+        if size > self.max_size or \
+                -math.log10(max(est, 1e-10)) - self.parsimony * size <= self._penalised(nodes, fit):
+            return nodes, fit
+        c_nodes, c_fit = self._refit([PS.mapping["add"]] + nodes + extra, steps=2)
+        if self._penalised(c_nodes, c_fit) > self._penalised(nodes, fit):
+            self.extensions += 1
+            return c_nodes, c_fit
+        return nodes, fit
 
     def _penalised(self, nodes: list, fit: Fit) -> float:
         return fit.fitness - self.parsimony * len(nodes)
@@ -401,15 +452,14 @@ class Outcome:
                 f"{self.generations_run} generations, {self.seconds_total:.1f} s")
 
 
-_TARGET: Target | None = None
+_TARGETS: dict[bool, Target] = {}
 
 
-def ngl_target() -> Target:
-    """NGL on the probes (built once per process)."""
-    global _TARGET
-    if _TARGET is None:
-        _TARGET = Target(NGL.tree)
-    return _TARGET
+def ngl_target(term_weights: bool = True) -> Target:
+    """NGL on the probes (built once per process and weighting mode)."""
+    if term_weights not in _TARGETS:
+        _TARGETS[term_weights] = Target(NGL.tree, term_weights)
+    return _TARGETS[term_weights]
 
 
 class _Tracker:
@@ -421,6 +471,10 @@ class _Tracker:
         self.behavioural: tuple | None = None  # (generation, seconds, prefix)
         self.exact: tuple | None = None
         self._exact_memo: dict[str, bool] = {}
+
+    def proposed(self, prefix: str) -> LossExpr:
+        """The loss an individual (by prefix text) proposes."""
+        return materialise(_expr(prefix).tree, self.scorer.fit_of(prefix), self.rcfg.term_weights)
 
     def on_event(self, event: str, payload: dict) -> None:
         if event != "generation":
@@ -434,15 +488,16 @@ class _Tracker:
             self.behavioural = (gen, secs, good[0])
         for key in dict.fromkeys(good[:3]):  # the best three by penalised fitness
             if key not in self._exact_memo:
-                self._exact_memo[key] = is_exact(_expr(key), NGL, self.rcfg.exact_rtol)
+                self._exact_memo[key] = is_exact(self.proposed(key), NGL, self.rcfg.exact_rtol)
             if self._exact_memo[key] and self.exact is None:
                 self.exact = (gen, secs, key)
         best_key, best_fit = fits[0]
         record = {**payload, "best_distance": best_fit.distance,
                   "best_max_grad_error": _finite(best_fit.max_grad_error),
-                  "best_size": len(pop[0]), "best_expression": _expr(best_key).canonical,
+                  "best_size": len(pop[0]), "best_expression": self.proposed(best_key).canonical,
                   "behavioural": self.behavioural is not None, "exact": self.exact is not None,
-                  "evaluations": self.scorer.evaluations, "polishes": self.scorer.polishes}
+                  "evaluations": self.scorer.evaluations, "polishes": self.scorer.polishes,
+                  "extensions": self.scorer.extensions}
         store.append_generation(self.search.run_dir, record)
         if not self.quiet:
             print(f"gen {gen:>3}  D {best_fit.distance:.2e}  E {best_fit.max_grad_error:.2e}  "
@@ -482,8 +537,11 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     store.write_atomic(run_dir / "rediscovery_config.json",
                        json.dumps(rcfg.to_dict(), indent=2, sort_keys=True))
     random.seed(rcfg.seed)
-    scorer = BehaviourScorer(ngl_target(), rcfg.fit_steps, rcfg.polish, rcfg.parsimony,
-                             rcfg.max_height)
+    target = ngl_target(rcfg.term_weights)
+    library = Library(target, rcfg.library_size) if rcfg.term_weights and rcfg.library_size \
+        else None
+    scorer = BehaviourScorer(target, rcfg.fit_steps, rcfg.polish, rcfg.parsimony,
+                             rcfg.max_height, library, rcfg.max_size)
     search = Search(cfg, run_dir, scorer, cache=None)
     tracker = _Tracker(search, scorer, rcfg, quiet)
     search.hooks.append(tracker.on_event)
@@ -494,14 +552,15 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     out = _outcome(rcfg, search, scorer, tracker)
     out.run_dir = str(run_dir)
     if rcfg.confirm and out.level == "behavioural":
-        out.confirmed, out.confirmation = confirm_on_proxy(_expr(tracker.behavioural[2]))
+        out.confirmed, out.confirmation = confirm_on_proxy(tracker.proposed(tracker.behavioural[2]))
         if out.confirmed is False:
             out.level, out.generation, out.seconds = "none", None, None
     store.write_atomic(run_dir / "result.json", json.dumps(out.to_dict(), indent=2))
     return out
 
 
-def _outcome(rcfg, search: Search, scorer: BehaviourScorer, tracker: _Tracker) -> Outcome:
+def _outcome(rcfg: RediscoveryConfig, search: Search, scorer: BehaviourScorer,
+             tracker: _Tracker) -> Outcome:
     closest = search.hof.entries[0]["prefix"]
     common = dict(generations_run=search.generation, seconds_total=round(search.elapsed, 2),
                   evaluations=scorer.evaluations)
@@ -519,9 +578,9 @@ def _outcome(rcfg, search: Search, scorer: BehaviourScorer, tracker: _Tracker) -
             else tracker.behavioural[2]
     else:
         level, gen, secs, key = "none", None, None, closest
-    fit = scorer.fit_of(key) or ngl_target().distance(_expr(key).tree)
-    return Outcome(rcfg.seed, level, gen, secs, _expr(key).canonical, fit.max_grad_error,
-                   fit.distance, len(_expr(key).tree), **common)
+    fit = scorer.fit_of(key)
+    return Outcome(rcfg.seed, level, gen, secs, tracker.proposed(key).canonical,
+                   fit.max_grad_error, fit.distance, len(_expr(key).tree), **common)
 
 
 CONFIRM_PROXY, CONFIRM_SEEDS = "mnist1d-cnn", 5

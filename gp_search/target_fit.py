@@ -157,6 +157,23 @@ def fold(tree, p: np.ndarray, t: np.ndarray, theta: np.ndarray | None = None) ->
             None if theta is None else np.broadcast_to(vpt if vpt is not None else 0.0, shape)]
 
 
+# --- additive terms ------------------------------------------------------------------------------
+
+def terms(tree) -> list[slice]:
+    """The top-level additive terms: the maximal subtrees hanging off the root's add/sub chain,
+    in prefix order (one term, the whole tree, when the root is not add or sub)."""
+    tree = tree if isinstance(tree, gp.PrimitiveTree) else gp.PrimitiveTree(tree)
+    out, stack = [], [0]
+    while stack:
+        i = stack.pop()
+        if isinstance(tree[i], gp.Primitive) and tree[i].name in ("add", "sub"):
+            left = tree.searchSubtree(i + 1)
+            stack += [left.stop, i + 1]  # left term is popped first: prefix order
+        else:
+            out.append(tree.searchSubtree(i))
+    return out
+
+
 # --- the distance ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -166,13 +183,14 @@ class Fit:
     Attributes:
         distance: ``D`` in [0, 1] (1: useless or non-finite).
         max_grad_error: ``E``, the largest relative gradient error at the fit (inf: no fit).
-        scale: the fitted ``a`` (0 when the candidate points the wrong way).
+        weights: the fitted scale ``a`` (one entry), or one weight per additive term when terms
+            are weighted; a loss proposing the fit is ``Σ weights[i]·term[i]``.
         theta: the constants the distance was measured with (fitted ones when fitting ran).
     """
 
     distance: float
     max_grad_error: float
-    scale: float
+    weights: tuple = ()
     theta: tuple = ()
 
     @property
@@ -181,14 +199,21 @@ class Fit:
         return -math.log10(max(self.distance, D_FLOOR))
 
 
+_NO_FIT = (1.0, math.inf)
+
+
 class Target:
-    """A target loss tree on the probes: the fixed columns, projections and weights.
+    """A target loss tree on the probes, and the measurements of candidates against it.
 
     Args:
         tree: the target's DEAP tree (e.g. ``losses.NGL.tree``).
+        term_weights: give each top-level additive term of a candidate its own least-squares
+            weight (linear scaling of additive terms; any sign), instead of one positive scale
+            ``a`` for the whole tree.
     """
 
-    def __init__(self, tree):
+    def __init__(self, tree, term_weights: bool = False):
+        self.term_weights = term_weights
         self.p, self.t = probe_elements()
         n = self.p.shape[0]
         with np.errstate(all="ignore"):
@@ -198,6 +223,7 @@ class Target:
             raise ValueError("the target must have finite, non-zero values and gradients on the "
                              "probes (relative errors divide by them)")
         self.wg, self.wf = 1.0 / np.abs(g), 1.0 / np.abs(f)
+        self.g = g
         self.y = np.concatenate([g * self.wg, f * self.wf])
         zeros = np.zeros(n)
         # Columns of (b, c, d): gradient rows see c only; value rows see b + c·p + d·t.
@@ -212,96 +238,192 @@ class Target:
         """Project out the (b, c, d) columns (the last axis is the residual axis)."""
         return v - (v @ self.q) @ self.q.T
 
-    def _scale(self, xp: np.ndarray) -> tuple[float, float]:
-        """Least-squares ``a`` for a projected column, and the residual sum of squares."""
-        xx = float(xp @ xp)
-        a = float(xp @ self.y_perp) / xx if xx > 1e-300 else 0.0
-        resid = self.y_perp - a * xp
-        return a, float(resid @ resid)
-
-    def column(self, f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def _column(self, f: np.ndarray, g: np.ndarray) -> np.ndarray:
         return np.concatenate([g * self.wg, f * self.wf], axis=-1)
 
-    def measure(self, f: np.ndarray, g: np.ndarray, theta: tuple = ()) -> Fit:
-        """The distance of a candidate given its values ``f`` and gradients ``g`` on the probes."""
-        if not (np.all(np.isfinite(f)) and np.all(np.isfinite(g))):
-            return Fit(1.0, math.inf, 0.0, theta)
-        with np.errstate(all="ignore"):  # huge but finite columns: overflow reads as "no fit"
-            return self._measure(f, g, theta)
+    # -- folding a candidate into its columns --
+    def _parts(self, tree) -> list[tuple[list, int]]:
+        """The pieces that get one weight each: ``(nodes, number of constants)``."""
+        pieces = [list(tree[s]) for s in terms(tree)] if self.term_weights else [list(tree)]
+        return [(nodes, len(constant_slots(nodes))) for nodes in pieces]
 
-    def _measure(self, f: np.ndarray, g: np.ndarray, theta: tuple) -> Fit:
-        x = self.column(f, g)
-        xp = self._perp(x)
-        xx = float(xp @ xp)
-        a = float(xp @ self.y_perp) / xx if xx > 1e-300 else 0.0
-        if not (a > 0 and math.isfinite(a) and math.isfinite(xx)):
-            return Fit(1.0, math.inf, 0.0, theta)
-        resid = self.y_perp - a * xp
-        rss = float(resid @ resid)  # not rss0 − a·(x·y): that cancels to ~1e-16, D to ~1e-8
+    def _columns(self, parts, theta) -> tuple | None:
+        """Columns ``X`` (K × 2n), their ``θ``-derivatives per part, and the gradients ``g``
+        (K × n); ``None`` when anything is not finite."""
+        cols, dcols, grads, k = [], [], [], 0
+        with np.errstate(all="ignore"):
+            for nodes, m in parts:
+                th = None if theta is None else theta[k:k + m]
+                f, g, ft, gt = fold(nodes, self.p, self.t, th)
+                k += m
+                cols.append(self._column(f, g))
+                grads.append(g)
+                dcols.append(None if th is None or not m else self._column(ft, gt))
+            x = np.array(cols)
+            if not np.all(np.isfinite(x)) or np.abs(x).max() > 1e150:
+                return None
+            if any(d is not None and not np.all(np.isfinite(d)) for d in dcols):
+                return None
+        return x, dcols, np.array(grads)
+
+    def _solve(self, xp: np.ndarray) -> tuple[np.ndarray, float]:
+        """Least-squares weights of projected columns, and the residual sum of squares (computed
+        from the residual: ``rss0 − w·X·y`` would cancel to ~1e-16)."""
+        w = np.linalg.lstsq(xp.T, self.y_perp, rcond=None)[0]
+        resid = self.y_perp - w @ xp
+        return w, float(resid @ resid)
+
+    def _fit(self, x: np.ndarray, grads: np.ndarray, theta: tuple) -> Fit:
+        with np.errstate(all="ignore"):
+            w, rss = self._solve(self._perp(x))
+        if not self.term_weights and not w[0] > 0:
+            return Fit(*_NO_FIT, (0.0,), theta)  # one scale must be positive: wrong direction
+        if not np.all(np.isfinite(w)):
+            return Fit(*_NO_FIT, tuple(w), theta)
         # The (b, c, d) coefficients at the fit, for the gradient error (c is the 2nd).
-        gamma = np.linalg.solve(self.r, self.q.T @ (self.y - a * x))
-        n = self.p.shape[0]
-        err = np.abs(a * g + gamma[1] - self.y[:n] / self.wg) * self.wg
-        return Fit(math.sqrt(rss / self.rss0), float(err.max()), a, theta)
+        gamma = np.linalg.solve(self.r, self.q.T @ (self.y - w @ x))
+        err = np.abs(w @ grads + gamma[1] - self.g) * self.wg
+        return Fit(min(math.sqrt(rss / self.rss0), 1.0), float(err.max()), tuple(w), theta)
 
+    # -- public measurements --
     def distance(self, tree) -> Fit:
         """Measure a tree with its own constants (no fitting)."""
-        with np.errstate(all="ignore"):
-            f, g, _, _ = fold(tree, self.p, self.t)
-        return self.measure(f, g)
+        got = self._columns(self._parts(tree), None)
+        return Fit(*_NO_FIT) if got is None else self._fit(got[0], got[2], ())
 
     def fit_constants(self, tree, steps: int = 4) -> Fit:
-        """Levenberg–Marquardt on the tree's constants and the scale ``a`` (``b, c, d`` are
-        projected out), started from the tree's own constants.
+        """Levenberg–Marquardt on the tree's constants, the weights eliminated by variable
+        projection, started from the tree's own constants.
 
         Args:
             tree: the candidate tree (not modified).
             steps: LM iterations (each one fold of the tree with ``θ`` derivatives).
 
         Returns:
-            The :class:`Fit` at the best constants found (``theta`` holds them, in slot order);
-            never worse than the tree's own constants.
+            The :class:`Fit` at the best constants found (``theta`` holds them, in
+            :func:`constant_slots` order); never worse than the tree's own constants.
         """
-        slots = constant_slots(tree)
-        theta = np.array([float(tree[i].value) for i in slots])
-        with np.errstate(all="ignore"):
-            f, g, ft, gt = fold(tree, self.p, self.t, theta)
-        best = self.measure(f, g, tuple(theta))
-        if not slots or not steps or not math.isfinite(best.max_grad_error):
+        parts = self._parts(tree)
+        theta = np.array([float(tree[i].value) for i in constant_slots(tree)])
+        got = self._columns(parts, theta)
+        if got is None:
+            return Fit(*_NO_FIT, (), tuple(theta))
+        x, dcols, grads = got
+        best = self._fit(x, grads, tuple(theta))
+        if not len(theta) or not steps or not math.isfinite(best.max_grad_error):
             return best
-        x = self._perp(self.column(f, g))
-        a, rss = self._scale(x)
+        xp = self._perp(x)
+        w, rss = self._solve(xp)
         lam = 1e-4
         for _ in range(steps):
-            # Variable projection (Kaufman): a is eliminated in closed form, so the Jacobian of
-            # the residual is ∂x/∂θ with the directions of x and of (b, c, d) projected out;
-            # without this, α in exp(α − …) and the scale a are nearly collinear and LM crawls.
-            jt = self._perp(self.column(ft, gt))
-            unit = x / math.sqrt(float(x @ x))
-            jt = a * (jt - np.outer(jt @ unit, unit))
-            h = jt @ jt.T
-            rhs = jt @ (self.y_perp - a * x)
+            # Variable projection (Kaufman): the weights are eliminated in closed form, so the
+            # Jacobian is w·∂x/∂θ with the directions of x and of (b, c, d) projected out;
+            # without it α in exp(α − …) and the scale are nearly collinear and LM crawls.
+            jac = np.vstack([wi * self._perp(d) for wi, d in zip(w, dcols) if d is not None])
+            basis = np.linalg.qr(xp.T)[0]
+            jac = jac - (jac @ basis) @ basis.T
+            h = jac @ jac.T
+            rhs = jac @ (self.y_perp - w @ xp)
             diag = np.diag(h) + 1e-12 * max(float(np.diag(h).max()), 1e-300)
             try:
                 step = np.linalg.solve(h + lam * np.diag(diag), rhs)
             except np.linalg.LinAlgError:
                 break
-            new_theta = theta + step
-            if not (np.all(np.isfinite(new_theta)) and np.all(np.abs(new_theta) <= MAX_CONSTANT)):
+            trial = theta + step
+            got = None
+            if np.all(np.isfinite(trial)) and np.all(np.abs(trial) <= MAX_CONSTANT):
+                got = self._columns(parts, trial)
+            if got is None:
                 lam *= 10.0
                 continue
             with np.errstate(all="ignore"):
-                nf, ng, nft, ngt = fold(tree, self.p, self.t, new_theta)
-            nx = self.column(nf, ng)
-            if not np.all(np.isfinite(nx)):
-                lam *= 10.0
-                continue
-            nx = self._perp(nx)
-            new_a, new_rss = self._scale(nx)
-            if new_rss < rss:
-                theta, a, x, rss, ft, gt, f, g = new_theta, new_a, nx, new_rss, nft, ngt, nf, ng
+                t_xp = self._perp(got[0])
+                t_w, t_rss = self._solve(t_xp)
+            if t_rss < rss and (self.term_weights or t_w[0] > 0):
+                theta, (x, dcols, grads), xp, w, rss = trial, got, t_xp, t_w, t_rss
                 lam = max(lam / 10.0, 1e-12)
             else:
                 lam *= 10.0
-        fitted = self.measure(f, g, tuple(theta))
+        fitted = self._fit(x, grads, tuple(theta))
         return fitted if fitted.distance <= best.distance else best
+
+
+# --- the term library ------------------------------------------------------------------------------
+
+def enumerate_trees(max_size: int) -> list[list]:
+    """Every tree over the paper primitives and the leaves ``y_pred``, ``y_real``, ``1`` (no
+    free constants) with at most ``max_size`` nodes, smallest first (390 trees for 4 nodes)."""
+    ps = P.pset("paper")
+    leaves = [[ps.mapping[n]] for n in (P.PRED, P.REAL, "1")]
+    unary = [ps.mapping[n] for n in _UNARY]
+    binary = [ps.mapping[n] for n in _BINARY]
+    by_size = {1: leaves}
+    for size in range(2, max_size + 1):
+        out = [[u] + t for u in unary for t in by_size[size - 1]]
+        for left in range(1, size - 1):
+            out += [[b] + a + c for b in binary for a in by_size[left]
+                    for c in by_size[size - 1 - left]]
+        by_size[size] = out
+    return [t for size in range(1, max_size + 1) for t in by_size[size]]
+
+
+class Library:
+    """Small constant-free trees as candidate extra terms, their columns precomputed.
+
+    With term weights, adding a term to a tree is one more least-squares column, so the best
+    term of the whole library is found by one matrix product (forward stepwise regression).
+    Trees whose columns are equal up to scale (``sub(p, p)``/``mul(1, p)``…) or that only add
+    what the distance ignores (``p``, ``t``, constants) are dropped, the smallest kept.
+
+    Args:
+        target: the :class:`Target` (its probes and projections).
+        max_size: largest library tree, in nodes.
+    """
+
+    def __init__(self, target: Target, max_size: int = 4):
+        self.target = target
+        trees, cols, seen = [], [], set()
+        for nodes in enumerate_trees(max_size):
+            got = target._columns([(nodes, 0)], None)
+            if got is None:
+                continue
+            col = target._perp(got[0][0])
+            norm = float(np.linalg.norm(col))
+            if norm < 1e-8:
+                continue
+            unit = col / norm
+            unit = unit * np.sign(unit[np.argmax(np.abs(unit) > 1e-6)])
+            key = np.round(unit, 8).tobytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            trees.append(nodes)
+            cols.append(col)
+        self.trees = trees
+        self.cols = np.array(cols)
+
+    def best_extension(self, tree, fit: Fit) -> tuple[list, float] | None:
+        """The library tree whose addition as a new term lowers the residual most.
+
+        Args:
+            tree: a candidate (term weights on) measured with its constants ``fit.theta``.
+            fit: its :class:`Fit`.
+
+        Returns:
+            ``(library tree nodes, distance with it added, weights refitted)``, or ``None``.
+        """
+        t = self.target
+        got = t._columns(t._parts(tree), np.array(fit.theta) if fit.theta else None)
+        if got is None:
+            return None
+        xp = t._perp(got[0])
+        w, rss = t._solve(xp)
+        basis = np.linalg.qr(xp.T)[0]
+        lib = self.cols - (self.cols @ basis) @ basis.T
+        den = np.einsum("ij,ij->i", lib, lib)
+        gain = np.where(den > 1e-12 * t.rss0, (lib @ (t.y_perp - w @ xp)) ** 2
+                        / np.maximum(den, 1e-300), 0.0)
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            return None
+        return self.trees[j], math.sqrt(max(rss - float(gain[j]), 0.0) / t.rss0)

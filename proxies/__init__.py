@@ -36,7 +36,13 @@ import os
 import warnings
 
 from proxies.base import STATUSES, EvalResult, ProxySpec
-from proxies.train import batch_indices, one_thread, resolve_device, train_one
+from proxies.train import (
+    batch_indices,
+    dataset_for,
+    one_thread,
+    resolve_device,
+    train_one,
+)
 
 __all__ = ["SPECS", "STATUSES", "EvalResult", "Proxy", "ProxySpec", "batch_indices",
            "batched_module", "from_dict", "get", "names", "train_one"]
@@ -201,7 +207,6 @@ class Proxy:
             FileNotFoundError: a file-backed dataset's files are missing; the message names
                 them and the directories searched.
         """
-        from proxies.train import dataset_for
         dataset_for(self.spec, "cpu")
 
     def _loss_or_error(self, loss, seed: int, steps: int | None):

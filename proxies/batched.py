@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import torch
 
@@ -124,7 +125,9 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     for chunk in _chunks(spec, todo, dev):
         try:
             out = _Population(spec, [losses[i] for i in chunk], seed, budget, dev, bf16).run()
-        except Exception:  # noqa: BLE001 - fall back: train_one turns each failure into a status
+        except Exception as exc:  # noqa: BLE001 - train_one turns each failure into a status
+            warnings.warn(f"batched training failed ({type(exc).__name__}: {exc}); training "
+                          f"these {len(chunk)} candidates one by one", RuntimeWarning, stacklevel=2)
             out = [None] * len(chunk)
         for i, r in zip(chunk, out):
             results[i] = r if r is not None else train.train_one(spec, losses[i], seed, budget,
@@ -170,7 +173,8 @@ class _Population:
         model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                              **dict(spec.model_kw))
         linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        assert [(m.in_features, m.out_features) for m in linear] == self.shapes, "unexpected MLP"
+        if [(m.in_features, m.out_features) for m in linear] != self.shapes:
+            raise ValueError(f"expected an MLP with layers {self.shapes}, got {model}")
         n = len(losses)
         init = torch.cat([t.detach().reshape(1, -1).expand(n, -1).reshape(-1)
                           for m in linear for t in (m.weight, m.bias)]).to(dev)
@@ -182,40 +186,39 @@ class _Population:
         self.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
         self.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
         self.x = ds.x_train.reshape(ds.n_train, -1)
-        self.y = ds.y_train
-        self.failed: set[int] = set()
+        self.y = ds.y_train.index_select(0, self.batches.flatten()).view(budget, -1)
+        # One-hot targets of every step, made once, transposed like the logits: (steps, C, B).
+        self.t = torch.nn.functional.one_hot(self.y, ds.num_classes).transpose(1, 2).float()
         self._bufs: dict = {}
+        self._fused = hasattr(torch, "_fused_adam_")
         self._compile()
 
     # -- state -----------------------------------------------------------------------------------
+    def _views(self, buf: torch.Tensor, n: int) -> tuple[list, list]:
+        """``W_l (n, out, in)`` and ``b_l (n, out)`` views of a flat buffer laid out layer by layer."""
+        ws, bs, off = [], [], 0
+        for fan_in, fan_out in self.shapes:
+            ws.append(buf[off:off + n * fan_out * fan_in].view(n, fan_out, fan_in))
+            off += n * fan_out * fan_in
+            bs.append(buf[off:off + n * fan_out].view(n, fan_out))
+            off += n * fan_out
+        return ws, bs
+
     def _set_state(self, theta, m, v):
         self.theta, self.m, self.v = theta, m, v
         self.grad = torch.empty_like(theta)
-        self.n = n = len(self.alive)
-        self.W, self.b, self.gW, self.gb = [], [], [], []
-        off = 0
-        for fan_in, fan_out in self.shapes:
-            for buf in (theta, self.grad):
-                w = buf[off:off + n * fan_out * fan_in].view(n, fan_out, fan_in)
-                b = buf[off + n * fan_out * fan_in:off + n * fan_out * (fan_in + 1)].view(n, fan_out)
-                (self.W if buf is theta else self.gW).append(w)
-                (self.b if buf is theta else self.gb).append(b)
-            off += n * fan_out * (fan_in + 1)
+        self.n = len(self.alive)
+        self.W, self.b = self._views(theta, self.n)
+        self.gW, self.gb = self._views(self.grad, self.n)
 
     def _keep(self, keep: torch.Tensor) -> None:
         """Drop every slot not in ``keep`` (slot indices) from the stacked state."""
         idx = keep.to(self.dev)
-        n = self.n
         parts = []
         for buf in (self.theta, self.m, self.v):
-            off, out = 0, []
-            for fan_in, fan_out in self.shapes:
-                size = n * fan_out * (fan_in + 1)
-                w = buf[off:off + n * fan_out * fan_in].view(n, -1)
-                b = buf[off + n * fan_out * fan_in:off + size].view(n, -1)
-                out += [w.index_select(0, idx).reshape(-1), b.index_select(0, idx).reshape(-1)]
-                off += size
-            parts.append(torch.cat(out))
+            ws, bs = self._views(buf, self.n)
+            parts.append(torch.cat([t.index_select(0, idx).reshape(-1)
+                                    for pair in zip(ws, bs) for t in pair]))
         self.alive = self.alive[keep]
         self.lam = self.lam.index_select(0, idx)
         self._set_state(*parts)
@@ -271,16 +274,14 @@ class _Population:
 
     def _loss_grad(self, logits: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-candidate loss ``(n,)`` and its gradient w.r.t. the logits ``(n, C, B)``."""
-        y = self.y.index_select(0, self.batches[step])
+        y, t = self.y[step], self.t[step]
         p = torch.softmax(logits, dim=1, out=self._buf("p", logits.shape))
         dlogits = self._buf("dlogits", logits.shape)
-        t = torch.nn.functional.one_hot(y, logits.shape[1]).t().to(p.dtype)
         if self.program is not None and self.expr_idx is None:  # the usual case: all expressions
             value = self.program.losses(p, t)
             torch.ops.aten._softmax_backward_data.out(self.program.backward(), p, 1, p.dtype,
                                                       grad_input=dlogits)
-            if not self.fn_slots:
-                return value, dlogits
+            return value, dlogits
         value = torch.empty(self.n, dtype=p.dtype, device=p.device)
         if self.program is not None:
             pe = p.index_select(0, self.expr_idx)
@@ -289,9 +290,13 @@ class _Population:
                 self.program.backward(), pe, 1, p.dtype))
         for s in self.fn_slots:
             z = logits[s].detach().t().requires_grad_(True)
-            with torch.enable_grad():
-                v = self.losses[int(self.alive[s])].fn(z, y)
-                (g,) = torch.autograd.grad(v, z)
+            try:
+                with torch.enable_grad():
+                    v = self.losses[int(self.alive[s])].fn(z, y)
+                    (g,) = torch.autograd.grad(v, z)
+            except Exception:  # noqa: BLE001 - a NaN drops it at the next check; train_one
+                value[s], dlogits[s] = math.nan, 0.0  # then reports its error as a status
+                continue
             value[s] = v.detach()
             dlogits[s] = g.t()
         return value, dlogits
@@ -302,6 +307,8 @@ class _Population:
         logits, acts = self._forward(x, train_step=True)
         dbufs = self._buffers("grad", x.shape[0])
         value, g = self._loss_grad(logits, step)
+        # Non-finite logit gradients make this sum non-finite (checked every CHECK_EVERY steps).
+        self.grad_hist[step].index_copy_(0, self.hist_cols, g.sum((1, 2)))
         for layer in range(len(self.shapes) - 1, 0, -1):
             a = acts[layer - 1]
             self._mm(torch.bmm, g, a.transpose(1, 2), out=self.gW[layer])
@@ -318,10 +325,9 @@ class _Population:
                 value.index_add_(0, self.l2_slots, lam / 2 * ws.square().sum((1, 2)))
                 gw.index_add_(0, self.l2_slots, ws * lam.view(-1, 1, 1))
         # No host sync: the checks read these histories every CHECK_EVERY steps.
-        self.loss_hist[step].index_copy_(0, self.hist_cols, value.detach())
-        self.grad_hist[step].index_copy_(0, self.hist_cols, g.sum((1, 2)))
+        self.loss_hist[step].index_copy_(0, self.hist_cols, value)
         self.step_t += 1
-        if hasattr(torch, "_fused_adam_"):
+        if self._fused:
             torch._fused_adam_([self.theta], [self.grad], [self.m], [self.v], [], [self.step_t],
                                lr=self.spec.lr, beta1=0.9, beta2=0.999, weight_decay=0.0,
                                eps=1e-8, amsgrad=False, maximize=False)
@@ -339,7 +345,6 @@ class _Population:
         healthy = healthy.cpu()
         if bool(healthy.all()):
             return
-        self.failed.update(int(c) for c in self.alive[~healthy])
         self._keep(torch.nonzero(healthy).flatten())
 
     @torch.no_grad()

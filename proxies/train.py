@@ -13,7 +13,8 @@ Failure is a status (see :mod:`proxies.base`), decided by these rules:
 * ``diverged`` — after an optimiser step with finite gradients, some parameter is non-finite or
   larger in magnitude than :data:`PARAM_LIMIT`; stops there.
 * ``timeout`` — the wall time since the evaluation started passed ``spec.time_limit`` (checked
-  after every step).
+  after every step). The clock, and ``seconds`` in the result, start once the data are in place:
+  data are loaded once per process for all evaluations (:func:`dataset_for`).
 * ``error`` — any exception (the message says which); nothing is raised for a bad loss.
 
 The checks cost one fused max-norm over the parameters and one host synchronisation per step
@@ -189,24 +190,37 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
     device = resolve_device(device)
     if budget < 1:
         raise ValueError(f"steps must be >= 1, got {budget}")
-    start = time.perf_counter()
-    common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
-
-    def result(status: str, done: int, message: str = "", acc: float = math.nan,
-               train_loss: float = math.nan) -> EvalResult:
-        return EvalResult(status, acc, train_loss, done, time.perf_counter() - start, message,
-                          **common)
-
+    report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget)
     if loss.expr is not None and not loss.expr.depends_on_pred:
-        return result("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
+        return report("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
     try:
-        return _train(spec, loss, seed, budget, torch.device(device), dataset, start, result)
+        ds = dataset if dataset is not None else dataset_for(spec, device)
+        report.restart()  # data load once per process for every evaluation: not this one's time
+        return _train(spec, loss, seed, budget, torch.device(device), ds, report)
     except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
-        return result("error", 0, f"{type(exc).__name__}: {exc}")
+        return report("error", 0, f"{type(exc).__name__}: {exc}")
 
 
-def _train(spec, loss, seed, budget, device, dataset, start, result) -> EvalResult:
-    ds = dataset if dataset is not None else dataset_for(spec, device)
+class _Report:
+    """Makes the EvalResult of one training; ``seconds`` counts from the last :meth:`restart`."""
+
+    def __init__(self, **common):
+        self.common = common
+        self.start = time.perf_counter()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, status: str, done: int, message: str = "", acc: float = math.nan,
+                 train_loss: float = math.nan) -> EvalResult:
+        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common)
+
+
+def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
+           ds: data.Dataset, report: _Report) -> EvalResult:
     model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                          **dict(spec.model_kw)).to(device)
     params = list(model.parameters())
@@ -229,19 +243,19 @@ def _train(spec, loss, seed, budget, device, dataset, start, result) -> EvalResu
         param_max = torch.nn.utils.get_total_norm(params, norm_type=math.inf)
         v, pmax = torch.stack([value.detach(), param_max]).tolist()
         if not math.isfinite(v):
-            return result("nan", step, f"non-finite loss {v} at step {step + 1}")
+            return report("nan", step, f"non-finite loss {v} at step {step + 1}")
         if not pmax <= PARAM_LIMIT:  # also true for NaN
             if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
-                return result("nan", step, f"non-finite gradient at step {step + 1}")
-            return result("diverged", step + 1, f"parameter magnitude {pmax:.3g} after step "
+                return report("nan", step, f"non-finite gradient at step {step + 1}")
+            return report("diverged", step + 1, f"parameter magnitude {pmax:.3g} after step "
                                                 f"{step + 1} (limit {PARAM_LIMIT:g})")
         history.append(v)
-        if time.perf_counter() - start > spec.time_limit:
-            return result("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
+        if report.elapsed() > spec.time_limit:
+            return report("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
                                                f"after {step + 1} of {budget} steps",
                           train_loss=_tail_mean(history))
     acc = accuracy(model, ds.x_test, ds.y_test, spec.eval_batch)
-    return result("ok", budget, acc=acc, train_loss=_tail_mean(history))
+    return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
 
 
 def _tail_mean(history: list[float]) -> float:

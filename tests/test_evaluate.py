@@ -85,7 +85,7 @@ def test_inputs_in_every_form_and_overrides():
     ({"jobs": 0}, "jobs"), ({"backend": "spark"}, "unknown backend"),
     ({"proxy": "nope"}, "unknown proxy"), ({"device": "gpu"}, "unknown device"),
     ({"batched": "maybe"}, "batched"), ({"scheduler": "tcp://x:1"}, "scheduler"),
-    ({"proxy_overrides": {"stepz": 3}}, "stepz"),
+    ({"proxy_overrides": {"stepz": 3}}, "stepz"), ({"steps": 0}, "steps"),
 ])
 def test_bad_arguments_raise_clear_errors(kw, match):
     args = {"proxy": "synthetic-mlp", "steps": 3, **kw}
