@@ -7,7 +7,7 @@ Read :meth:`Search.run` as its own pseudocode::
     for generation in 1..G:
         elite     = best `elitism` by penalised fitness
         offspring = vary(select(population))   # tournament; crossover; one of four mutations
-        offspring = repair(offspring)          # re-mutate offspring that fail screening
+        offspring = repair(offspring)          # re-mutate rejected offspring and clones
         score(offspring)
         population = elite + offspring
         hall_of_fame.update(population); emit("generation", record)   # log, checkpoint, print
@@ -19,6 +19,7 @@ does not depend on the number of workers, and a resumed run ends where an unbrok
 
 from __future__ import annotations
 
+import bisect
 import random
 import statistics
 import time
@@ -55,13 +56,14 @@ class HallOfFame:
 
     def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
         seen = {e["canonical"] for e in self.entries} | {e.get("fingerprint") for e in self.entries}
-        # A full hall of fame cannot take a strictly worse fitness: skip it before computing its
-        # canonical form (SymPy, ~2 ms), which dominates when scoring is cheap.
-        floor = self.entries[-1]["fitness"] if len(self.entries) >= self.size else None
+        # A candidate strictly worse than the size-th best entry so far can never make the cut
+        # (entries only get better): skip it before computing its canonical form and fingerprint
+        # (SymPy and torch, several ms), which dominate when scoring is cheap.
+        best = sorted((e["fitness"] for e in self.entries), reverse=True)[: self.size]
         for expr, s in zip(exprs, scores):
             if s.status != "ok" or s.fidelity != "full":
                 continue
-            if floor is not None and s.fitness < floor:
+            if len(best) >= self.size and s.fitness < best[-1]:
                 continue
             key, fp = expr.canonical, expr.fingerprint
             if key in seen or fp in seen:  # one entry per behaviour: no scaled/shifted copies
@@ -70,6 +72,8 @@ class HallOfFame:
             self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
                                  "infix": expr.infix, "prefix": expr.prefix, "size": expr.size,
                                  "fingerprint": fp})
+            bisect.insort(best, s.fitness, key=lambda f: -f)
+            del best[self.size:]
         self.entries.sort(key=_hof_key)
         del self.entries[self.size:]
 
@@ -108,23 +112,28 @@ class Search:
         return (getattr(self.scorer, "accept_initial", None)
                 or getattr(self.scorer, "acceptable", None) or (lambda e: screen(e).passed))
 
-    def _repair(self, offspring: list, parents: list) -> list:
-        """Re-vary offspring that fail screening: mutate a fresh copy of the same parent, up to
-        ``cfg.repair_tries`` times, so rejected trees do not crowd out trainable ones."""
+    def _repair(self, offspring: list, parents: list, elite: list) -> list:
+        """Re-vary offspring that fail screening or copy a tree already in the new population:
+        mutate a fresh copy of the same parent, up to ``cfg.repair_tries`` times, so rejected
+        trees and clones do not crowd out trainable, new ones (copies of good trees survive
+        through elitism and selection anyway)."""
         accept = self._acceptor()
+        taken = {str(i) for i in elite}
         for i, ind in enumerate(offspring):
-            tries = 0
-            while not ind.fitness.valid and tries < self.cfg.repair_tries:
-                try:
-                    if accept(self._expr(ind)):
-                        break
-                except ExprError:
-                    pass
+            for _ in range(self.cfg.repair_tries):
+                if str(ind) not in taken and self._usable(ind, accept):
+                    break
                 (ind,) = self.tb.mutate(self.tb.clone(parents[i]))
                 del ind.fitness.values
-                tries += 1
+            taken.add(str(ind))
             offspring[i] = ind
         return offspring
+
+    def _usable(self, ind, accept) -> bool:
+        try:
+            return accept(self._expr(ind))
+        except ExprError:
+            return False
 
     def _initial(self) -> list:
         accept = self._acceptor()
@@ -183,7 +192,7 @@ class Search:
             elite = [self.tb.clone(i) for i in pop[: self.cfg.elitism]]
             parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
             offspring = ops.vary(parents, self.tb, self.cfg.crossover_prob, self.cfg.mutation_prob)
-            offspring = self._repair(offspring, parents)
+            offspring = self._repair(offspring, parents, elite)
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring
