@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from gp_search import cli_run
+from gp_search import cli_report, cli_reproduce, cli_run
 from gp_search.export import TARGETS, export as export_loss
 from gp_search.expr import ExprError, LossExpr, parse
 from gp_search.losses import REFERENCE
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     cli_run.add_commands(sub)
+    cli_reproduce.add_commands(sub)
+    cli_report.add_commands(sub)
     return ap
 
 
