@@ -35,10 +35,10 @@ import torch
 from gp_search.evaluate import _jobs, _seed_list, evaluate
 from gp_search.losses import REFERENCE, Loss, resolve
 from gp_search.stats import paired, summarize
-from proxies import from_dict, models
+from proxies import from_dict
 from proxies import get as get_proxy
 from proxies.base import EvalResult, ProxySpec
-from proxies.train import batch_indices, dataset_for, one_thread, resolve_device
+from proxies.train import dataset_for, one_thread, resolve_device, train_one
 
 DEFAULT_LOSSES = ("ce", "sce", "focal", "ce_l2", "poly1", "label_smoothing", "ngl")
 """The paper's baselines and NGL, CE first (the reference every change is measured against)."""
@@ -182,9 +182,8 @@ def replay(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
            device: str = "cpu") -> dict:
     """Repeat one sequential training and return the test set's confidence and correctness.
 
-    Mirrors ``proxies.train._train`` step for step (model from the seed, Adam fused where torch
-    has it, the seed's batch order, ``loss.l2`` on weight matrices and kernels) without the
-    failure checks: call it for trainings whose standard result was ``ok``.
+    The training is :func:`proxies.train.train_one` itself; its ``on_trained`` hook collects the
+    held-out softmax before scoring.
 
     Args:
         spec: the proxy.
@@ -195,36 +194,27 @@ def replay(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
 
     Returns:
         ``{"top": float32 (N_test,), "correct": bool (N_test,), "accuracy": float}``; ``top`` is
-        NaN everywhere if the network's outputs are not finite.
+        NaN everywhere if the training did not finish or its outputs are not finite.
     """
-    budget = spec.steps if steps is None else int(steps)
-    dev = torch.device(resolve_device(device))
-    ds = dataset_for(spec, dev)
-    with one_thread():
-        model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
-                             **dict(spec.model_kw)).to(dev)
-        params = list(model.parameters())
-        weights = [p for p in params if p.dim() > 1]
-        opt = torch.optim.Adam(params, lr=spec.lr, fused=dev.type in ("cpu", "cuda") or None)
-        batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
-        for step in range(budget):
-            idx = batches[step]
-            value = loss.fn(model(ds.x_train[idx]), ds.y_train[idx])
-            if loss.l2 > 0:
-                value = value + loss.l2 / 2 * sum(w.square().sum() for w in weights)
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            opt.step()
+    out: dict = {}
+
+    @torch.no_grad()
+    def collect(model: torch.nn.Module, ds) -> None:
         model.eval()
         top, correct = [], []
-        with torch.no_grad():
-            for start in range(0, ds.n_test, spec.eval_batch):
-                logits = model(ds.x_test[start:start + spec.eval_batch])
-                top.append(torch.softmax(logits.double(), 1).amax(1).float().cpu())
-                correct.append((logits.argmax(1) == ds.y_test[start:start + spec.eval_batch]).cpu())
-    top_t, correct_t = torch.cat(top), torch.cat(correct)
-    return {"top": top_t.numpy(), "correct": correct_t.numpy(),
-            "accuracy": float(correct_t.sum()) / ds.n_test}
+        for start in range(0, ds.n_test, spec.eval_batch):
+            logits = model(ds.x_test[start:start + spec.eval_batch])
+            top.append(torch.softmax(logits.double(), 1).amax(1).float().cpu())
+            correct.append((logits.argmax(1) == ds.y_test[start:start + spec.eval_batch]).cpu())
+        out["top"], out["correct"] = torch.cat(top).numpy(), torch.cat(correct).numpy()
+
+    with one_thread():
+        result = train_one(spec, loss, seed, steps, resolve_device(device), on_trained=collect)
+    if "top" not in out:  # the training stopped early: no held-out predictions
+        n = dataset_for(spec, resolve_device(device)).n_test
+        return {"top": np.full(n, np.nan, dtype=np.float32), "correct": np.zeros(n, bool),
+                "accuracy": result.accuracy}
+    return {**out, "accuracy": result.accuracy}
 
 
 def _replay_task(loss_text: str, proxy: dict, seed: int, steps: int | None, device: str) -> dict:

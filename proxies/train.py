@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from typing import Callable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -159,7 +160,8 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
 
 
 def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
-              device: str | torch.device = "cpu", dataset: data.Dataset | None = None
+              device: str | torch.device = "cpu", dataset: data.Dataset | None = None,
+              on_trained: Callable[[torch.nn.Module, data.Dataset], None] | None = None
               ) -> EvalResult:
     """Train the proxy's model with ``loss`` for the budget and score it on the test split.
 
@@ -171,6 +173,8 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
         steps: optimiser steps (default ``spec.steps``); successive halving asks for fewer.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``, …; the data and the model live there.
         dataset: the data to use instead of :func:`dataset_for` (already on ``device``).
+        on_trained: called as ``on_trained(model, dataset)`` after a training that finished
+            its budget, before scoring (e.g. to collect test probabilities for calibration).
 
     Returns:
         An :class:`EvalResult`; ``steps`` is the steps taken, ``budget`` the steps asked for.
@@ -196,7 +200,7 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
     try:
         ds = dataset if dataset is not None else dataset_for(spec, device)
         report.restart()  # data load once per process for every evaluation: not this one's time
-        return _train(spec, loss, seed, budget, torch.device(device), ds, report)
+        return _train(spec, loss, seed, budget, torch.device(device), ds, report, on_trained)
     except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
         return report("error", 0, f"{type(exc).__name__}: {exc}")
 
@@ -220,7 +224,7 @@ class _Report:
 
 
 def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
-           ds: data.Dataset, report: _Report) -> EvalResult:
+           ds: data.Dataset, report: _Report, on_trained=None) -> EvalResult:
     model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                          **dict(spec.model_kw)).to(device)
     params = list(model.parameters())
@@ -254,6 +258,8 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
             return report("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
                                                f"after {step + 1} of {budget} steps",
                           train_loss=_tail_mean(history))
+    if on_trained is not None:
+        on_trained(model, ds)
     acc = accuracy(model, ds.x_test, ds.y_test, spec.eval_batch)
     return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
 
