@@ -26,16 +26,18 @@ so they time an evenly spaced subset of the candidates and report candidates/s o
 
 Usage:
     python benchmarks/bench_proxies.py [--proxy digits-mlp] [--candidates 128] [--n-loop 8]
-        [--n-seq 32] [--threads 1,2] [--repeat 1] [--no-joblib]
+        [--n-seq 32] [--threads 1,2] [--base-threads 1] [--repeat 2] [--no-joblib]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,11 +47,11 @@ from deap import gp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import proxies  # noqa: E402
-from gp_search import primitives as P  # noqa: E402
-from gp_search.expr import from_tree  # noqa: E402
-from gp_search.losses import NGL, from_expr  # noqa: E402
-from proxies import batched, train  # noqa: E402
+import proxies
+from gp_search import primitives as P
+from gp_search.expr import from_tree
+from gp_search.losses import NGL, from_expr
+from proxies import batched, train
 
 
 def candidates(n: int, seed: int) -> list:
@@ -89,7 +91,7 @@ def research_loop(spec, loss, seed: int, steps: int) -> float:
     hidden = dict(spec.model_kw).get("hidden", (128,))
     widths = [math.prod(ds.input_shape), *hidden]
     layers = [torch.nn.Flatten()]
-    for w_in, w_out in zip(widths, widths[1:]):
+    for w_in, w_out in itertools.pairwise(widths):
         layers += [torch.nn.Linear(w_in, w_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], ds.num_classes))
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
@@ -134,8 +136,13 @@ def main(argv=None) -> None:
     ap.add_argument("--candidates", type=int, default=128)
     ap.add_argument("--n-loop", type=int, default=8, help="candidates timed on path (a)")
     ap.add_argument("--n-seq", type=int, default=32, help="candidates timed on path (b)")
-    ap.add_argument("--threads", default="1,2", help="torch thread counts tried on (a)-(c)")
-    ap.add_argument("--repeat", type=int, default=1, help="timed runs per path (best is kept)")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts tried on (c)")
+    ap.add_argument("--base-threads", type=int, default=1,
+                    help="torch threads of (a) and (b): 1, their faster setting here (tiny "
+                         "per-step ops gain nothing from a second thread; on the shared 2-core "
+                         "machine two threads made them 10-50x slower)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="rounds over all paths (the best round of each path is kept)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (and candidate draw)")
     ap.add_argument("--no-joblib", action="store_true", help="skip paths (d) and (e)")
     args = ap.parse_args(argv)
@@ -152,64 +159,81 @@ def main(argv=None) -> None:
     executed = flops - spec.steps * 2 * spec.batch_size * first_in * first_out
     threads = [int(t) for t in args.threads.split(",")]
     losses = candidates(args.candidates, args.seed)
-    subset = lambda n: losses[::max(1, len(losses) // n)][:n]  # noqa: E731
+    subset = lambda n: losses[::max(1, len(losses) // n)][:n]
 
     print(f"bench_proxies: {spec.name}, {len(losses)} candidates (NGL + random 'paper' trees "
           f"that depend on y_pred, seed {args.seed}), {spec.steps} steps, batch "
           f"{spec.batch_size}, layers {shapes}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}; load average at start {os.getloadavg()[0]:.2f}")
-    peaks = {t: matmul_peak(t) for t in threads}
-    peak = max(peaks.values())
-    print("fp32 matmul peak (torch.mm 2048^3, best of 10): " +
-          ", ".join(f"{t} thread{'s' * (t > 1)} {g:.0f} GFLOP/s" for t, g in peaks.items()) +
-          f" -> peak {peak:.0f} GFLOP/s")
     print(f"model FLOPs per candidate: {flops / 1e9:.3f} GFLOP "
           f"(steps*6*B*{macs} + 2*n_test*{macs}); executed by (c): {executed / 1e9:.3f}")
 
-    rows = []  # (label, threads, n, seconds)
-
-    def record(label, nthreads, n, seconds):
-        rows.append((label, nthreads, n, seconds))
-        print(f"  measured {label:<30} threads {nthreads}: {n} in {seconds:.2f} s", flush=True)
-
+    # Every path: (label, threads, n, run, warm-up). Rounds visit the paths in turn, so that a
+    # change in the machine's load hits all of them alike; the best round of each is kept.
+    paths = []
+    out = []
+    sub_a, sub_b, tb = subset(args.n_loop), subset(args.n_seq), args.base_threads
+    paths += [
+        ("(a) DataLoader loop", tb, len(sub_a),
+         lambda: [research_loop(spec, c, args.seed, spec.steps) for c in sub_a],
+         lambda: research_loop(spec, sub_a[0], args.seed, 20)),
+        ("(b) train.train_one", tb, len(sub_b),
+         lambda: [train.train_one(spec, c, args.seed) for c in sub_b],
+         lambda: train.train_one(spec, sub_b[0], args.seed, 20)),
+    ]
     for t in threads:
-        torch.set_num_threads(t)
-        sub = subset(args.n_loop)
-        research_loop(spec, sub[0], args.seed, 20)  # warm-up
-        record("(a) DataLoader loop", t, len(sub), timed(
-            lambda: [research_loop(spec, c, args.seed, spec.steps) for c in sub], args.repeat))
-        sub = subset(args.n_seq)
-        train.train_one(spec, sub[0], args.seed, 20)
-        record("(b) train.train_one", t, len(sub), timed(
-            lambda: [train.train_one(spec, c, args.seed) for c in sub], args.repeat))
-        batched.train_population(spec, losses[:8], args.seed, 20)
-        out = []
-        record("(c) batched.train_population", t, len(losses), timed(
-            lambda: out.append(batched.train_population(spec, losses, args.seed)), args.repeat))
-    statuses = {}
-    for r in out[-1]:
-        statuses[r.status] = statuses.get(r.status, 0) + 1
-    print(f"  statuses of the {len(losses)} candidates (batched): {statuses}")
-
+        paths.append(("(c) batched.train_population", t, len(losses),
+                      lambda: out.append(batched.train_population(spec, losses, args.seed)),
+                      lambda: batched.train_population(spec, losses[:8], args.seed, 20)))
+    try:
+        from gp_search.evaluate import evaluate
+    except ImportError as exc:
+        print(f"(d) and (e) skipped: gp_search.evaluate is not importable ({exc})")
+        args.no_joblib = True
     if not args.no_joblib:
-        try:
-            from gp_search import evaluate
-        except ImportError as exc:
-            print(f"  (d) skipped: gp_search.evaluate is not importable ({exc})")
-        else:
-            texts = [c.spec for c in losses]
-            kw = dict(proxy=spec.name, seeds=[args.seed], jobs=2, device="cpu", batched=False)
-            evaluate(texts[:4], steps=20, **kw)  # starts and warms the workers
-            record("(d) evaluate jobs=2 (loky)", "1/worker", len(texts), timed(
-                lambda: evaluate(texts, **kw), args.repeat))
         from joblib import Parallel, delayed
+        texts = [c.spec for c in losses]
+        kw = {"proxy": spec.name, "seeds": [args.seed], "jobs": 2, "device": "cpu",
+              "batched": False}
         wire = proxies.get(spec.name).to_dict()
         halves = [texts[0::2], texts[1::2]]
         par = Parallel(n_jobs=2, backend="loky")
-        par(delayed(batched_half)(wire, h[:4], args.seed) for h in halves)  # start, warm up
-        record("(e) batched in 2 loky workers", "1/worker", len(texts), timed(
-            lambda: par(delayed(batched_half)(wire, h, args.seed) for h in halves), args.repeat))
+        paths += [
+            ("(d) evaluate jobs=2 (loky)", "1/worker", len(texts),
+             lambda: evaluate(texts, **kw), lambda: evaluate(texts[:4], steps=20, **kw)),
+            ("(e) batched, 2 loky workers", "1/worker", len(texts),
+             lambda: par(delayed(batched_half)(wire, h, args.seed) for h in halves),
+             lambda: par(delayed(batched_half)(wire, h[:4], args.seed) for h in halves)),
+        ]
+    for _, t, _, _, warm in paths:  # warm-up (and worker start-up) excluded from timings
+        torch.set_num_threads(t if isinstance(t, int) else 1)
+        warm()
+    peaks = {t: 0.0 for t in sorted({*threads, args.base_threads})}
+    best = {i: math.inf for i in range(len(paths))}
+    times: dict[int, list[float]] = {i: [] for i in range(len(paths))}
+    for r in range(args.repeat):
+        for t, g in peaks.items():
+            peaks[t] = max(g, matmul_peak(t))
+        for i, (label, t, n, run, _) in enumerate(paths):
+            torch.set_num_threads(t if isinstance(t, int) else 1)
+            seconds = timed(run, 1)
+            best[i] = min(best[i], seconds)
+            times[i].append(seconds)
+            print(f"  round {r + 1}: {label:<30} threads {t}: {n} in {seconds:.2f} s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    peak = max(peaks.values())
+    print("fp32 matmul peak (torch.mm 2048^3, best of 10 per round): " +
+          ", ".join(f"{t} thread{'s' * (t > 1)} {g:.0f} GFLOP/s" for t, g in peaks.items()) +
+          f" -> peak {peak:.0f} GFLOP/s")
+    statuses = {}
+    for r in out[-1]:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    print(f"statuses of the {len(losses)} candidates (batched): {statuses}")
+    rows = [(label, t, n, best[i]) for i, (label, t, n, _, _) in enumerate(paths)]
+    print(f"(a) and (b) are timed on {args.n_loop} and {args.n_seq} evenly spaced candidates of the "
+          f"{len(losses)}; their cand/s is n / seconds over that subset (a full run would take "
+          f"{len(losses)} / cand/s)")
 
     base = max(n / s for label, _, n, s in rows if label.startswith("(a)"))
     print(f"\nload average at end {os.getloadavg()[0]:.2f}; ratios against the best (a) "
@@ -222,11 +246,21 @@ def main(argv=None) -> None:
         print(f"{label:<31}{t!s:>9}{n:>6}{s:>9.2f}{rate:>9.2f}{rate / base:>8.1f}{gf:>9.1f}"
               f"{100 * gf / peak:>8.1f}")
     best_c = max((n / s, str(t)) for label, t, n, s in rows if label.startswith("(c)"))
-    print(f"(c) best: {best_c[0]:.1f} cand/s with {best_c[1]} thread(s): model "
-          f"{best_c[0] * flops / 1e9:.1f} GFLOP/s = {100 * best_c[0] * flops / 1e9 / peak:.1f} % "
-          f"of peak; executed {best_c[0] * executed / 1e9:.1f} GFLOP/s = "
-          f"{100 * best_c[0] * executed / 1e9 / peak:.1f} %")
-
+    print(f"(c) best: {best_c[0]:.1f} cand/s with {best_c[1]} thread(s) = {best_c[0] / base:.1f}x "
+          f"(a): model {best_c[0] * flops / 1e9:.1f} GFLOP/s = "
+          f"{100 * best_c[0] * flops / 1e9 / peak:.1f} % of peak; executed "
+          f"{best_c[0] * executed / 1e9:.1f} GFLOP/s = {100 * best_c[0] * executed / 1e9 / peak:.1f} %")
+    top = max(rows, key=lambda row: row[2] / row[3])
+    print(f"fastest path: {top[0]} ({top[1]} thread(s)): {top[2] / top[3]:.1f} cand/s = "
+          f"{top[2] / top[3] / base:.1f}x (a)")
+    # Best-of ratios favour whichever path met a quiet moment; ratios within one round do not.
+    a = next(i for i, p in enumerate(paths) if p[0].startswith("(a)"))
+    print(f"ratio to (a) within each round (n = {args.repeat} rounds): median [min, max]")
+    for i, (label, t, n, _, _) in enumerate(paths):
+        if i == a:
+            continue
+        r = sorted((n / ti) / (paths[a][2] / ta) for ti, ta in zip(times[i], times[a]))
+        print(f"  {label:<30} threads {t!s:<9} {statistics.median(r):6.1f}x [{r[0]:.1f}, {r[-1]:.1f}]")
 
 if __name__ == "__main__":
     main()

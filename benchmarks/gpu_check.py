@@ -28,14 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import proxies  # noqa: E402
-from gp_search.losses import REFERENCE  # noqa: E402
-from gp_search.screen import screen  # noqa: E402
-from proxies import batched, models, train  # noqa: E402
-from proxies.base import ProxySpec  # noqa: E402
+import proxies
+from gp_search.losses import REFERENCE
+from gp_search.screen import screen
+from proxies import batched, models, train
+from proxies.base import ProxySpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_proxies import candidates  # noqa: E402
+from bench_proxies import candidates
 
 
 def sync() -> None:

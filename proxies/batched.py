@@ -6,9 +6,9 @@ sequential :func:`proxies.train.train_one`) are trained together, each with its 
 * **Stacked parameters** in ONE flat buffer (layer by layer, candidate-major), viewed as
   ``W_l: (P, out, in)`` and ``b_l: (P, out)``. Activations are kept transposed, ``(P, features,
   batch)``, so every product is a plain contiguous GEMM: the first layer's input is shared by all
-  candidates, so its forward is one ``addmm`` ``(P·hidden, in) × (in, B)`` and its weight gradient
-  one ``mm``; the other layers are ``baddbmm``/``bmm``. Forward and backward are written by hand
-  (no autograd graph): on 2 CPU cores the graph bookkeeping was a visible share of a step.
+  candidates, so its forward is ONE ``mm`` ``(P·hidden, in) × (in, B)`` and its weight gradient
+  one ``mm`` (its input gradient is never needed); the other layers are ``bmm``. Forward and
+  backward are written by hand (no autograd graph), into buffers kept across steps.
 * **Losses**: candidates with an expression go through one :class:`~proxies.batched_loss.
   LossProgram` (softmax and one-hot targets once for the whole ``(P, C, B)`` stack, one tensor
   operation per (tree level, operator)); reference losses without one (``ce``, ``focal``, …) are
@@ -16,30 +16,42 @@ sequential :func:`proxies.train.train_one`) are trained together, each with its 
 * **One fused Adam step** over the flat buffer: ``torch._fused_adam_``, the kernel behind
   ``torch.optim.Adam(fused=True)`` (same math as the default ``Adam``: bias corrections, ``eps``
   outside the square root; equal to it to 1 ulp), one pass over memory instead of the seven of a
-  hand-written ``foreach`` step (:func:`_adam_step`, the fallback).
-* **Isolation**: nothing mixes candidates (no reduction over P), so a NaN stays in its own slice.
-  Per step, each candidate's loss and the sum of its logit gradient are stored on the device
-  without a host sync; every :data:`CHECK_EVERY` steps (and at the end) the host looks: a
-  candidate with a non-finite value, or a parameter beyond ``train.PARAM_LIMIT``, is dropped from
-  the stack (its later steps cost nothing and touch nothing) and re-run alone with ``train_one``,
-  which stops where it failed — so its status, step and message are exactly the sequential ones.
+  hand-written step (:func:`_adam_step`, the fallback): 0.40 ms against 5.8 ms per step for the
+  1.23 M parameters of 128 ``digits-mlp`` candidates (one thread, best of 50).
+* **Isolation**: no operation mixes candidates, so a NaN stays in its own slice. Each step stores
+  every candidate's loss and logit-gradient sum on the device (no host sync); every
+  :data:`CHECK_EVERY` steps the host looks, drops a candidate that went non-finite or past
+  ``train.PARAM_LIMIT`` from the stack, and re-runs it alone with ``train_one``, which stops where
+  it failed: its status, step and message are exactly the sequential ones. ``timeout``: the
+  stack's wall time passed ``spec.time_limit`` (checked with the others).
 
-Results equal ``train_one``'s to float rounding (parameters and losses within 1e-5 after 5 steps;
-``tests/test_batched.py``). ``seconds`` of each result is its share of the population's wall time.
-Models other than ``mlp`` are trained sequentially (:func:`pays_off` says False for them).
+Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
+``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
+than ``mlp`` train sequentially.
 
-When it pays (:func:`pays_off`) — measured on this 2-core CPU (AMD EPYC, AVX-512, torch 2.13,
-2 threads; n = 3 repetitions each, best, candidates per second over a full 300-step budget)::
+When it pays (:func:`pays_off`), measured on this 2-core CPU (AMD EPYC, AVX-512, torch 2.13)
+with one torch thread (as ``Proxy.evaluate_many`` trains), candidates per second over 100 steps,
+best of 3 runs of 4 sequential / P batched candidates (NGL + random ``paper`` trees), while other
+jobs kept the load average at 5-7 — ratios matter more than rates::
 
-    MEASUREMENTS_PLACEHOLDER
+    MLP (batch)                  sequential  P = 2        P = 8         P = 32
+    digits 64-128-10 (64)          16.8      57.1 (3.4x)  96.3 (5.7x)  128.7 (7.6x)
+    synthetic 32-64-10 (64)        19.3      67.3 (3.5x) 162.7 (8.4x)  246.9 (12.8x)
+    mnist1d 40-128-10 (128)        16.5      38.5 (2.3x)  75.6 (4.6x)   72.3 (4.4x)
+    digits 64-256-256-10 (64)       7.0      14.2 (2.0x)  18.0 (2.6x)   19.4 (2.8x)
+    digits 64-512-512-10 (64)    2.3-3.2     0.9-1.7x     0.9-1.3x      1.1-1.7x   (two runs)
 
-Rule: on CUDA, batch every population of 2 or more MLP candidates; on CPU, batch MLP populations
-of at least :data:`CPU_MIN_CANDIDATES` candidates whose stacked parameters stay within
-:data:`CPU_MAX_STACK` floats per chunk (larger populations are split into chunks that do).
+Two candidates already pay for small MLPs; at ~300k parameters per candidate each candidate's
+own products are large enough that stacking gains nothing beyond noise. Rule: batch MLPs of at
+most :data:`CPU_MAX_PARAMS` parameters per candidate when ``n >= 2`` on CPU; on CUDA batch every
+MLP population of ``n >= 2`` (a small MLP leaves a GPU idle; ``benchmarks/gpu_check.py`` measures
+it). Larger CPU populations are split into chunks of at most :data:`CPU_MAX_STACK` stacked
+parameters (cache).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
@@ -54,10 +66,15 @@ from proxies.batched_loss import LossProgram
 SUPPORTED_MODELS = ("mlp",)
 CHECK_EVERY = 25
 """Steps between host-side finiteness checks (one small device→host copy each)."""
-CPU_MIN_CANDIDATES = 4
+CPU_MIN_CANDIDATES = 2
 """Smallest population for which the batched path beats the sequential one on CPU."""
-CPU_MAX_STACK = 1 << 24
-"""Stacked parameter floats per chunk on CPU (64 MiB); beyond it the flat buffers leave cache."""
+CPU_MAX_PARAMS = 100_000
+"""Largest MLP (parameters per candidate) that :func:`pays_off` batches on CPU."""
+CPU_MAX_STACK = 1 << 20
+"""Stacked parameters per chunk on CPU (1 Mi floats: 16 MiB with the gradient and Adam's moments,
+half the 32 MiB L3 cache): larger populations train in balanced chunks, with the same results.
+128 ``digits-mlp`` candidates (one thread, best of 3, under a load average of ~9.5) ran at
+26.8 cand/s in one stack, 30.1 in chunks of 64, 31.0 in chunks of 32, 29.4 in chunks of 16."""
 
 
 def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
@@ -69,14 +86,18 @@ def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
         device: where they would train.
 
     Returns:
-        True on CUDA for ``n >= 2``; on CPU for ``n >= CPU_MIN_CANDIDATES`` (see the module
-        docstring for the measurements behind the rule).
+        True for MLPs with ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_CANDIDATES`` and at most
+        ``CPU_MAX_PARAMS`` parameters per candidate (measurements in the module docstring).
     """
     if spec.model not in SUPPORTED_MODELS or n < 2:
         return False
     if torch.device(device).type == "cuda":
         return True
-    return n >= CPU_MIN_CANDIDATES
+    try:
+        params = _params(spec)
+    except Exception:  # noqa: BLE001 - missing files: train_one reports them as a status
+        return False
+    return n >= CPU_MIN_CANDIDATES and params <= CPU_MAX_PARAMS
 
 
 def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int | None = None,
@@ -111,10 +132,15 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     results: list[EvalResult | None] = [None] * len(losses)
     todo = []
     for i, loss in enumerate(losses):
-        if loss.expr is not None and not loss.expr.depends_on_pred:
+        common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
+        try:
+            rejected = loss.expr is not None and not loss.expr.depends_on_pred
+        except Exception as exc:  # noqa: BLE001 - e.g. a constant that folds to inf
+            results[i] = EvalResult("error", message=f"{type(exc).__name__}: {exc}", **common)
+            continue
+        if rejected:
             results[i] = EvalResult("rejected", message=f"the loss {loss.name!r} does not depend "
-                                    f"on y_pred", loss=loss.name, proxy=spec.name, seed=int(seed),
-                                    budget=budget)
+                                    f"on y_pred", **common)
         else:
             todo.append(i)
     if spec.model not in SUPPORTED_MODELS or len(todo) < 2:
@@ -122,9 +148,15 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
             results[i] = train.train_one(spec, losses[i], seed, budget, device)
         return results
     dev = torch.device(device)
-    for chunk in _chunks(spec, todo, dev):
+    try:  # on CPU, balanced chunks of at most CPU_MAX_STACK parameters; results do not change
+        size = len(todo) if dev.type != "cpu" else max(1, CPU_MAX_STACK // _params(spec))
+        size = -(-len(todo) // -(-len(todo) // size))
+    except Exception:  # noqa: BLE001 - e.g. missing data files: train_one makes it a status
+        size = 1
+    for chunk in (todo[s:s + size] for s in range(0, len(todo), size)):
         try:
-            out = _Population(spec, [losses[i] for i in chunk], seed, budget, dev, bf16).run()
+            out = _Population(spec, [losses[i] for i in chunk], seed, budget, dev, bf16).run() \
+                if len(chunk) > 1 else [None]
         except Exception as exc:  # noqa: BLE001 - train_one turns each failure into a status
             warnings.warn(f"batched training failed ({type(exc).__name__}: {exc}); training "
                           f"these {len(chunk)} candidates one by one", RuntimeWarning, stacklevel=2)
@@ -135,21 +167,16 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     return results
 
 
-def _chunks(spec: ProxySpec, todo: list[int], dev: torch.device) -> list[list[int]]:
-    """Split the population so that one chunk's stacked parameters fit ``CPU_MAX_STACK``."""
-    if dev.type != "cpu":
-        return [todo]
-    ds = train.dataset_for(spec, dev)
-    per = sum(o * (i + 1) for i, o in _layer_shapes(spec, ds))
-    size = max(1, CPU_MAX_STACK // per)
-    return [todo[s:s + size] for s in range(0, len(todo), size)]
-
-
 def _layer_shapes(spec: ProxySpec, ds) -> list[tuple[int, int]]:
     """(in, out) of each linear layer of the proxy's MLP."""
     hidden = tuple(dict(spec.model_kw).get("hidden", (128,)))
     widths = [math.prod(ds.input_shape), *hidden, ds.num_classes]
-    return list(zip(widths[:-1], widths[1:]))
+    return list(itertools.pairwise(widths))
+
+
+def _params(spec: ProxySpec) -> int:
+    """Parameters of one candidate's MLP (weights and biases)."""
+    return sum(o * (i + 1) for i, o in _layer_shapes(spec, train.dataset_for(spec)))
 
 
 def _adam_step(theta, grad, m, v, step: int, lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -263,7 +290,7 @@ class _Population:
         return z, acts
 
     def _buffers(self, kind: str, batch: int) -> list[torch.Tensor]:
-        """Per-layer ``(n, out, batch)`` buffers, reallocated only when the stack shrinks."""
+        """Per-layer ``(n, out, batch)`` buffers."""
         return [self._buf(f"{kind}{i}", (self.n, o, batch)) for i, (_, o) in enumerate(self.shapes)]
 
     def _buf(self, name: str, shape: tuple) -> torch.Tensor:
@@ -376,14 +403,13 @@ class _Population:
         tail = self.loss_hist[:done][-max(1, math.ceil(train.TAIL_FRACTION * done)):]
         tail = tail.double().mean(0).cpu()
         seconds = (time.perf_counter() - self.start) / len(self.losses)
+        msg = "" if status == "ok" else (f"passed the time limit of {self.spec.time_limit:g} s "
+                                         f"after {done} of {self.budget} steps (population)")
         out: list[EvalResult | None] = [None] * len(self.losses)
         for s, c in enumerate(self.alive.tolist()):
-            loss = self.losses[c]
-            msg = "" if status == "ok" else (f"passed the time limit of {self.spec.time_limit:g} s "
-                                             f"after {done} of {self.budget} steps (population)")
-            out[c] = EvalResult(status, float(acc[s]) if acc is not None else math.nan,
-                                float(tail[c]), done, seconds, msg, loss=loss.name,
-                                proxy=self.spec.name, seed=int(self.seed), budget=self.budget)
+            out[c] = EvalResult(status, math.nan if acc is None else float(acc[s]), float(tail[c]),
+                                done, seconds, msg, self.losses[c].name, self.spec.name,
+                                int(self.seed), self.budget)
         return out
 
     def parameters(self, slot: int) -> list[torch.Tensor]:

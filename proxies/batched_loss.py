@@ -23,9 +23,10 @@ arithmetic.
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from deap import gp
@@ -37,23 +38,10 @@ EPS = P.EPS
 
 
 # --- forward kernels: write f(args) into ``out`` (a block of rows of V) -------------------------
-# Each one computes exactly what the primitive's torch_fn computes, op for op.
-
-def _plog(a, out):
-    return torch.log(torch.abs(a).add_(EPS), out=out)
-
-
-def _pdiv(a, b, out):
-    return torch.div(a * b, (b * b).add_(EPS), out=out)
-
-
-def _psqrt(a, out):
-    return torch.sqrt(torch.abs(a).add_(EPS), out=out)
-
-
+# Each one computes exactly what the primitive's torch_fn computes, op for op. add and sub share
+# one block per level: ``a + s*b`` with s = ±1 per row (``addcmul``), bit for bit ``a + b`` /
+# ``a - b`` (multiplying by ±1 is exact).
 FORWARD: dict[str, Callable] = {
-    "add": lambda a, b, out: torch.add(a, b, out=out),
-    "sub": lambda a, b, out: torch.sub(a, b, out=out),
     "mul": lambda a, b, out: torch.mul(a, b, out=out),
     "exp": lambda a, out: torch.exp(a, out=out),
     "cos": lambda a, out: torch.cos(a, out=out),
@@ -64,9 +52,9 @@ FORWARD: dict[str, Callable] = {
     "abs": lambda a, out: torch.abs(a, out=out),
     "min": lambda a, b, out: torch.minimum(a, b, out=out),
     "max": lambda a, b, out: torch.maximum(a, b, out=out),
-    "plog": _plog,
-    "pdiv": _pdiv,
-    "psqrt": _psqrt,
+    "plog": lambda a, out: torch.log(torch.abs(a).add_(EPS), out=out),
+    "pdiv": lambda a, b, out: torch.div(a * b, (b * b).add_(EPS), out=out),
+    "psqrt": lambda a, out: torch.sqrt(torch.abs(a).add_(EPS), out=out),
 }
 
 
@@ -78,17 +66,6 @@ FORWARD: dict[str, Callable] = {
 
 def _mul(a, b, o):
     return torch.mul(a, b, out=o) if o is not None else a * b
-
-
-def _bw_add(g, a, b, out, need, outs):
-    return tuple((o.copy_(g) if o is not None else g.clone()) if n else None
-                 for n, o in zip(need, outs))
-
-
-def _bw_sub(g, a, b, out, need, outs):
-    ga = (outs[0].copy_(g) if outs[0] is not None else g.clone()) if need[0] else None
-    gb = torch.neg(g, out=outs[1]) if need[1] and outs[1] is not None else (-g if need[1] else None)
-    return ga, gb
 
 
 def _bw_min_max(g, a, b, need, outs, self_loses):
@@ -116,8 +93,6 @@ def _sgn_scaled(g, denom, a, o):
 
 
 BACKWARD: dict[str, Callable] = {
-    "add": _bw_add,
-    "sub": _bw_sub,
     "mul": lambda g, a, b, out, need, outs: (_mul(g, b, outs[0]) if need[0] else None,
                                              _mul(g, a, outs[1]) if need[1] else None),
     "exp": lambda g, a, out, need, outs: (_mul(g, out, outs[0]),),
@@ -135,7 +110,7 @@ BACKWARD: dict[str, Callable] = {
     "psqrt": lambda g, a, out, need, outs: (_sgn_scaled(g, 2 * out, a, outs[0]),),
 }
 
-missing = {p.name for p in P.TABLE} - set(FORWARD) - set(BACKWARD)
+missing = {p.name for p in P.TABLE} - {"add", "sub"} - (set(FORWARD) & set(BACKWARD))
 assert not missing, f"primitives without a batched kernel: {missing}"
 
 
@@ -143,18 +118,22 @@ assert not missing, f"primitives without a batched kernel: {missing}"
 class _Group:
     """One block of rows computed by one tensor operation."""
 
-    name: str
+    name: str  # primitive name, or "addsub" (add and sub together, see ``sign``)
     start: int
     stop: int
-    args: list  # per argument: a slice of V rows, or a LongTensor of row indices
+    args: list  # per argument: a slice of V rows, or of F rows when ``gathered``
+    gathered: list  # per argument: copied from scattered V rows into F (True) or a slice of V
+    gather: torch.Tensor | None  # V rows copied into F[f_rows] by one index_select
+    f_rows: slice  # this block's rows of the gather buffers F (forward) and S (backward)
     need: tuple  # per argument: does some member's argument lead to y_pred (need a gradient)?
     grad: bool  # do the members depend on y_pred (is the block differentiated)?
+    sign: torch.Tensor | None  # addsub: +1 for add, -1 for sub, per row
 
 
 class _Node:
     """One operator node while compiling: its arguments, height and y_pred dependence."""
 
-    __slots__ = ("name", "args", "height", "need", "row")
+    __slots__ = ("args", "height", "name", "need", "row")
 
     def __init__(self, name, args):
         self.name, self.args, self.row = name, args, -1
@@ -258,10 +237,11 @@ class LossProgram:
                 const_rows.append((r, a))
             return r
 
-        next_row = base["c"] + uses["c"]
+        next_row, f_next = base["c"] + uses["c"], 0
         blocks: dict[tuple, list] = {}
         for node in nodes:
-            blocks.setdefault((node.height, node.name, node.need), []).append(node)
+            kind = "addsub" if node.name in ("add", "sub") else node.name
+            blocks.setdefault((node.height, kind, node.need), []).append(node)
         groups = []
         for (_, name, grad), members in sorted(blocks.items()):
             # Sorting by argument rows makes chains land on contiguous rows (slices, no gather).
@@ -271,18 +251,31 @@ class LossProgram:
                 m.row = next_row
                 next_row += 1
             arity = len(members[0].args)
-            arg_rows: list[list] = [[] for _ in range(arity)]
-            for m in members:
-                for j, a in enumerate(m.args):
-                    arg_rows[j].append(a.row if isinstance(a, _Node) else None)
+            arg_rows = [[m.args[j].row if isinstance(m.args[j], _Node) else None for m in members]
+                        for j in range(arity)]
             for j in range(arity):  # leaf uses get consecutive rows per argument position
                 for i, m in enumerate(members):
                     if arg_rows[j][i] is None:
                         arg_rows[j][i] = use_row(m.args[j], owner[id(m)])
+            args, gathered, gather = [], [], []
+            for rows in arg_rows:  # scattered rows: one index_select for all of them, into F
+                if all(b == a + 1 for a, b in itertools.pairwise(rows)):
+                    args.append(slice(rows[0], rows[-1] + 1))
+                    gathered.append(False)
+                else:
+                    args.append(slice(f_next + len(gather), f_next + len(gather) + len(rows)))
+                    gathered.append(True)
+                    gather += rows
             need = tuple(any(a.need if isinstance(a, _Node) else a == _PRED
                              for a in (m.args[j] for m in members)) for j in range(arity))
-            groups.append(_Group(name, start, next_row, [_index(r, device) for r in arg_rows],
-                                 need, grad))
+            sign = torch.tensor([1.0 if m.name == "add" else -1.0 for m in members],
+                                device=device) if name == "addsub" else None
+            groups.append(_Group(name, start, next_row, args, gathered,
+                                 torch.tensor(gather, dtype=torch.long, device=device)
+                                 if gather else None, slice(f_next, f_next + len(gather)),
+                                 need, grad, sign))
+            f_next += len(gather)
+        self.f_rows = f_next
         self.root_rows = [r.row if isinstance(r, _Node) else use_row(r, k)
                           for k, r in enumerate(roots)]
         self.groups = groups
@@ -296,7 +289,8 @@ class LossProgram:
         self._grad_roots = torch.tensor([self.root_rows[k] for k in grad_k], dtype=torch.long,
                                         device=device)
         self._buffers: tuple | None = None
-        self._saved: list | None = None
+        self._plan: list = []
+        self._ready = False
 
     @property
     def num_ops(self) -> int:
@@ -304,15 +298,30 @@ class LossProgram:
         return len(self.groups)
 
     def _buffer(self, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Value, gradient, root-value and ``dp`` buffers, kept across calls: fresh multi-100-KB
-        tensors every step cost page faults that showed up as a large share of a CPU step."""
+        """Values V, gradients G, gathered arguments F and their gradients S, root values and
+        ``dp``, kept across calls (fresh multi-100-KB tensors every step cost page faults that
+        showed up as a large share of a CPU step), and every view the passes use, made once:
+        slicing in the loop cost about 1 µs per view, a third of the loss on a CPU."""
         shape = (self.rows, *p.shape[1:])
         if self._buffers is None or self._buffers[0].shape != shape or \
                 self._buffers[0].dtype != p.dtype or self._buffers[0].device != p.device:
             V = torch.empty(shape, dtype=p.dtype, device=p.device)
             for r, v in self.const_rows:
                 V[r].fill_(v)
-            self._buffers = (V, torch.empty_like(V), torch.empty_like(p), torch.empty_like(p))
+            F = torch.empty((self.f_rows, *p.shape[1:]), dtype=p.dtype, device=p.device)
+            G, S = torch.empty_like(V), torch.empty_like(F)
+            self._buffers = (V, G, F, S, torch.empty_like(p), torch.empty_like(p))
+            per_row = (-1,) + (1,) * (V.dim() - 1)
+            self._plan = [(
+                g,
+                [F[a] if f else V[a] for a, f in zip(g.args, g.gathered)],  # arguments
+                V[g.start:g.stop], G[g.start:g.stop],  # values and gradients of the block
+                F[g.f_rows], S[g.f_rows],  # gathered arguments and their gradients
+                [(S[a] if f else G[a]) if need else None  # where argument gradients go
+                 for a, f, need in zip(g.args, g.gathered, g.need)],
+                None if g.sign is None else g.sign.view(per_row),
+                g.gather is not None and any(n for n, f in zip(g.need, g.gathered) if f),
+            ) for g in self.groups]
         return self._buffers
 
     def forward(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -332,19 +341,20 @@ class LossProgram:
         if self._n_p:
             torch.index_select(p, 0, self._p_owner, out=V[:self._n_p])
         V[self._t_rows].copy_(t.expand(V[self._t_rows].shape))
-        saved = []
-        for g in self.groups:
-            args = [V[a] if isinstance(a, slice) else V.index_select(0, a) for a in g.args]
-            out = V[g.start:g.stop]
-            FORWARD[g.name](*args, out=out)
-            saved.append((args, out) if g.grad else None)
-        self._saved = saved
+        for g, args, out, _, f_block, _, _, sign, _ in self._plan:
+            if g.gather is not None:
+                torch.index_select(V, 0, g.gather, out=f_block)
+            if sign is not None:
+                torch.addcmul(args[0], sign, args[1], out=out)
+            else:
+                FORWARD[g.name](*args, out=out)
+        self._ready = True
         return V
 
     def values(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Element-wise values ``f_k(p_k, t)`` stacked: ``(P, *E)`` (valid until the next call)."""
         V = self.forward(p, t)
-        return torch.index_select(V, 0, self._roots, out=self._buffers[2])
+        return torch.index_select(V, 0, self._roots, out=self._buffers[4])
 
     def losses(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Per-candidate loss, the mean of ``f_k`` over all elements: ``(P,)``."""
@@ -360,9 +370,9 @@ class LossProgram:
         Returns:
             ``(P, *E)``; zero for candidates whose loss does not depend on ``y_pred``.
         """
-        if self._saved is None:
+        if not self._ready:
             raise RuntimeError("call forward() (or losses()) before backward()")
-        V, G, _, dp = self._buffers
+        V, G, _, _, _, dp = self._buffers
         numel = V[0].numel()
         if len(self._grad_roots):  # d mean / d element = 1 / numel, as autograd's mean gives
             if weights is None:
@@ -371,25 +381,21 @@ class LossProgram:
                 shape = (len(self._grad_roots),) + (1,) * (V.dim() - 1)
                 seed = (weights.to(V.dtype).index_select(0, self._grad_k) / numel).view(shape)
                 G.index_copy_(0, self._grad_roots, seed.expand(-1, *V.shape[1:]).contiguous())
-        for g, saved in zip(reversed(self.groups), reversed(self._saved)):
-            if saved is None:
+        for g, args, out, block, _, s_block, outs, sign, scatter in reversed(self._plan):
+            if not g.grad:
                 continue
-            args, out = saved
-            outs = [G[a] if isinstance(a, slice) and need else None
-                    for a, need in zip(g.args, g.need)]
-            grads = BACKWARD[g.name](G[g.start:g.stop], *args, out, g.need, outs)
-            for idx, o, grad in zip(g.args, outs, grads):
-                if grad is None or grad is o:
-                    continue
-                if o is not None:
+            # Gradients go straight to their rows: G for slices, S for gathered arguments.
+            if sign is not None:
+                grads = (block if g.need[0] else None,
+                         torch.mul(block, sign, out=outs[1]) if g.need[1] else None)
+            else:
+                grads = BACKWARD[g.name](block, *args, out, g.need, outs)
+            for o, grad in zip(outs, grads):
+                if grad is not None and grad is not o:
                     o.copy_(grad)
-                else:
-                    G.index_copy_(0, idx, grad)  # each row has one parent: write, not add
-        self._saved = None
+            if scatter:
+                # Each row has one parent: write, not add. Rows of arguments that need no
+                # gradient receive stale values; nothing reads them.
+                G.index_copy_(0, g.gather, s_block)
+        self._ready = False
         return dp.zero_().index_add_(0, self._p_owner, G[:self._n_p])
-
-def _index(rows: Sequence[int], device) -> slice | torch.Tensor:
-    """A slice when ``rows`` are consecutive (a view, no copy), else an index tensor."""
-    if all(b == a + 1 for a, b in zip(rows, rows[1:])):
-        return slice(rows[0], rows[-1] + 1)
-    return torch.tensor(rows, dtype=torch.long, device=device)

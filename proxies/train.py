@@ -195,9 +195,9 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
     if budget < 1:
         raise ValueError(f"steps must be >= 1, got {budget}")
     report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget)
-    if loss.expr is not None and not loss.expr.depends_on_pred:
-        return report("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
     try:
+        if loss.expr is not None and not loss.expr.depends_on_pred:
+            return report("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
         ds = dataset if dataset is not None else dataset_for(spec, device)
         report.restart()  # data load once per process for every evaluation: not this one's time
         return _train(spec, loss, seed, budget, torch.device(device), ds, report, on_trained)

@@ -82,8 +82,8 @@ def test_batched_loss_op_count_does_not_grow_with_the_population():
 
 def test_batched_loss_shares_target_only_subtrees():
     prog = LossProgram([parse("mul(y_pred, add(1, y_real))"), parse("exp(mul(y_pred, add(1, y_real)))")])
-    # rows: 2 p, 1 t, const 1, add(1, t) once, two mul (one per candidate), one exp.
-    assert prog.rows == 2 + 1 + 1 + 1 + 2 + 1
+    # rows: 2 uses of y_pred, 1 of y_real, 1 of the constant, add(1, t) ONCE, 2 mul, 1 exp.
+    assert prog.shared_nodes == 1 and prog.rows == 2 + 1 + 1 + 1 + 2 + 1
     assert prog.depends_on_pred == [True, True]
 
 
@@ -208,8 +208,10 @@ def test_pays_off_rule():
     cnn = proxies.get("digits-cnn").spec
     assert batched.pays_off(DIGITS, 64, "cuda") and batched.pays_off(DIGITS, 2, "cuda")
     assert not batched.pays_off(DIGITS, 1, "cuda") and not batched.pays_off(cnn, 64, "cuda")
-    assert batched.pays_off(DIGITS, 128, "cpu")
+    assert batched.pays_off(DIGITS, 128, "cpu") and batched.pays_off(SYN, 2, "cpu")
     assert not batched.pays_off(DIGITS, batched.CPU_MIN_CANDIDATES - 1, "cpu")
+    wide = proxies.get("digits-mlp", model_kw={"hidden": (512, 512)}).spec
+    assert not batched.pays_off(wide, 64, "cpu") and batched.pays_off(wide, 64, "cuda")
 
 
 def test_unsupported_models_train_sequentially():
@@ -222,8 +224,7 @@ def test_unsupported_models_train_sequentially():
 def test_chunks_give_the_same_results(monkeypatch):
     losses = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["mse"], REFERENCE["focal"]]
     whole = batched.train_population(SYN, losses, seed=4, steps=20)
-    per = sum(o * (i + 1) for i, o in batched._layer_shapes(SYN, dataset_for(SYN)))
-    monkeypatch.setattr(batched, "CPU_MAX_STACK", 2 * per)  # chunks of two
+    monkeypatch.setattr(batched, "CPU_MAX_STACK", 2 * batched._params(SYN))  # chunks of two
     split = batched.train_population(SYN, losses, seed=4, steps=20)
     for a, b in zip(whole, split):
         assert (a.status, a.accuracy) == (b.status, b.accuracy)
