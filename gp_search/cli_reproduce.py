@@ -5,23 +5,29 @@
 (behavioural)`` or ``not rediscovered`` for each seed; ``--seeds N`` runs seeds 0..N-1 (``--jobs``
 at a time) and prints the success table, which ``--table DIR`` also writes as
 ``DIR/rediscovery.md`` and ``DIR/rediscovery.csv`` with the command and environment.
+``--set FIELD=VALUE`` changes any other :class:`RediscoveryConfig` field (the levers), so an
+ablation is the same command: ``--set library_size=0 --table DIR/rediscovery_levers
+--table-name no-library``; the main table lists every such summary it finds there.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import multiprocessing
+import json
 import platform
 import shlex
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+LEVERS_DIR = "rediscovery_levers"
+"""Subdirectory of ``--table`` whose ablation summaries the main table lists."""
+_OWN_FLAGS = ("seed", "population", "generations", "time_budget", "confirm", "out")
 CSV_COLUMNS = ("seed", "level", "generation", "seconds", "expression", "max_rel_grad_error",
                "distance", "size", "behavioural_generation", "behavioural_seconds",
-               "exact_generation", "exact_seconds", "generations_run", "seconds_total")
+               "exact_generation", "exact_seconds", "generations_run", "seconds_total",
+               "restarts")
 
 
 def add_commands(sub) -> None:
@@ -50,6 +56,10 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default=d.out, help=f"parent of the run directories (default {d.out})")
     p.add_argument("--table", default=None,
                    help="with --seeds: write DIR/rediscovery.md and DIR/rediscovery.csv")
+    p.add_argument("--table-name", default="rediscovery",
+                   help="file name (without suffix) of the table (default rediscovery)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other setting, e.g. library_size=0 or term_weights=false; repeatable")
     p.add_argument("--confirm", action="store_true",
                    help="confirm behavioural successes on mnist1d-cnn (5 trainings each)")
     p.add_argument("--quiet", action="store_true", help="no per-generation lines")
@@ -68,7 +78,7 @@ def cmd_reproduce(args) -> int:
     _one_thread()
     rcfg = RediscoveryConfig(seed=args.seed, population=args.population,
                              generations=args.generations, time_budget=args.time_budget,
-                             confirm=args.confirm, out=args.out)
+                             confirm=args.confirm, out=args.out, **parse_settings(args.set))
     if args.seeds is None:
         out = rediscover(rcfg, quiet=args.quiet)
         print(out.line(), flush=True)
@@ -80,20 +90,61 @@ def cmd_reproduce(args) -> int:
             outcomes.append(rediscover(c, quiet=True))
             print(f"seed {c.seed}: {outcomes[-1].line()}", flush=True)
     else:
-        ctx = multiprocessing.get_context("spawn")  # no forked torch state
-        with ctx.Pool(args.jobs, initializer=_one_thread) as pool:
-            for o in pool.imap(_run_quiet, configs):
-                outcomes.append(o)
-                print(f"seed {o.seed}: {o.line()}", flush=True)
+        # joblib's loky workers: fresh interpreters (no forked torch state) that never re-run
+        # the caller's __main__; results come back in seed order as they finish.
+        from joblib import Parallel, delayed
+
+        run = Parallel(n_jobs=args.jobs, backend="loky", return_as="generator")
+        for o in run(delayed(_run_quiet)(c) for c in configs):
+            outcomes.append(o)
+            print(f"seed {o.seed}: {o.line()}", flush=True)
     print()
     print(table_markdown(outcomes), flush=True)
     if args.table:
-        command = "gp-search " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
-            if Path(sys.argv[0]).name in ("gp-search", "__main__.py") else ""
-        write_table(outcomes, Path(args.table), command, rcfg)
-        print(f"\nwritten: {Path(args.table) / 'rediscovery.md'}, "
-              f"{Path(args.table) / 'rediscovery.csv'}")
+        paths = write_table(outcomes, Path(args.table), _command(args), rcfg, args.table_name)
+        print("\nwritten: " + ", ".join(map(str, paths)))
     return 0
+
+
+def _command(args) -> str:
+    """The command line that reproduces a table, every setting spelled out."""
+    parts = ["gp-search", "reproduce-ngl", "--mode", args.mode, "--seeds", str(args.seeds),
+             "--population", str(args.population), "--generations", str(args.generations),
+             "--time-budget", f"{args.time_budget:g}", "--jobs", str(args.jobs),
+             "--out", args.out, "--table", args.table, "--table-name", args.table_name]
+    parts += [f"--set={s}" for s in args.set] + (["--confirm"] if args.confirm else [])
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``FIELD=VALUE`` texts as RediscoveryConfig overrides, typed by each field's default.
+
+    Raises:
+        ValueError: naming the item, the known fields or the expected type.
+    """
+    from dataclasses import fields
+
+    from gp_search.rediscover import RediscoveryConfig
+
+    known = {f.name: f.default for f in fields(RediscoveryConfig) if f.name not in _OWN_FLAGS}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{sorted(known)} (the others have their own flags)")
+        kind = type(known[name])
+        try:
+            if kind is bool:
+                value = {"true": True, "1": True, "on": True, "false": False, "0": False,
+                         "off": False}[text.strip().lower()]
+            else:
+                value = kind(text)
+        except (KeyError, ValueError):
+            raise ValueError(f"--set {item!r}: {name} takes a {kind.__name__}") from None
+        out[name] = value
+    return out
 
 
 def _one_thread() -> None:
@@ -107,6 +158,7 @@ def _one_thread() -> None:
 def _run_quiet(rcfg):
     from gp_search.rediscover import rediscover
 
+    _one_thread()
     return rediscover(rcfg, quiet=True)
 
 
@@ -120,17 +172,20 @@ def table_markdown(outcomes: list) -> str:
     """The k/N summary and one row per seed, as Markdown."""
     n = len(outcomes)
     exact = [o for o in outcomes if o.level == "exact"]
-    behav = [o for o in outcomes if o.behavioural_generation is not None]
+    # exact implies behavioural; a failed proxy confirmation (--confirm) withdraws it
+    behav = [o for o in outcomes
+             if o.behavioural_generation is not None and o.confirmed is not False]
     lines = [f"behavioural success: {len(behav)}/{n} seeds (max relative gradient error ≤ 1e-2"
              f"{_range(behav, 'behavioural')})",
              f"exact success: {len(exact)}/{n} seeds{_range(exact, 'exact')}", "",
-             "| seed | level | generation | seconds | behavioural at (gen, s) | "
+             "| seed | level | generation | seconds | behavioural at (gen, s) | restarts | "
              "max rel. grad. error | size | expression |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for o in outcomes:
         lines.append(
             f"| {o.seed} | {o.level} | {_fmt(o.generation, 'd')} | {_fmt(o.seconds, '.1f')} | "
             f"{_fmt(o.behavioural_generation, 'd')}, {_fmt(o.behavioural_seconds, '.1f')} | "
+            f"{o.restarts} | "
             f"{o.max_grad_error:.2e} | {o.size} | `{o.expression}` |")
     return "\n".join(lines)
 
@@ -170,19 +225,79 @@ def environment() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def write_table(outcomes: list, directory: Path, command: str, rcfg) -> None:
-    """Write ``rediscovery.md`` (table, settings, command, environment) and ``rediscovery.csv``."""
+DEFINITIONS = [
+    "Each seed evolves random trees over the paper primitive set (add, sub, mul, exp, sin, cos; "
+    "y_pred, y_real, 1, constants uniform on [-3, 3]) with the engine's generation loop; nothing "
+    "about NGL is in the operators, the constants or the start. Fitness is the behavioural "
+    "distance D to NGL (`gp_search/target_fit.py`): on 452 probe elements (p on a grid in (0, 1) "
+    "for t = 0 and 1, plus the elements of 32 softmax rows over K = 10 classes) the relative "
+    "errors of the loss values and of dL/dp, after the fit of a*f + b + c*p + d*t (a > 0; what "
+    "cannot change training), RMS over RMS with no candidate; selection on -log10 D - "
+    "parsimony * size.",
+    "",
+    "*behavioural*: max relative gradient error over the probes <= 1e-2 (generation and "
+    "seconds when first reached). *exact*: the expanded SymPy form has NGL's structure and "
+    "every constant within 1e-3 relative; with term weights the proposed loss is "
+    "sum_i w_i * term_i, whose overall positive factor behaviour cannot identify, so it is "
+    "fixed by setting one term's coefficient to +-1 (2*NGL counts, NGL + 0.3*p does not).",
+]
+
+
+def summary(outcomes: list, rcfg, command: str) -> dict:
+    """Counts, times and the settings that differ from the defaults (for the levers table)."""
+    from dataclasses import asdict
+
+    from gp_search.rediscover import RediscoveryConfig
+
+    default = asdict(RediscoveryConfig())
+    changed = {k: v for k, v in rcfg.to_dict().items()
+               if k not in ("seed", "out") and v != default[k]}
+    exact = sorted(o.exact_seconds for o in outcomes if o.level == "exact")
+    return {"n": len(outcomes), "exact": len(exact),
+            "behavioural": sum(o.behavioural_generation is not None and o.confirmed is not False
+                               for o in outcomes),
+            "exact_seconds_median": exact[len(exact) // 2] if exact else None,
+            "changed": changed, "command": command}
+
+
+def _levers(directory: Path) -> list[str]:
+    rows = []
+    for path in sorted((directory / LEVERS_DIR).glob("*.json")):
+        s = json.loads(path.read_text())
+        changed = ", ".join(f"{k} = {v}" for k, v in s["changed"].items()) or "defaults"
+        med = "–" if s["exact_seconds_median"] is None else f"{s['exact_seconds_median']:.1f}"
+        rows.append(f"| {path.stem} | {changed} | {s['behavioural']}/{s['n']} | "
+                    f"{s['exact']}/{s['n']} | {med} |")
+    if not rows:
+        return []
+    return ["## What each lever buys", "",
+            f"Same command with one setting changed (`--set`), tables in `{LEVERS_DIR}/`.", "",
+            "| run | setting | behavioural | exact | median s to exact |",
+            "|---|---|---:|---:|---:|", *rows, ""]
+
+
+def write_table(outcomes: list, directory: Path, command: str, rcfg,
+                name: str = "rediscovery") -> list[Path]:
+    """Write ``NAME.md`` (table, settings, levers, command, environment), ``NAME.csv`` and the
+    ``NAME.json`` summary.
+
+    Returns:
+        The paths written.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     env = environment()
     settings = ", ".join(f"{k} = {v}" for k, v in rcfg.to_dict().items()
                          if k not in ("seed", "out"))
     md = ["# Targeted rediscovery of NGL", "",
-          table_markdown(outcomes), "",
+          table_markdown(outcomes), "", *DEFINITIONS, "",
           "Seconds are wall-clock from the start of a seed's search (generation 0 included) to "
           "the generation where the level was first reached, measured as run (other work may "
           "have shared the CPU).", "",
-          f"Settings: {settings}.", "",
-          "Command:", "", "```", command or "gp-search reproduce-ngl --mode target ...", "```",
+          f"Settings: {settings}.", "", *_levers(directory),
+          "Command:", "", "```", command, "```",
           "", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + "."]
-    (directory / "rediscovery.md").write_text("\n".join(md) + "\n")
-    (directory / "rediscovery.csv").write_text(table_csv(outcomes))
+    paths = [directory / f"{name}.{suffix}" for suffix in ("md", "csv", "json")]
+    paths[0].write_text("\n".join(md) + "\n")
+    paths[1].write_text(table_csv(outcomes))
+    paths[2].write_text(json.dumps(summary(outcomes, rcfg, command), indent=2) + "\n")
+    return paths

@@ -175,15 +175,19 @@ def load_file(path: "str | Path") -> dict:
     """Read a TOML or JSON config file into a dict (no code is run; errors name the file)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {path} is not UTF-8 text ({exc.reason})") from None
     try:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ValueError(f"config file {path} nests too deeply to be a config") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: "
                          f"{exc}") from None
     if not isinstance(data, dict):

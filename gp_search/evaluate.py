@@ -13,7 +13,10 @@ never depend on ``jobs`` either.
 
 Backends are one small function each, ``backend(fn, tasks, jobs, scheduler) -> iterator of
 fn(*task)`` in task order; add one to :data:`BACKENDS` (``scheduler`` is the address of a
-cluster, for backends that have one).
+cluster, for backends that have one). A backend marked ``hard_limit`` (``dask``, in
+:mod:`gp_search.dask_backend`) also takes ``timeout`` and ``on_failure``: a task stuck past
+``dask_backend.hard_limit(time_limit)`` becomes status ``timeout``, one that keeps killing its
+workers status ``error``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import proxies
+from gp_search import dask_backend
 from gp_search.expr import LossExpr
 from gp_search.losses import Loss
 from proxies.base import EvalResult
@@ -63,9 +67,19 @@ def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = N
 
 
 BACKENDS: dict[str, Callable[..., Iterator]] = {
+    "dask": dask_backend.run,  # local cluster, or the cluster at ``scheduler``
     "loky": _loky,
     "sequential": _sequential,
 }
+
+
+def _failed_task(task: tuple, status: str, message: str) -> list[EvalResult]:
+    """The results of a task a backend gave up on (a stuck or worker-killing training)."""
+    texts, wire, seed, steps = task[:4]
+    proxy = proxies.from_dict(wire)
+    budget = proxy.spec.steps if steps is None else steps
+    return [EvalResult(status, message=message, loss=text, proxy=proxy.name, seed=seed,
+                       budget=budget) for text in texts]
 
 
 def _loss_text(loss) -> str:
@@ -137,13 +151,14 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         seeds: a count ``n`` (seeds ``0 .. n-1``) or the seeds themselves.
         jobs: worker processes (``-1``: one per core); ``1`` trains in this process.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-        backend: a key of :data:`BACKENDS` (``"loky"``, ``"sequential"``).
+        backend: a key of :data:`BACKENDS` (``"loky"``, ``"sequential"``, ``"dask"``).
         batched: population-batched training: True, False or ``"auto"`` (where it pays).
         steps: optimiser steps instead of the proxy's budget.
         progress: called as ``progress(done, total)`` as results arrive.
         proxy_overrides: ProxySpec fields to change (``proxies.get(proxy, **proxy_overrides)``),
             e.g. ``{"time_limit": 60, "data_root": "/data"}``.
-        scheduler: cluster address for backends that have one (none of loky, sequential).
+        scheduler: cluster address for backends that have one: ``tcp://HOST:PORT`` of a Dask
+            scheduler for ``"dask"`` (None: a local cluster of ``jobs`` workers).
 
     Returns:
         One :class:`EvalResult` per (loss, seed), loss-major: all seeds of the first loss, then
@@ -151,7 +166,7 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
 
     Raises:
         ValueError: unknown proxy, proxy field, backend or device; bad seeds, jobs or steps;
-            a scheduler for a backend without one.
+            a scheduler for a backend without one, or one that cannot be reached.
         FileNotFoundError: the proxy's data files are missing (checked once, before training).
 
     Example:
@@ -185,7 +200,12 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         plan = [([i * len(seed_list) + j], ([text], wire, seed, steps, device, False))
                 for i, text in enumerate(texts) for j, seed in enumerate(seed_list)]
 
-    outputs = BACKENDS[backend](_run_task, [args for _, args in plan], n_jobs, scheduler)
+    run = BACKENDS[backend]
+    # A backend that can abandon a stuck task (dask) gets a hard limit per task; the others
+    # rely on the trainings' own clock, checked after every step.
+    extra = {"timeout": dask_backend.hard_limit(proxy.spec.time_limit),
+             "on_failure": _failed_task} if getattr(run, "hard_limit", False) else {}
+    outputs = run(_run_task, [args for _, args in plan], n_jobs, scheduler, **extra)
     results: list[EvalResult | None] = [None] * total
     done = 0
     if progress is not None:

@@ -116,6 +116,9 @@ def tree_to_sympy(tree: gp.PrimitiveTree) -> sympy.Expr:
 def _round_floats(expr: sympy.Expr, digits: int = KEY_DIGITS) -> sympy.Expr:
     repl = {}
     for f in expr.atoms(sympy.Float):
+        if not math.isfinite(float(f)):  # SymPy's floats outgrow float64 (1e200 * 1e200)
+            raise ExprError(f"a constant of the loss is {float(f)} in float64 (SymPy: "
+                            f"{f!s}); the loss has no finite value")
         r = float(f"{float(f):.{digits}g}")
         repl[f] = sympy.Integer(int(r)) if r == int(r) and abs(r) < 1e15 else sympy.Float(r)
     return expr.xreplace(repl)

@@ -13,7 +13,7 @@ from pathlib import Path
 from gp_search import store
 from gp_search.config import SearchConfig
 from gp_search.constants import tune_constants
-from gp_search.evolve import Search
+from gp_search.evolve import Search, _seed_expr
 from gp_search.export import export
 from gp_search.expr import parse
 from gp_search.scoring import Evaluator, ProxyRef, Scorer
@@ -133,13 +133,30 @@ def _drive(search: Search, quiet: bool) -> Path:
     return search.run_dir
 
 
+def _reach_cluster(cfg: SearchConfig, evaluator: Evaluator | None) -> None:
+    """With the Dask backend, connect (or start the local cluster) before any work, so that a
+    bad scheduler address fails before a run directory exists."""
+    if cfg.backend == "dask" and evaluator is None:
+        from gp_search import dask_backend
+
+        dask_backend.client(cfg.scheduler or None, cfg.jobs)
+
+
 def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | None = None,
                run_dir: Path | None = None) -> Path:
     """Start a new search; returns its run directory.
 
     Raises:
         store.RunFileError: the output location is not writable (before any work).
+        gp_search.dask_backend.SchedulerError: the Dask scheduler cannot be reached (likewise).
     """
+    for text in cfg.seed_individuals:  # a bad one fails here, before a run directory exists
+        try:
+            _seed_expr(text, cfg)
+        except ValueError as exc:  # ExprError too
+            raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
+                             f"the {cfg.primitive_set!r} set ({exc})") from None
+    _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
     if not quiet:
@@ -150,26 +167,48 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
 def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | None = None) -> Path:
     """Continue a run from its checkpoint; a corrupt checkpoint stops with an error.
 
-    A run killed before its first checkpoint starts again from generation 0 (its cache keeps
-    every training that had finished). A finished run is left as it is.
+    Every run file is read and checked before any is written, so a bad one stops the resume
+    with :class:`store.RunFileError` naming it, and leaves the run directory as it was. A run
+    killed before its first checkpoint starts again from generation 0 (its cache keeps every
+    training that had finished). A finished run is left as it is.
     """
     run_dir = Path(run_dir)
-    cfg = store.load_config(run_dir)
-    if not (run_dir / "checkpoint.json").exists():  # killed before generation 0 finished
+    run = store.load_run(run_dir)  # config, checkpoint, log, hall of fame: all checked
+    cfg, state = run.config, run.checkpoint
+    _reach_cluster(cfg, evaluator)
+    search = _open(cfg, run_dir, quiet, evaluator)  # opens (and checks) the cache
+    if state is None:  # killed before generation 0 finished
         if not quiet:
             print(f"{run_dir} has no checkpoint yet: starting it from generation 0", flush=True)
         (run_dir / "generations.jsonl").unlink(missing_ok=True)
-        return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)
-    state = store.read_checkpoint(run_dir)
-    search = _open(cfg, run_dir, quiet, evaluator)
-    if state.get("train_seeds") not in (None, search.scorer.seeds):
-        raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: training seeds do not match "
-                                 "config.json's seed")
-    search.restore(state)
+        return _drive(search, quiet)
+    try:
+        _check_state(state, search)
+        search.restore(state)
+    except store.RunFileError:
+        search.cache.close()
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ExprError is a ValueError
+        search.cache.close()
+        raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: cannot restore the search from "
+                                 f"it ({type(exc).__name__}: {exc})") from None
+    if search.finished:  # nothing to do; in particular, constants are not tuned twice
+        search.cache.close()
+        if not quiet:
+            print(f"{run_dir} is finished; nothing to resume", flush=True)
+        return run_dir
     store.truncate_generations(run_dir, search.generation)
     if not quiet:
         print(f"resuming {run_dir} after generation {search.generation}", flush=True)
     return _drive(search, quiet)
+
+
+def _check_state(state: dict, search: Search) -> None:
+    """A checkpoint whose training seeds are not config.json's is refused (store.load_run
+    checks its generation and population size)."""
+    if state.get("train_seeds") not in (None, search.scorer.seeds):
+        raise store.RunFileError(f"{search.run_dir / 'checkpoint.json'}: training seeds do not "
+                                 f"match config.json's seed")
 
 
 def print_result(run_dir: Path, top: int = 5) -> None:

@@ -75,12 +75,24 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number gp-search writes")
+
+
+def _loads(text: str) -> object:
+    """JSON as gp-search writes it: no NaN or Infinity (ValueError), nesting within limits."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def read_json(path: Path, what: str) -> object:
     try:
-        return json.loads(Path(path).read_text())
+        return _loads(Path(path).read_text())
     except FileNotFoundError:
         raise RunFileError(f"{path}: missing {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise RunFileError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
@@ -96,11 +108,15 @@ def hof_csv(entries: list[dict]) -> str:
 
 def read_hof_csv(path: Path) -> list[dict]:
     try:
-        rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+        reader = csv.DictReader(io.StringIO(Path(path).read_text()))
+        rows = list(reader)
     except FileNotFoundError:
         raise RunFileError(f"{path}: missing hall of fame") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RunFileError(f"{path}: unreadable hall of fame ({exc})") from None
+    if not rows and tuple(reader.fieldnames or ()) != HOF_COLUMNS:  # rows are checked below
+        raise RunFileError(f"{path}: line 1: columns {list(reader.fieldnames or [])} != "
+                           f"{list(HOF_COLUMNS)}")
     out = []
     for i, row in enumerate(rows, 2):
         try:
@@ -157,11 +173,54 @@ def read_checkpoint(run_dir: Path) -> dict:
             raise RunFileError(f"{path}: population[{i}] must be {{'prefix': str, 'fitness': "
                                "number or null}")
     for i, e in enumerate(data["hall_of_fame"]):
-        if not (isinstance(e, dict) and isinstance(e.get("prefix"), str)
-                and isinstance(e.get("fitness"), (int, float))):
-            raise RunFileError(f"{path}: hall_of_fame[{i}] is malformed")
+        if not (isinstance(e, dict) and all(_is(e.get(k), t) for k, t in _HOF_ENTRY.items())):
+            raise RunFileError(f"{path}: hall_of_fame[{i}] must have "
+                               f"{', '.join(f'{k} ({t})' for k, t in _HOF_ENTRY.items())}")
+    if data["generation"] < 0 or data["elapsed"] < 0:
+        raise RunFileError(f"{path}: 'generation' and 'elapsed' must be >= 0")
+    optional = {"finished": "bool", "train_seeds": "int list", "scores": "score list",
+                "scorer": "scorer"}
+    for key, kind in optional.items():
+        if data.get(key) is not None and not _is(data[key], kind):
+            raise RunFileError(f"{path}: field {key!r} is not a {kind}")
+    if data.get("scores") is not None and len(data["scores"]) != len(data["population"]):
+        raise RunFileError(f"{path}: 'scores' has {len(data['scores'])} entries for "
+                           f"{len(data['population'])} individuals")
     data["random_state"] = random_state_from_json(data["random_state"], path)
     return data
+
+
+_SCORE = {"fitness": "number", "std": "number", "n": "int", "status": "str", "fidelity": "str",
+          "message": "str"}
+_HOF_ENTRY = {"prefix": "str", "canonical": "str", "infix": "str", "fitness": "number",
+              "std": "number", "n": "int", "size": "int"}
+
+
+def _is(value, kind: str) -> bool:
+    """Whether a JSON value is of one of the kinds the run files use."""
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int list":
+        return isinstance(value, list) and all(_is(v, "int") for v in value)
+    if kind == "score":  # gp_search.scoring.Score as JSON
+        return isinstance(value, dict) and _is(value.get("fitness"), "number") and all(
+            k in _SCORE and _is(v, _SCORE[k]) for k, v in value.items())
+    if kind == "score list":
+        return isinstance(value, list) and all(v is None or _is(v, "score") for v in value)
+    if kind == "scorer":
+        return (isinstance(value, dict)
+                and isinstance(value.get("by_key", {}), dict)
+                and all(_is(v, "score") for v in value.get("by_key", {}).values())
+                and isinstance(value.get("by_fingerprint", {}), dict)
+                and all(isinstance(v, str) for v in value.get("by_fingerprint", {}).values())
+                and all(_is(value.get(k, 0), "int") for k in ("full_trainings", "short_trainings")))
+    raise ValueError(kind)
 
 
 # --- generations log -----------------------------------------------------------------------------
@@ -177,18 +236,37 @@ def read_generations(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "generations.jsonl"
     if not path.exists():
         return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{path}: unreadable generations log ({exc})") from None
+    lines = text.split("\n")
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
+            rec = _loads(line)
+        except ValueError as exc:
+            if i == len(lines):  # no newline yet: an append in progress, or torn by a kill
+                break
             raise RunFileError(f"{path}: line {i} is not JSON ({exc})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("generation"), int):
-            raise RunFileError(f"{path}: line {i} has no integer 'generation'")
+        if not isinstance(rec, dict) or not _is(rec.get("generation"), "int") \
+                or rec["generation"] < 0:
+            raise RunFileError(f"{path}: line {i} has no integer 'generation' >= 0")
+        bad = [k for k, kind in _GENERATION_FIELDS.items()
+               if k in rec and not (_is(rec[k], kind) or (kind == "str" and rec[k] is None))]
+        if bad:
+            raise RunFileError(f"{path}: line {i}: field(s) {bad} of the wrong type "
+                               f"(expected {', '.join(_GENERATION_FIELDS[k] for k in bad)})")
         out.append(rec)
     return out
+
+
+_GENERATION_FIELDS = {"best": "number", "median": "number", "best_canonical": "str",
+                      **{k: "int" for k in ("rejected", "duplicate", "cached", "trained", "short")},
+                      **{k: "number" for k in ("seconds", "seconds_vary", "seconds_scoring",
+                                               "seconds_training")}}
 
 
 def truncate_generations(run_dir: Path, last_generation: int) -> None:
@@ -207,10 +285,23 @@ class Cache:
     retrains nothing it had finished.
     """
 
+    COLUMNS = ("loss", "proxy", "seed", "budget", "result")
+
     def __init__(self, path: "str | Path"):
         self.path = Path(path)
         try:
             self.db = sqlite3.connect(self.path)
+            # Look before writing anything: another program's database is refused untouched.
+            tables = [r[0] for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")]
+            if tables:
+                columns = tuple(r[1] for r in self.db.execute("PRAGMA table_info(results)"))
+                if columns != self.COLUMNS:
+                    self.db.close()
+                    raise RunFileError(
+                        f"{self.path}: not a gp-search fitness cache (tables {tables}; a cache "
+                        f"has one table 'results' with columns {list(self.COLUMNS)}); give "
+                        f"another --cache path or move the file away")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS results (loss TEXT, proxy TEXT, seed INTEGER,"
                             " budget INTEGER, result TEXT, PRIMARY KEY (loss, proxy, seed, budget))")
@@ -225,7 +316,7 @@ class Cache:
             return None
         try:
             return EvalResult.from_dict(json.loads(row[0]))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise RunFileError(f"{self.path}: corrupt cache entry for {loss!r} ({exc})") from None
 
     def put_many(self, rows: list[tuple[str, str, int, int, EvalResult]]) -> None:
@@ -282,6 +373,14 @@ def load_run(path: "str | Path") -> Run:
     cfg = load_config(path)
     hof_path = path / "hall_of_fame.csv"
     ckpt = read_checkpoint(path) if (path / "checkpoint.json").exists() else None
+    if ckpt is not None:  # a checkpoint that does not belong to this config.json
+        where = path / "checkpoint.json"
+        if ckpt["generation"] > cfg.generations:
+            raise RunFileError(f"{where}: generation {ckpt['generation']} is past config.json's "
+                               f"{cfg.generations} generations")
+        if len(ckpt["population"]) != cfg.population:
+            raise RunFileError(f"{where}: {len(ckpt['population'])} individuals, but "
+                               f"config.json's population is {cfg.population}")
     return Run(path, cfg, read_generations(path),
                read_hof_csv(hof_path) if hof_path.exists() else [], ckpt)
 

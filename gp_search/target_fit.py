@@ -17,7 +17,8 @@ size ``a``, which Adam ignores. The distance ignores exactly that family:
   the value ``a·f + b + c·p + d·t − F`` divided by ``|F|``, for the target ``F`` (NGL's are bounded
   away from 0 on [0, 1]: ``|∂F/∂p| ≥ 3.0``, ``F ≥ 0.72``), so every error is relative;
 * **fit**: ``(a, b, c, d)`` by linear least squares over all residuals; ``a ≤ 0`` (the candidate
-  pushes the wrong way) counts as ``a = 0``;
+  pushes the wrong way) counts as ``a = 0``. With *term weights*, ``a`` is replaced by one weight
+  (any sign) per top-level additive term of the candidate (linear scaling of additive terms);
 * **distance** ``D`` = RMS residual at the fit / RMS residual at ``a = 0`` (what the family does
   with no candidate at all): 0 for the target and every member of its class, 1 for a useless
   (or non-finite) candidate;
@@ -26,7 +27,9 @@ size ``a``, which Adam ignores. The distance ignores exactly that family:
 A tree is folded once, in float64 NumPy over all probes, into its value, ``∂/∂p`` and — when its
 constants ``θ`` are fitted — ``∂/∂θ`` and ``∂²/∂p∂θ`` (forward-mode hyper-dual arithmetic), so
 the constant fit (Levenberg–Marquardt on ``θ`` and ``a``; ``b, c, d`` projected out) needs no
-autograd and no code generation. Trees over the ``paper`` primitive set only.
+autograd and no code generation. Trees over the ``paper`` primitive set only. A
+:class:`Library` holds the columns of all small constant-free trees, so the best extra term for a
+candidate is one matrix product away.
 """
 
 from __future__ import annotations
@@ -151,10 +154,15 @@ def fold(tree, p: np.ndarray, t: np.ndarray, theta: np.ndarray | None = None) ->
             stack.append([float(node.value), None, None, None])
     v, vp, vt, vpt = stack[0]
     n = p.shape[0]
-    shape = (m, n)
-    return [np.broadcast_to(v, (n,)), np.broadcast_to(vp if vp is not None else 0.0, (n,)),
-            None if theta is None else np.broadcast_to(vt if vt is not None else 0.0, shape),
-            None if theta is None else np.broadcast_to(vpt if vpt is not None else 0.0, shape)]
+    out = [_full(v, (n,)), _full(vp, (n,))]
+    return out + ([None, None] if theta is None else [_full(vt, (m, n)), _full(vpt, (m, n))])
+
+
+def _full(x, shape: tuple) -> np.ndarray:
+    """``x`` (None = 0, a scalar or a broadcastable array) as an array of ``shape``."""
+    if isinstance(x, np.ndarray) and x.shape == shape:
+        return x
+    return np.broadcast_to(0.0 if x is None else x, shape)
 
 
 # --- additive terms ------------------------------------------------------------------------------
@@ -269,7 +277,14 @@ class Target:
     def _solve(self, xp: np.ndarray) -> tuple[np.ndarray, float]:
         """Least-squares weights of projected columns, and the residual sum of squares (computed
         from the residual: ``rss0 − w·X·y`` would cancel to ~1e-16)."""
-        w = np.linalg.lstsq(xp.T, self.y_perp, rcond=None)[0]
+        # QR (a handful of columns); SVD-based lstsq only for rank-deficient ones (a term that
+        # repeats another, or that the projection emptied), which it leaves at weight ~0.
+        q, r = np.linalg.qr(xp.T)
+        diag = np.abs(np.diag(r))
+        if diag.min() > 1e-9 * max(float(diag.max()), 1e-300):
+            w = np.linalg.solve(r, q.T @ self.y_perp)
+        else:
+            w = np.linalg.lstsq(xp.T, self.y_perp, rcond=None)[0]
         resid = self.y_perp - w @ xp
         return w, float(resid @ resid)
 
@@ -319,11 +334,14 @@ class Target:
             # Variable projection (Kaufman): the weights are eliminated in closed form, so the
             # Jacobian is w·∂x/∂θ with the directions of x and of (b, c, d) projected out;
             # without it α in exp(α − …) and the scale are nearly collinear and LM crawls.
-            jac = np.vstack([wi * self._perp(d) for wi, d in zip(w, dcols) if d is not None])
-            basis = np.linalg.qr(xp.T)[0]
-            jac = jac - (jac @ basis) @ basis.T
-            h = jac @ jac.T
-            rhs = jac @ (self.y_perp - w @ xp)
+            with np.errstate(all="ignore"):
+                jac = np.vstack([wi * self._perp(d) for wi, d in zip(w, dcols) if d is not None])
+                basis = np.linalg.qr(xp.T)[0]
+                jac = jac - (jac @ basis) @ basis.T
+                h = jac @ jac.T
+                rhs = jac @ (self.y_perp - w @ xp)
+            if not (np.all(np.isfinite(h)) and np.all(np.isfinite(rhs))):
+                break
             diag = np.diag(h) + 1e-12 * max(float(np.diag(h).max()), 1e-300)
             try:
                 step = np.linalg.solve(h + lam * np.diag(diag), rhs)
@@ -348,7 +366,7 @@ class Target:
         return fitted if fitted.distance <= best.distance else best
 
 
-# --- the term library ------------------------------------------------------------------------------
+# --- the term library -------------------------------------------------------------------------
 
 def enumerate_trees(max_size: int) -> list[list]:
     """Every tree over the paper primitives and the leaves ``y_pred``, ``y_real``, ``1`` (no
@@ -380,7 +398,7 @@ class Library:
         max_size: largest library tree, in nodes.
     """
 
-    def __init__(self, target: Target, max_size: int = 4):
+    def __init__(self, target: Target, max_size: int = 3):
         self.target = target
         trees, cols, seen = [], [], set()
         for nodes in enumerate_trees(max_size):
@@ -426,4 +444,7 @@ class Library:
         j = int(np.argmax(gain))
         if gain[j] <= 0:
             return None
-        return self.trees[j], math.sqrt(max(rss - float(gain[j]), 0.0) / t.rss0)
+        # The residual itself, not rss − gain, which cancels to ~1e-19 for an exact fit.
+        resid = t.y_perp - w @ xp
+        resid = resid - (lib[j] @ resid) / den[j] * lib[j]
+        return self.trees[j], math.sqrt(float(resid @ resid) / t.rss0)

@@ -1,0 +1,98 @@
+"""Exact symbolic match of two losses: expanded normal form, near-integers snapped, optional factor.
+
+Two loss expressions match *exactly* when SymPy's expansion of both (products over sums,
+``exp(a + b) -> exp(a)·exp(b)``, numbers folded to floats) has the same structure with every
+float printed as ``C``, and every constant agrees within a relative tolerance; floats within that
+tolerance of a non-zero integer are snapped to it first, so ``-0.9996·cos(…)`` reads as
+``-cos(…)``. Used by targeted rediscovery to decide *exact* success, and usable to say how far a
+searched loss is from NGL symbolically.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy
+
+from gp_search.expr import ExprError, LossExpr
+from gp_search.losses import NGL
+
+_FLOAT = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
+
+
+def _expanded(x: sympy.Expr) -> sympy.Expr:
+    """SymPy's expansion (products over sums, ``exp(a + b) -> exp(a)·exp(b)``), numbers folded
+    to floats."""
+    x = sympy.expand(x)
+    return x.replace(lambda z: z.is_number and not z.is_Number, lambda z: sympy.Float(z.evalf()))
+
+
+def _normal(x: sympy.Expr, rtol: float) -> tuple[str, str, tuple[float, ...]]:
+    snap = {}
+    for f in x.atoms(sympy.Float):
+        k = round(float(f))
+        if k != 0 and abs(float(f) - k) <= rtol * abs(k):
+            snap[f] = sympy.Integer(k)
+    text = sympy.sstr(x.xreplace(snap), order="lex", full_prec=False)
+    shown = sympy.sstr(_round(x.xreplace(snap)), order="lex", full_prec=False)
+    return _FLOAT.sub("C", text), shown, tuple(float(m) for m in _FLOAT.findall(text))
+
+
+def _round(x: sympy.Expr) -> sympy.Expr:
+    return x.xreplace({f: sympy.Float(float(f"{float(f):.6g}")) for f in x.atoms(sympy.Float)})
+
+
+def normal_form(expr: LossExpr, rtol: float = 1e-3) -> tuple[str, tuple[float, ...]]:
+    """A structure string and constants that do not depend on how the formula was written.
+
+    SymPy's expansion (products over sums, ``exp(a + b) -> exp(a)·exp(b)``), numbers folded to
+    floats, and every float within ``rtol`` (relative) of a non-zero integer snapped to it, so
+    ``-0.9996·cos(…)`` reads as ``-cos(…)``. Floats print as ``C`` in the structure.
+
+    Returns:
+        ``(structure, constants in print order)``.
+    """
+    structure, _, constants = _normal(_expanded(expr.sympy), rtol)
+    return structure, constants
+
+
+def exact_form(expr: LossExpr, target: LossExpr = NGL, rtol: float = 1e-3,
+               up_to_scale: bool = False) -> str | None:
+    """The candidate as it matches the target exactly, or ``None``.
+
+    Exact: the same normal-form structure (:func:`normal_form`) and every constant within
+    ``rtol`` relative. Strict about everything else — ``NGL + 0.3·p`` trains like NGL but is not
+    exact. With ``up_to_scale`` (for term-weighted individuals, whose overall positive factor
+    is not identified by behaviour) the candidate is first divided by the size of one of its
+    terms' coefficients, each in turn; ``2·NGL`` then matches, ``NGL + 0.3·p`` still does not.
+
+    Returns:
+        The matching form, printed with 6 significant digits, e.g.
+        ``-cos(cos(sin(y_pred))) + 11.1251*exp(-y_pred)*exp(-y_pred*y_real)``.
+    """
+    try:
+        x = _expanded(expr.sympy)
+        ref, _, ref_c = _normal(_expanded(target.sympy), rtol)
+        scales = [sympy.Integer(1)]
+        if up_to_scale:
+            coeffs = (t.as_coeff_Mul()[0] for t in sympy.Add.make_args(x))
+            scales += [abs(c) for c in coeffs if c.is_Number and c != 0 and abs(c) != 1]
+        for scale in scales:
+            structure, shown, consts = _normal(_expanded(x / scale), rtol)
+            if structure == ref and len(consts) == len(ref_c) and all(
+                    abs(a - b) <= rtol * abs(b) for a, b in zip(consts, ref_c)):
+                return shown
+    except (ExprError, ValueError, TypeError, RecursionError, ZeroDivisionError):
+        return None
+    return None
+
+
+def is_exact(expr: LossExpr, target: LossExpr = NGL, rtol: float = 1e-3,
+             up_to_scale: bool = False) -> bool:
+    """Whether :func:`exact_form` finds a match.
+
+    Example:
+        >>> is_exact(parse("exp(2.4092 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"))
+        True
+    """
+    return exact_form(expr, target, rtol, up_to_scale) is not None
