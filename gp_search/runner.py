@@ -119,8 +119,13 @@ def _finish(search: Search, quiet: bool) -> None:
 
 
 def _drive(search: Search, quiet: bool) -> Path:
+    from proxies.train import one_thread
+
     try:
-        search.run()
+        # Screening, fingerprints and in-process trainings on tiny tensors: one torch thread is
+        # faster (two threads on a shared 2-core machine were ~15x slower) and load-independent.
+        with one_thread():
+            search.run()
     except KeyboardInterrupt:
         search.cache.close()
         print(f"\ninterrupted; generation {search.generation} is checkpointed. Continue with:\n"
