@@ -46,7 +46,8 @@ from gp_search.evolve import Search
 from gp_search.exact import exact_form
 from gp_search.expr import LossExpr, parse
 from gp_search.losses import NGL
-from gp_search.target_fit import Library, Target
+from gp_search.target_fit import Target
+from gp_search.term_library import Library
 from gp_search.target_scorer import BehaviourScorer, materialise
 
 

@@ -27,7 +27,8 @@ from deap import gp
 from gp_search import primitives as P
 from gp_search.expr import ExprError, LossExpr, parse
 from gp_search.scoring import Score
-from gp_search.target_fit import Fit, Library, Target, constant_slots, terms
+from gp_search.target_fit import Fit, Target, constant_slots, terms
+from gp_search.term_library import Library
 
 
 # --- tree rewriting ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from gp_search.expr import parse
 from gp_search.losses import NGL, REFERENCE
 from gp_search.exact import exact_form, is_exact
 from gp_search.rediscover import RediscoveryConfig, ngl_target, rediscover
-from gp_search.target_fit import Library, Target, constant_slots, terms
+from gp_search.target_fit import Target, constant_slots, terms
+from gp_search.term_library import Library
 from gp_search.target_scorer import BehaviourScorer, fold_constant_subtrees, materialise
 
 E_TERM = "exp(sub(2.0, mul(y_pred, add(1, y_real))))"

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from gp_search import store
 from gp_search.config import SearchConfig
