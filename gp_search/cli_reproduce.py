@@ -1,5 +1,8 @@
-"""The ``gp-search reproduce-ngl`` command: targeted rediscovery of NGL, one seed or a k/N table.
+"""The ``gp-search reproduce-ngl`` command: rediscovery of NGL, targeted (one seed or a k/N table)
+or on the proxies.
 
+``--mode proxy`` runs the paper preset from scratch and reports whether and when its best loss
+reaches NGL's proxy fitness and how far it is from NGL (:mod:`gp_search.proxy_rediscovery`).
 ``--mode target`` evolves random trees over the paper primitive set towards NGL's behaviour
 (:mod:`gp_search.rediscover`) and prints ``rediscovered (exact)``, ``rediscovered
 (behavioural)`` or ``not rediscovered`` for each seed; ``--seeds N`` runs seeds 0..N-1 (``--jobs``
@@ -27,7 +30,7 @@ _OWN_FLAGS = ("seed", "population", "generations", "time_budget", "confirm", "ou
 CSV_COLUMNS = ("seed", "level", "generation", "seconds", "expression", "max_rel_grad_error",
                "distance", "size", "behavioural_generation", "behavioural_seconds",
                "exact_generation", "exact_seconds", "generations_run", "seconds_total",
-               "restarts")
+               "restarts", "confirmed", "accuracy", "loss")
 
 
 def add_commands(sub) -> None:
@@ -36,28 +39,43 @@ def add_commands(sub) -> None:
 
     d = RediscoveryConfig()
     p = sub.add_parser(
-        "reproduce-ngl", help="rediscover NGL from random trees (targeted: behavioural fitness)",
-        description="Targeted rediscovery of NGL: evolve random trees over the paper primitive "
-                    "set with fitness = behavioural distance to NGL; report exact / behavioural "
-                    "success per seed.")
-    p.add_argument("--mode", required=True, choices=["target"],
-                   help="target: fitness is the behavioural distance to NGL")
+        "reproduce-ngl", help="rediscover NGL from random trees (targeted, or on the proxies)",
+        description="Rediscovery of NGL from random trees. --mode target: fitness = behavioural "
+                    "distance to NGL; reports exact / behavioural success per seed. --mode proxy: "
+                    "the paper preset on the proxies, NGL not seeded; reports whether and when "
+                    "the best reaches NGL's proxy fitness and how far it is from NGL.")
+    p.add_argument("--mode", required=True, choices=["target", "proxy"],
+                   help="target: fitness is the behavioural distance to NGL; proxy: the paper "
+                        "preset's proxy trainings")
     p.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
     p.add_argument("--seeds", type=int, default=None,
-                   help="run seeds 0..N-1 instead of --seed and print the k/N table")
-    p.add_argument("--population", type=int, default=d.population,
-                   help=f"individuals per generation (default {d.population}, at most 1000)")
-    p.add_argument("--generations", type=int, default=d.generations,
-                   help=f"generations after generation 0 (default {d.generations})")
-    p.add_argument("--time-budget", type=float, default=d.time_budget,
-                   help=f"seconds per seed, checked after each generation (default "
-                        f"{d.time_budget:g}; 0: none)")
-    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+                   help="target: run seeds 0..N-1 instead of --seed and print the k/N table")
+    p.add_argument("--population", type=int, default=None,
+                   help=f"individuals per generation (target: default {d.population}, at most "
+                        f"1000; proxy: the paper preset's)")
+    p.add_argument("--generations", type=int, default=None,
+                   help=f"generations after generation 0 (target: default {d.generations}; "
+                        f"proxy: the paper preset's)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help=f"seconds per seed, checked after each generation (target: default "
+                        f"{d.time_budget:g}; proxy: none; 0: none)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="target: seeds run in parallel processes (default 1); proxy: parallel "
+                        "trainings (default 2)")
     p.add_argument("--out", default=d.out, help=f"parent of the run directories (default {d.out})")
+    p.add_argument("--run", default=None, metavar="RUN_DIR",
+                   help="proxy: analyse this run (resumed first when it did not finish) instead "
+                        "of starting a new one")
+    p.add_argument("--fresh-seeds", type=int, default=None,
+                   help="proxy: training seeds 0..N-1 of the final best-vs-NGL comparison "
+                        "(default 5)")
     p.add_argument("--table", default=None,
-                   help="with --seeds: write DIR/rediscovery.md and DIR/rediscovery.csv")
-    p.add_argument("--table-name", default="rediscovery",
-                   help="file name (without suffix) of the table (default rediscovery)")
+                   help="target, with --seeds: write DIR/rediscovery.md and DIR/rediscovery.csv; "
+                        "proxy: write DIR/proxy_rediscovery.md, .json and .png (always also "
+                        "into the run directory)")
+    p.add_argument("--table-name", default=None,
+                   help="file name (without suffix) of the table (default rediscovery, or "
+                        "proxy_rediscovery)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other setting, e.g. library_size=0 or term_weights=false; repeatable")
     p.add_argument("--confirm", action="store_true",
@@ -67,8 +85,19 @@ def add_commands(sub) -> None:
 
 
 def cmd_reproduce(args) -> int:
+    if args.mode == "proxy":
+        return cmd_proxy(args)
     from gp_search.rediscover import RediscoveryConfig, rediscover
 
+    d = RediscoveryConfig()
+    args.population = d.population if args.population is None else args.population
+    args.generations = d.generations if args.generations is None else args.generations
+    args.time_budget = d.time_budget if args.time_budget is None else args.time_budget
+    args.jobs = 1 if args.jobs is None else args.jobs
+    args.table_name = args.table_name or "rediscovery"
+    for flag in ("run", "fresh_seeds"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} is for --mode proxy")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1; got {args.jobs}")
     if args.seeds is not None and args.seeds < 1:
@@ -83,7 +112,8 @@ def cmd_reproduce(args) -> int:
         out = rediscover(rcfg, quiet=args.quiet)
         print(out.line(), flush=True)
         return 0
-    configs = [replace(rcfg, seed=s) for s in range(args.seeds)]
+    # The proxy confirmation runs here, once for all seeds (one batch of trainings).
+    configs = [replace(rcfg, seed=s, confirm=False) for s in range(args.seeds)]
     outcomes = []
     if args.jobs == 1:
         for c in configs:
@@ -98,12 +128,61 @@ def cmd_reproduce(args) -> int:
         for o in run(delayed(_run_quiet)(c) for c in configs):
             outcomes.append(o)
             print(f"seed {o.seed}: {o.line()}", flush=True)
+    reference = None
+    if args.confirm:
+        from gp_search.rediscover import confirm
+
+        print("confirming behavioural successes on mnist1d-cnn ...", flush=True)
+        reference = confirm(outcomes, args.jobs)
     print()
-    print(table_markdown(outcomes), flush=True)
+    print(table_markdown(outcomes, reference), flush=True)
     if args.table:
-        paths = write_table(outcomes, Path(args.table), _command(args), rcfg, args.table_name)
+        paths = write_table(outcomes, Path(args.table), _command(args), rcfg, args.table_name,
+                            reference)
         print("\nwritten: " + ", ".join(map(str, paths)))
     return 0
+
+
+def cmd_proxy(args) -> int:
+    """``--mode proxy``: the paper preset from scratch (or ``--run``), then the analysis."""
+    from gp_search import proxy_rediscovery as PR
+
+    for flag, given in (("seeds", args.seeds is not None), ("set", bool(args.set)),
+                        ("confirm", args.confirm)):
+        if given:
+            raise ValueError(f"--{flag} is for --mode target (proxy mode runs one search: --seed)")
+    jobs = 2 if args.jobs is None else args.jobs
+    fresh = PR.FRESH_SEEDS if args.fresh_seeds is None else args.fresh_seeds
+    if jobs < 1 or fresh < 2:
+        raise ValueError(f"--jobs must be >= 1 and --fresh-seeds >= 2 (a confidence interval); "
+                         f"got {jobs} and {fresh}")
+    over = {k: v for k, v in (("population", args.population), ("generations", args.generations),
+                              ("time_budget", args.time_budget)) if v is not None}
+    cfg = PR.proxy_config(seed=args.seed, jobs=jobs, out=args.out, **over)
+    _one_thread()
+    report = PR.proxy_rediscovery(cfg, args.run, jobs, fresh, quiet=args.quiet)
+    command = _proxy_command(args, jobs, fresh)
+    name = args.table_name or "proxy_rediscovery"
+    paths = PR.write(report, report["run_dir"], name, command)
+    if args.table:
+        paths += PR.write(report, args.table, name, command)
+    print(PR.verdict(report), flush=True)
+    best = report["best"]
+    print(f"best vs NGL: symbolic distance {best['symbolic']}, behavioural D "
+          f"{_fmt(best['distance'], '.2e')}, max relative gradient error "
+          f"{_fmt(best['max_grad_error'], '.2e')}; on fresh seeds (weighted fitness) best − NGL "
+          f"{report['fresh'][-1]['diff']['diff']:+.4f}")
+    print("written: " + ", ".join(map(str, paths)))
+    return 0
+
+
+def _proxy_command(args, jobs: int, fresh: int) -> str:
+    parts = ["gp-search", "reproduce-ngl", "--mode", "proxy", "--seed", str(args.seed),
+             "--jobs", str(jobs), "--fresh-seeds", str(fresh), "--out", args.out]
+    for flag in ("population", "generations", "time_budget", "run", "table", "table_name"):
+        if getattr(args, flag) is not None:
+            parts += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _command(args) -> str:
@@ -168,25 +247,38 @@ def _fmt(x, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
-def table_markdown(outcomes: list) -> str:
-    """The k/N summary and one row per seed, as Markdown."""
+def behavioural(outcomes: list) -> list:
+    """The outcomes that count as behavioural successes: the gradient criterion reached and,
+    when the proxy confirmation ran, passed (exact implies behavioural)."""
+    return [o for o in outcomes
+            if o.behavioural_generation is not None and o.confirmed is not False]
+
+
+def table_markdown(outcomes: list, reference: dict | None = None) -> str:
+    """The k/N summary and one row per seed, as Markdown; ``reference``: NGL's accuracy summary
+    of the proxy confirmation (adds its column)."""
+    from gp_search.rediscover import CONFIRM_PROXY
+
     n = len(outcomes)
     exact = [o for o in outcomes if o.level == "exact"]
-    # exact implies behavioural; a failed proxy confirmation (--confirm) withdraws it
-    behav = [o for o in outcomes
-             if o.behavioural_generation is not None and o.confirmed is not False]
+    behav = behavioural(outcomes)
+    proxy = (f" and {CONFIRM_PROXY} accuracy within NGL's 95 % CI, {reference['mean']:.4f} "
+             f"[{reference['ci_low']:.4f}, {reference['ci_high']:.4f}], n = {reference['n']} "
+             f"seeds") if reference else ""
+    acc = ["", ""] if reference is None else [f" {CONFIRM_PROXY} acc. |", "---:|"]
     lines = [f"behavioural success: {len(behav)}/{n} seeds (max relative gradient error ≤ 1e-2"
-             f"{_range(behav, 'behavioural')})",
+             f"{proxy}{_range(behav, 'behavioural')})",
              f"exact success: {len(exact)}/{n} seeds{_range(exact, 'exact')}", "",
              "| seed | level | generation | seconds | behavioural at (gen, s) | restarts | "
-             "max rel. grad. error | size | expression |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+             f"max rel. grad. error |{acc[0]} size | expression |",
+             f"|---:|---|---:|---:|---:|---:|---:|{acc[1]}---:|---|"]
     for o in outcomes:
+        cell = "" if reference is None else \
+            f" {_fmt(o.accuracy, '.4f')}{'' if o.confirmed is not False else ' (outside)'} |"
         lines.append(
             f"| {o.seed} | {o.level} | {_fmt(o.generation, 'd')} | {_fmt(o.seconds, '.1f')} | "
             f"{_fmt(o.behavioural_generation, 'd')}, {_fmt(o.behavioural_seconds, '.1f')} | "
-            f"{o.restarts} | "
-            f"{o.max_grad_error:.2e} | {o.size} | `{o.expression}` |")
+            f"{o.restarts} | {o.max_grad_error:.2e} |{cell} {o.size} | `{o.expression}` |")
     return "\n".join(lines)
 
 
@@ -250,34 +342,38 @@ def summary(outcomes: list, rcfg, command: str) -> dict:
     from gp_search.rediscover import RediscoveryConfig
 
     default = asdict(RediscoveryConfig())
-    changed = {k: v for k, v in rcfg.to_dict().items()
-               if k not in ("seed", "out") and v != default[k]}
+    settings = {k: v for k, v in rcfg.to_dict().items() if k not in ("seed", "out")}
+    changed = {k: v for k, v in settings.items() if v != default[k]}
     exact = sorted(o.exact_seconds for o in outcomes if o.level == "exact")
-    return {"n": len(outcomes), "exact": len(exact),
-            "behavioural": sum(o.behavioural_generation is not None and o.confirmed is not False
-                               for o in outcomes),
+    return {"n": len(outcomes), "exact": len(exact), "behavioural": len(behavioural(outcomes)),
             "exact_seconds_median": exact[len(exact) // 2] if exact else None,
-            "changed": changed, "command": command}
+            "settings": settings, "changed": changed, "command": command}
 
 
-def _levers(directory: Path) -> list[str]:
+def _levers(directory: Path, rcfg) -> list[str]:
+    """The ablation rows, each setting shown where it differs from ``rcfg`` (the main table's;
+    ``confirm`` aside: ablations count the gradient criterion only)."""
+    main = rcfg.to_dict()
     rows = []
     for path in sorted((directory / LEVERS_DIR).glob("*.json")):
         s = json.loads(path.read_text())
-        changed = ", ".join(f"{k} = {v}" for k, v in s["changed"].items()) or "defaults"
+        changed = ", ".join(f"{k} = {v}" for k, v in s["settings"].items()
+                            if k != "confirm" and main.get(k) != v) or "the same"
         med = "–" if s["exact_seconds_median"] is None else f"{s['exact_seconds_median']:.1f}"
         rows.append(f"| {path.stem} | {changed} | {s['behavioural']}/{s['n']} | "
                     f"{s['exact']}/{s['n']} | {med} |")
     if not rows:
         return []
     return ["## What each lever buys", "",
-            f"Same command with one setting changed (`--set`), tables in `{LEVERS_DIR}/`.", "",
+            f"The same command with the settings shown changed (`--set`), tables in "
+            f"`{LEVERS_DIR}/`; behavioural there is the gradient criterion alone (no proxy "
+            f"confirmation).", "",
             "| run | setting | behavioural | exact | median s to exact |",
             "|---|---|---:|---:|---:|", *rows, ""]
 
 
 def write_table(outcomes: list, directory: Path, command: str, rcfg,
-                name: str = "rediscovery") -> list[Path]:
+                name: str = "rediscovery", reference: dict | None = None) -> list[Path]:
     """Write ``NAME.md`` (table, settings, levers, command, environment), ``NAME.csv`` and the
     ``NAME.json`` summary.
 
@@ -289,11 +385,11 @@ def write_table(outcomes: list, directory: Path, command: str, rcfg,
     settings = ", ".join(f"{k} = {v}" for k, v in rcfg.to_dict().items()
                          if k not in ("seed", "out"))
     md = ["# Targeted rediscovery of NGL", "",
-          table_markdown(outcomes), "", *DEFINITIONS, "",
+          table_markdown(outcomes, reference), "", *DEFINITIONS, "",
           "Seconds are wall-clock from the start of a seed's search (generation 0 included) to "
           "the generation where the level was first reached, measured as run (other work may "
           "have shared the CPU).", "",
-          f"Settings: {settings}.", "", *_levers(directory),
+          f"Settings: {settings}.", "", *_levers(directory, rcfg),
           "Command:", "", "```", command, "```",
           "", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + "."]
     paths = [directory / f"{name}.{suffix}" for suffix in ("md", "csv", "json")]

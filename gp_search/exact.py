@@ -11,10 +11,11 @@ searched loss is from NGL symbolically.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import sympy
 
-from gp_search.expr import ExprError, LossExpr
+from gp_search.expr import ExprError, LossExpr, parse  # noqa: F401 (parse: the doctests)
 from gp_search.losses import NGL
 
 _FLOAT = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
@@ -96,3 +97,31 @@ def is_exact(expr: LossExpr, target: LossExpr = NGL, rtol: float = 1e-3,
         True
     """
     return exact_form(expr, target, rtol, up_to_scale) is not None
+
+
+def _structures(x: sympy.Expr) -> Counter:
+    """Every sub-expression of an expanded form, printed with its numbers other than ±1 as ``C``
+    (numbers on their own left out)."""
+    x = x.xreplace({n: sympy.Float(n) for n in x.atoms(sympy.Number) if abs(n) != 1})
+    return Counter(_FLOAT.sub("C", sympy.sstr(node, order="lex"))
+                   for node in sympy.preorder_traversal(x) if not node.is_Number)
+
+
+def symbolic_distance(expr: LossExpr, target: LossExpr = NGL) -> float:
+    """How much of two losses' expanded forms differs, constants aside: 0 … 1.
+
+    One minus the weighted Jaccard index of the multisets of sub-expressions of both expanded
+    forms (as :func:`normal_form` expands them), every number but ±1 printed as ``C``: 0 when
+    the structures are equal (constants may differ), 1 when not even a variable is shared. A
+    fraction of shared pieces, not an edit count; ``exact_form`` decides equality.
+
+    Example:
+        >>> symbolic_distance(parse("exp(1.5 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"))
+        0.0
+    """
+    try:
+        a, b = _structures(_expanded(expr.sympy)), _structures(_expanded(target.sympy))
+    except (ExprError, ValueError, TypeError, RecursionError):
+        return 1.0
+    shared = sum((a & b).values())
+    return 1.0 - shared / max(sum((a | b).values()), 1)

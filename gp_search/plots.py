@@ -227,18 +227,26 @@ def _short(label: str, width: int = 28) -> str:
 
 # --- search runs ---------------------------------------------------------------------------------
 
-def plot_run_fitness(generations: list[dict], path: Path, title: str) -> None:
+def plot_run_fitness(generations: list[dict], path: Path, title: str,
+                     reference: tuple | None = None) -> None:
     """Best and median fitness of the population by generation.
 
     Args:
         generations: the run's ``generations.jsonl`` records.
         path: the PNG to write.
         title: the figure title (e.g. the run id).
+        reference: ``(label, mean, ci_low, ci_high)`` of a loss scored the same way (e.g. NGL),
+            drawn as a line with its band.
     """
     g = [r["generation"] for r in generations]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.plot(g, [_num(r.get("best")) for r in generations], marker="o", ms=3, label="best")
     ax.plot(g, [_num(r.get("median")) for r in generations], marker="s", ms=3, label="median")
+    if reference is not None:
+        label, mean, low, high = reference
+        ax.axhline(mean, color="black", ls="--", lw=1, label=label)
+        if math.isfinite(_num(low)) and math.isfinite(_num(high)):
+            ax.axhspan(low, high, color="black", alpha=0.08)
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness: mean held-out accuracy\n(raw, before parsimony; 0 = failed)")
     ax.set_title(title, fontsize=10)

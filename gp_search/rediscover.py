@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from gp_search.evolve import Search
 from gp_search.exact import exact_form
 from gp_search.expr import LossExpr, parse
 from gp_search.losses import NGL
+from gp_search.stats import summarize
 from gp_search.target_fit import Target
 from gp_search.term_library import Library
 from gp_search.target_scorer import BehaviourScorer, materialise
@@ -69,7 +69,7 @@ class RediscoveryConfig:
     polish: bool = _f(True, "prune and simplify every tree that beats the best so far")
     term_weights: bool = _f(True, "fit one least-squares weight per top-level additive term "
                                   "(linear scaling of additive terms) instead of one scale")
-    library_size: int = _f(3, "with term weights: try adding the best constant-free tree of at "
+    library_size: int = _f(4, "with term weights: try adding the best constant-free tree of at "
                               "most this many nodes as a new term to every new tree (0: off)")
     parsimony: float = _f(0.05, "selection fitness = digits of agreement - parsimony * size")
     tournament_size: int = _f(5, "tournament selection size")
@@ -83,8 +83,8 @@ class RediscoveryConfig:
                                 "generations without progress of the best (0: never)")
     behavioural_tol: float = _f(1e-2, "behavioural success: max relative gradient error")
     exact_rtol: float = _f(1e-3, "exact success: relative tolerance on every constant")
-    confirm: bool = _f(False, "confirm a behavioural success on mnist1d-cnn (5 seeds, needs "
-                              "gp_search.evaluate)")
+    confirm: bool = _f(False, "train a behavioural success and NGL on mnist1d-cnn (5 seeds); "
+                              "it counts when its accuracy is within NGL's 95 % CI")
     out: str = _f("results/runs", "parent directory of run directories")
 
     def __post_init__(self):
@@ -120,7 +120,9 @@ class RediscoveryConfig:
 class Outcome:
     """What one seed found. ``level``: ``exact``, ``behavioural`` or ``none``; ``generation`` and
     ``seconds``: when that level was first reached (``None`` for ``none``); ``expression``: the
-    exact / behavioural / closest expression (canonical form)."""
+    exact / behavioural / closest expression (canonical form); ``loss``: the loss it proposes in
+    full precision (prefix), which :func:`confirm` trains; ``confirmed``, ``accuracy``: the
+    proxy confirmation (``None`` when not run)."""
 
     seed: int
     level: str
@@ -138,7 +140,9 @@ class Outcome:
     seconds_total: float = 0.0
     evaluations: int = 0
     restarts: int = 0
+    loss: str = ""
     confirmed: bool | None = None
+    accuracy: float | None = None
     confirmation: str = ""
     run_dir: str = ""
 
@@ -329,10 +333,8 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(entries))
     out = _outcome(rcfg, scorer, tracker)
     out.run_dir = str(run_dir)
-    if rcfg.confirm and out.level == "behavioural":
-        out.confirmed, out.confirmation = confirm_on_proxy(tracker.proposed(tracker.behavioural[2]))
-        if out.confirmed is False:
-            out.level, out.generation, out.seconds = "none", None, None
+    if rcfg.confirm:
+        confirm([out])
     store.write_atomic(run_dir / "result.json", json.dumps(out.to_dict(), indent=2))
     return out
 
@@ -356,34 +358,52 @@ def _outcome(rcfg: RediscoveryConfig, scorer: BehaviourScorer, tracker: _Tracker
     else:
         level, gen, secs, key = "none", None, None, closest
     fit = scorer.fit_of(key)
-    shown = tracker.exact_shown() if level == "exact" else tracker.proposed(key).canonical
-    return Outcome(rcfg.seed, level, gen, secs, shown,
-                   fit.max_grad_error, fit.distance, len(_expr(key).tree), **common)
+    proposed = tracker.proposed(key)
+    shown = tracker.exact_shown() if level == "exact" else proposed.canonical
+    return Outcome(rcfg.seed, level, gen, secs, shown, fit.max_grad_error, fit.distance,
+                   len(_expr(key).tree), loss=proposed.prefix, **common)
 
 
 CONFIRM_PROXY, CONFIRM_SEEDS = "mnist1d-cnn", 5
-T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 8: 2.365, 10: 2.262}
-"""Two-sided 95 % Student-t quantiles by n (df = n − 1)."""
 
 
-def confirm_on_proxy(expr: LossExpr, seeds: int = CONFIRM_SEEDS, jobs: int = 2) -> tuple:
-    """Train the candidate and NGL on ``mnist1d-cnn`` with the same seeds; the candidate passes
-    when its mean accuracy lies within NGL's 95 % CI (t interval, n = ``seeds``).
+def within_ci(candidate: list[float], reference: list[float]) -> tuple[bool, dict, dict]:
+    """Whether the candidate's mean accuracy lies within the reference's 95 % t-interval.
 
     Returns:
-        ``(passed, message)``; ``passed`` is ``None`` when the trainer is not available.
+        ``(passed, candidate summary, reference summary)`` (:func:`gp_search.stats.summarize`).
     """
-    try:
-        from gp_search.evaluate import evaluate
-    except ImportError as exc:
-        return None, f"not confirmed: gp_search.evaluate is not available ({exc})"
-    seed_list = list(range(seeds))
-    results = evaluate([expr.infix, NGL.infix], proxy=CONFIRM_PROXY, seeds=seed_list, jobs=jobs)
-    acc = [r.accuracy if r.status == "ok" else math.nan for r in results]
-    cand, ref = acc[:seeds], acc[seeds:]
-    mean = sum(ref) / seeds
-    half = T975.get(seeds, 1.96) * statistics.stdev(ref) / math.sqrt(seeds)
-    got = sum(cand) / seeds
-    passed = bool(abs(got - mean) <= half)
-    return passed, (f"{CONFIRM_PROXY}: candidate {got:.4f} vs NGL {mean:.4f} ± {half:.4f} "
-                    f"(95 % CI, n = {seeds} seeds)")
+    cand, ref = summarize(candidate), summarize(reference)
+    passed = ref["n"] >= 2 and cand["n"] == len(candidate) and \
+        ref["ci_low"] <= cand["mean"] <= ref["ci_high"]
+    return bool(passed), cand, ref
+
+
+def confirm(outcomes: list[Outcome], jobs: int = 2, proxy: str = CONFIRM_PROXY,
+            seeds: int = CONFIRM_SEEDS) -> dict | None:
+    """Train NGL and the loss of every outcome that reached the behavioural level on ``proxy``
+    with seeds ``0 … seeds−1`` (one batch of trainings), and set each outcome's ``confirmed``,
+    ``accuracy`` and ``confirmation``: passed when its mean accuracy lies within NGL's 95 %
+    t-interval. A behavioural (not exact) outcome that fails drops to level ``none``.
+
+    Returns:
+        NGL's accuracy summary, or ``None`` when no outcome needed confirming.
+    """
+    from gp_search.evaluate import evaluate
+
+    todo = [o for o in outcomes if o.behavioural_generation is not None and o.loss]
+    if not todo:
+        return None
+    texts = [NGL.prefix] + sorted({o.loss for o in todo})
+    results = evaluate(texts, proxy=proxy, seeds=seeds, jobs=jobs)
+    acc = {t: [r.accuracy if r.status == "ok" else math.nan
+               for r in results[i * seeds:(i + 1) * seeds]] for i, t in enumerate(texts)}
+    for o in todo:
+        passed, cand, ref = within_ci(acc[o.loss], acc[NGL.prefix])
+        o.confirmed, o.accuracy = passed, cand["mean"]
+        o.confirmation = (f"{proxy}: {cand['mean']:.4f} vs NGL {ref['mean']:.4f} "
+                          f"[{ref['ci_low']:.4f}, {ref['ci_high']:.4f}] (95 % CI, n = {seeds} "
+                          f"seeds): {'within' if passed else 'outside'}")
+        if not passed and o.level == "behavioural":
+            o.level, o.generation, o.seconds = "none", None, None
+    return summarize(acc[NGL.prefix])

@@ -243,7 +243,9 @@ def test_command_table_over_seeds(tmp_path, capsys):
 
 def test_command_refuses_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
-        _cli(["reproduce-ngl", "--mode", "proxy"])
+        _cli(["reproduce-ngl", "--mode", "exact"])
+    with pytest.raises(ValueError, match="--run is for --mode proxy"):
+        _cli(["reproduce-ngl", "--mode", "target", "--run", str(tmp_path)])
     with pytest.raises(ValueError, match="--table needs --seeds"):
         _cli(["reproduce-ngl", "--mode", "target", "--table", str(tmp_path)])
     with pytest.raises(ValueError, match="FIELD one of"):
@@ -259,28 +261,48 @@ def test_set_types_each_lever_by_its_default():
         "library_size": 0, "term_weights": False, "parsimony": 0.0}
 
 
-def test_confirmation_checks_ngls_confidence_interval(monkeypatch):
-    import importlib
+def test_within_ci_is_the_reference_t_interval():
+    from gp_search.rediscover import within_ci
 
-    from gp_search.rediscover import confirm_on_proxy
-    from proxies.base import EvalResult
+    ngl = [0.80, 0.82, 0.78, 0.81, 0.79]  # mean 0.80, 95 % t-interval ± 0.0196
+    assert within_ci([0.80, 0.81, 0.79, 0.80, 0.81], ngl)[0] is True
+    assert within_ci([0.818] * 5, ngl)[0] is True
+    assert within_ci([0.821] * 5, ngl)[0] is False
+    assert within_ci([0.70] * 5, ngl)[0] is False
+    assert within_ci([0.80, math.nan, 0.80, 0.80, 0.80], ngl)[0] is False  # a failed training
 
-    ngl = [0.80, 0.82, 0.78, 0.81, 0.79]  # mean 0.80, 95 % CI ± 0.0196
 
-    def fake(losses, proxy, seeds, jobs):
-        assert proxy == "mnist1d-cnn" and list(seeds) == [0, 1, 2, 3, 4]
-        return [EvalResult("ok", a) for a in cand + ngl]
+def test_confirm_trains_and_withdraws_a_behavioural_level_that_trains_badly():
+    from gp_search.rediscover import Outcome, confirm
 
-    # the module, not the package's re-export of its function
-    monkeypatch.setattr(importlib.import_module("gp_search.evaluate"), "evaluate", fake)
-    cand = [0.80, 0.81, 0.79, 0.80, 0.81]
-    assert confirm_on_proxy(NGL)[0] is True
-    cand = [0.70] * 5
-    passed, message = confirm_on_proxy(NGL)
-    assert passed is False and "n = 5 seeds" in message
+    like = Outcome(0, "behavioural", 3, 1.0, "x", 1e-3, 1e-4, 13, behavioural_generation=3,
+                   loss=NGL.prefix)  # NGL itself: within its own interval
+    bad = Outcome(1, "behavioural", 2, 1.0, "x", 1e-3, 1e-4, 3, behavioural_generation=2,
+                  loss="exp(y_pred)")  # ignores the target: chance accuracy
+    none = Outcome(2, "none", None, None, "x", 1.0, 1.0, 3, loss="y_pred")
+    ref = confirm([like, bad, none], jobs=1, proxy="synthetic-mlp", seeds=3)
+    assert ref["n"] == 3 and ref["ci_low"] <= ref["mean"] <= ref["ci_high"]
+    assert like.confirmed is True and like.level == "behavioural"
+    assert like.accuracy == pytest.approx(ref["mean"])
+    assert bad.confirmed is False and bad.level == "none" and bad.generation is None
+    assert bad.accuracy < ref["ci_low"] and "outside" in bad.confirmation
+    assert none.confirmed is None  # never reached the gradient criterion: nothing to train
 
 
 @pytest.mark.slow
 def test_one_real_seed_rediscovers_ngl(tmp_path):
     out = rediscover(RediscoveryConfig(seed=0, out=str(tmp_path)), quiet=True)
     assert out.level in ("exact", "behavioural") and out.seconds_total < 600
+
+
+def test_main_table_lists_lever_tables_by_their_differences(tmp_path):
+    table = tmp_path / "table"
+    common = ["reproduce-ngl", "--mode", "target", "--seeds", "1", "--population", "30",
+              "--generations", "1", "--out", str(tmp_path / "runs")]
+    assert _cli(common + ["--table", str(table / "rediscovery_levers"), "--table-name",
+                          "no-library", "--set", "library_size=0"]) == 0
+    summary = json.loads((table / "rediscovery_levers" / "no-library.json").read_text())
+    assert summary["settings"]["library_size"] == 0 and summary["n"] == 1
+    assert _cli(common + ["--table", str(table)]) == 0
+    md = (table / "rediscovery.md").read_text()
+    assert "| no-library | library_size = 0 | " in md
