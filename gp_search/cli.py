@@ -177,7 +177,8 @@ def cmd_evaluate(args) -> int:
     start = time.perf_counter()
     try:
         results = evaluate(args.loss, proxy=proxy, seeds=seeds, jobs=jobs[0], device=device,
-                           backend=args.backend, batched=batched, progress=progress)
+                           backend=args.backend, scheduler=args.scheduler, batched=batched,
+                           progress=progress)
     finally:
         for bar in bars:
             bar.close()
@@ -237,7 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="5", help="number of seeds (0..N-1) or a list such as 3,7,9")
     p.add_argument("--jobs", default="1", help="worker processes (-1: one per core)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--backend", default="loky", help="loky or sequential")
+    p.add_argument("--backend", default="loky",
+                   help="loky (local processes), sequential (this process) or dask")
+    p.add_argument("--scheduler", default=None,
+                   help="with --backend dask: address of a running Dask scheduler "
+                        "(tcp://host:8786); without it a local cluster is started")
     p.add_argument("--batched", default="auto", choices=("auto", "on", "off"),
                    help="population-batched training (auto: where it pays)")
     p.add_argument("--steps", type=int, help="optimiser steps instead of the proxy's budget")

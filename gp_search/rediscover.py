@@ -69,8 +69,10 @@ class RediscoveryConfig:
     polish: bool = _f(True, "prune and simplify every tree that beats the best so far")
     term_weights: bool = _f(True, "fit one least-squares weight per top-level additive term "
                                   "(linear scaling of additive terms) instead of one scale")
-    library_size: int = _f(4, "with term weights: try adding the best constant-free tree of at "
-                              "most this many nodes as a new term to every new tree (0: off)")
+    library_size: int = _f(3, "with term weights: try adding the best constant-free tree of at "
+                              "most this many nodes as a new term to every new tree (0: off; "
+                              "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
+                              "whole, which makes exact success a lookup)")
     parsimony: float = _f(0.05, "selection fitness = digits of agreement - parsimony * size")
     tournament_size: int = _f(5, "tournament selection size")
     crossover_prob: float = _f(0.8, "probability that a pair of offspring is crossed over")

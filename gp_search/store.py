@@ -324,6 +324,19 @@ class Cache:
                             [(lk, pk, s, b, json.dumps(r.to_dict())) for lk, pk, s, b, r in rows])
         self.db.commit()
 
+    def results_at(self, proxy: str, budget: int) -> dict[tuple[str, int], EvalResult]:
+        """Every cached result of one proxy (key) at one budget, by ``(loss key, seed)``."""
+        out = {}
+        for loss, seed, text in self.db.execute(
+                "SELECT loss, seed, result FROM results WHERE proxy=? AND budget=?",
+                (proxy, budget)):
+            try:
+                out[(loss, seed)] = EvalResult.from_dict(json.loads(text))
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise RunFileError(f"{self.path}: corrupt cache entry for {loss!r} "
+                                   f"({exc})") from None
+        return out
+
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 

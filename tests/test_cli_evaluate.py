@@ -63,3 +63,10 @@ def test_evaluate_without_data_files_names_them(cli, tmp_path):
     res = cli("evaluate", "--loss", "ce", "--proxy", "cifar10-resnet", "--data-root", tmp_path)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "data_batch_1" in res.stderr and str(tmp_path) in res.stderr
+
+
+def test_evaluate_scheduler_needs_the_dask_backend(cli):
+    res = cli("evaluate", "--loss", "ce", "--proxy", "synthetic-mlp", "--steps", "5", "--seeds",
+              "1", "--backend", "loky", "--scheduler", "tcp://127.0.0.1:1")
+    assert res.returncode == 2
+    assert "backend 'loky' has no scheduler" in res.stderr and "Traceback" not in res.stderr

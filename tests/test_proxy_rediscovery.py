@@ -74,6 +74,15 @@ def test_reached_is_the_first_generation_at_or_above_ngl(tiny):
         assert 0.0 <= r["symbolic"] <= 1.0 and r["exact"] in (True, False)
 
 
+def test_full_trainings_come_from_the_runs_cache(tiny):
+    cfg, report = tiny
+    run = store.load_run(report["run_dir"])
+    fitnesses = PR.full_trainings(run, run.config, draw_training_seeds(cfg))
+    assert report["full_trainings"] == len(fitnesses) >= 1
+    assert max(fitnesses) == pytest.approx(run.hall_of_fame[0]["fitness"], abs=1e-6)
+    assert report["at_or_above_ngl"] == sum(f >= report["ngl_fitness"]["mean"] for f in fitnesses)
+
+
 def test_fresh_seeds_pair_best_and_ngl_per_proxy_and_weighted(tiny):
     cfg, report = tiny
     rows = report["fresh"]
