@@ -79,6 +79,8 @@ class EvalResult:
         for k, v in data.items():
             want = names[k].type
             if want == "float":
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise ValueError(f"EvalResult field {k!r} must be a number or null, got {v!r}")
                 kw[k] = math.nan if v is None else float(v)
             elif want == "int":
                 if isinstance(v, bool) or not isinstance(v, int):
