@@ -77,8 +77,8 @@ class SearchConfig:
             if not ok:
                 raise ValueError(f"config field {name!r} must be {type_.__name__}, got {value!r}")
         rules = [
-            ("population", self.population >= 2, "must be >= 2"),
-            ("generations", self.generations >= 0, "must be >= 0"),
+            ("population", 2 <= self.population <= 100_000, "must be in 2..100000"),
+            ("generations", 0 <= self.generations <= 100_000, "must be in 0..100000"),
             ("proxies", len(self.proxies) >= 1 and all(isinstance(p, str) for p in self.proxies),
              "must name at least one proxy"),
             ("proxy_weights", not self.proxy_weights or (
@@ -100,16 +100,17 @@ class SearchConfig:
             ("repair_tries", 0 <= self.repair_tries <= 1000, "must be in 0..1000"),
             ("parsimony", math.isfinite(self.parsimony) and self.parsimony >= 0, "must be >= 0"),
             ("const_range", math.isfinite(self.const_range) and self.const_range > 0, "must be > 0"),
-            ("hall_of_fame", self.hall_of_fame >= 1, "must be >= 1"),
-            ("halving_eta", self.halving_eta >= 2, "must be >= 2"),
-            ("constant_evals", self.constant_evals >= 1, "must be >= 1"),
+            ("hall_of_fame", 1 <= self.hall_of_fame <= 10_000, "must be in 1..10000"),
+            ("halving_eta", 2 <= self.halving_eta <= 100, "must be in 2..100"),
+            ("constant_evals", 1 <= self.constant_evals <= 100_000, "must be in 1..100000"),
             ("jobs", 1 <= self.jobs <= 1024, "must be in 1..1024"),
             ("backend", self.backend in ("loky", "sequential", "dask"),
              "must be 'loky', 'sequential' or 'dask'"),
             ("scheduler", not self.scheduler or self.scheduler.startswith(("tcp://", "tls://", "inproc://")),
              "must be empty or an address like tcp://HOST:PORT"),
             ("device", self.device in ("cpu", "cuda", "auto"), "must be 'cpu', 'cuda' or 'auto'"),
-            ("steps", self.steps >= 0, "must be >= 0 (0 = the proxy's own budget)"),
+            ("steps", 0 <= self.steps <= 10_000_000,
+             "must be in 0..10000000 (0 = the proxy's own budget)"),
             ("time_budget", math.isfinite(self.time_budget) and self.time_budget >= 0, "must be >= 0"),
             ("train_timeout", math.isfinite(self.train_timeout) and self.train_timeout > 0, "must be > 0"),
             ("out", bool(self.out), "must not be empty"),
