@@ -1,5 +1,4 @@
-"""The ``gp-search reproduce-ngl`` command: rediscovery of NGL, targeted (one seed or a k/N table)
-or on the proxies.
+"""The ``gp-search reproduce-ngl`` command: rediscovery of NGL, targeted or on the proxies.
 
 ``--mode proxy`` runs the paper preset from scratch and reports whether and when its best loss
 reaches NGL's proxy fitness and how far it is from NGL (:mod:`gp_search.proxy_rediscovery`).

@@ -1,5 +1,4 @@
-"""Parallel evaluation of (loss, seed) pairs: seeds drawn before dispatch, joblib workers, one
-torch thread per training.
+"""Parallel evaluation of (loss, seed) pairs: seeds fixed before dispatch, one thread a training.
 
 :func:`evaluate` turns every loss into its spec text (a reference name or a prefix expression)
 and the proxy into plain data, fixes the seeds, cuts the work into tasks and hands them to a

@@ -267,7 +267,9 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
           (f"Best: `{best['expression']}` (search fitness {best['fitness']:.4f}, n = "
            f"{best['n']}). Retrained with NGL on training seeds "
            f"{report['fresh_seeds'][0]}–{report['fresh_seeds'][-1]}, paired by seed (same "
-           f"initial weights and batches):"), ""]
+           f"initial weights and batches). The search selected on the same test splits with "
+           f"other training seeds: fresh seeds remove seed luck, not selection on those test "
+           f"samples."), ""]
     rows = [[r["proxy"], _ci(r["best"]), _ci(r["ngl"]),
              f"{r['diff']['diff']:+.4f} [{r['diff']['ci_low']:+.4f}, {r['diff']['ci_high']:+.4f}]",
              _f(r["diff"]["p_value"], ".2g"), str(r["diff"]["n"])] for r in report["fresh"]]

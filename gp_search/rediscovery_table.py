@@ -1,5 +1,4 @@
-"""The targeted-rediscovery success table: k/N summary, per-seed rows, Markdown/CSV/JSON files,
-and the lever (ablation) tables it lists.
+"""The targeted-rediscovery success table: k/N summary, per-seed rows, files, lever tables.
 
 ``gp-search reproduce-ngl --mode target --seeds N --table DIR`` writes ``DIR/NAME.md`` (table,
 definitions, settings, levers, command, environment), ``NAME.csv`` (one row per seed) and

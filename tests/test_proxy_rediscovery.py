@@ -138,3 +138,19 @@ def test_command_refuses_target_flags_and_empty_runs(tmp_path):
         _cli(["reproduce-ngl", "--mode", "proxy", "--fresh-seeds", "1"])
     with pytest.raises(store.RunFileError, match="not a run directory"):
         _cli(["reproduce-ngl", "--mode", "proxy", "--run", str(tmp_path / "nothing")])
+
+
+@pytest.mark.slow
+def test_command_from_scratch_on_the_paper_proxies(tmp_path, capsys):
+    """The real path: the paper preset (shrunk to 4 individuals, generation 0 only) on
+    mnist1d-cnn and digits-mlp, then the analysis with 2 fresh seeds."""
+    assert _cli(["reproduce-ngl", "--mode", "proxy", "--population", "4", "--generations", "0",
+                 "--fresh-seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "NGL's proxy fitness" in out
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    report = json.loads((run_dir / "proxy_rediscovery.json").read_text())
+    assert report["config"]["preset"] == "paper" and report["config"]["population"] == 4
+    assert [r["proxy"] for r in report["fresh"]] == ["mnist1d-cnn", "digits-mlp",
+                                                     "weighted fitness"]
+    assert 0.5 < report["ngl_fitness"]["mean"] < 1.0
