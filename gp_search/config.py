@@ -27,6 +27,9 @@ class SearchConfig:
     proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy")
     proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)")
     seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)")
+    fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
+                                   "of each proxy's training split, held out; the test split "
+                                   "stays unseen by the search) or 'test'")
     primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'")
     init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth")
     init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth")
@@ -86,6 +89,7 @@ class SearchConfig:
                 and all(isinstance(w, (int, float)) and w > 0 for w in self.proxy_weights)),
              "must be empty or one positive weight per proxy"),
             ("seeds", 1 <= self.seeds <= 100, "must be in 1..100"),
+            ("fitness_split", self.fitness_split in ("val", "test"), "must be 'val' or 'test'"),
             ("primitive_set", self.primitive_set in ("paper", "extended"), "must be 'paper' or 'extended'"),
             ("init_min_depth", 0 <= self.init_min_depth <= self.init_max_depth,
              "must satisfy 0 <= init_min_depth <= init_max_depth"),

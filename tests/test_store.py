@@ -50,6 +50,15 @@ def test_cache_entry_with_a_text_number_is_corrupt(tmp_path):
     cache.close()
 
 
+def test_a_config_written_before_fitness_split_reads_as_test(tmp_path):
+    from gp_search.config import SearchConfig
+
+    data = json.loads(SearchConfig().to_json())
+    assert data.pop("fitness_split") == "val"  # new runs score on the validation part
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert store.load_config(tmp_path).fitness_split == "test"
+
+
 def test_hof_csv_round_trip(tmp_path):
     entries = [{"fitness": 0.91, "std": 0.01, "n": 2, "canonical": "a, b", "infix": "x", "size": 3}]
     (tmp_path / "hall_of_fame.csv").write_text(store.hof_csv(entries))
