@@ -27,6 +27,9 @@ class SearchConfig:
     proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy")
     proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)")
     seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)")
+    fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
+                                   "of each proxy's training split, held out; the test split "
+                                   "stays unseen by the search) or 'test'")
     primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'")
     init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth")
     init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth")
@@ -77,8 +80,8 @@ class SearchConfig:
             if not ok:
                 raise ValueError(f"config field {name!r} must be {type_.__name__}, got {value!r}")
         rules = [
-            ("population", self.population >= 2, "must be >= 2"),
-            ("generations", self.generations >= 0, "must be >= 0"),
+            ("population", 2 <= self.population <= 100_000, "must be in 2..100000"),
+            ("generations", 0 <= self.generations <= 100_000, "must be in 0..100000"),
             ("proxies", len(self.proxies) >= 1 and all(isinstance(p, str) for p in self.proxies),
              "must name at least one proxy"),
             ("proxy_weights", not self.proxy_weights or (
@@ -86,6 +89,7 @@ class SearchConfig:
                 and all(isinstance(w, (int, float)) and w > 0 for w in self.proxy_weights)),
              "must be empty or one positive weight per proxy"),
             ("seeds", 1 <= self.seeds <= 100, "must be in 1..100"),
+            ("fitness_split", self.fitness_split in ("val", "test"), "must be 'val' or 'test'"),
             ("primitive_set", self.primitive_set in ("paper", "extended"), "must be 'paper' or 'extended'"),
             ("init_min_depth", 0 <= self.init_min_depth <= self.init_max_depth,
              "must satisfy 0 <= init_min_depth <= init_max_depth"),
@@ -100,16 +104,17 @@ class SearchConfig:
             ("repair_tries", 0 <= self.repair_tries <= 1000, "must be in 0..1000"),
             ("parsimony", math.isfinite(self.parsimony) and self.parsimony >= 0, "must be >= 0"),
             ("const_range", math.isfinite(self.const_range) and self.const_range > 0, "must be > 0"),
-            ("hall_of_fame", self.hall_of_fame >= 1, "must be >= 1"),
-            ("halving_eta", self.halving_eta >= 2, "must be >= 2"),
-            ("constant_evals", self.constant_evals >= 1, "must be >= 1"),
+            ("hall_of_fame", 1 <= self.hall_of_fame <= 10_000, "must be in 1..10000"),
+            ("halving_eta", 2 <= self.halving_eta <= 100, "must be in 2..100"),
+            ("constant_evals", 1 <= self.constant_evals <= 100_000, "must be in 1..100000"),
             ("jobs", 1 <= self.jobs <= 1024, "must be in 1..1024"),
             ("backend", self.backend in ("loky", "sequential", "dask"),
              "must be 'loky', 'sequential' or 'dask'"),
             ("scheduler", not self.scheduler or self.scheduler.startswith(("tcp://", "tls://", "inproc://")),
              "must be empty or an address like tcp://HOST:PORT"),
             ("device", self.device in ("cpu", "cuda", "auto"), "must be 'cpu', 'cuda' or 'auto'"),
-            ("steps", self.steps >= 0, "must be >= 0 (0 = the proxy's own budget)"),
+            ("steps", 0 <= self.steps <= 10_000_000,
+             "must be in 0..10000000 (0 = the proxy's own budget)"),
             ("time_budget", math.isfinite(self.time_budget) and self.time_budget >= 0, "must be >= 0"),
             ("train_timeout", math.isfinite(self.train_timeout) and self.train_timeout > 0, "must be > 0"),
             ("out", bool(self.out), "must not be empty"),

@@ -308,7 +308,11 @@ class LossExpr:
         g = g.detach().numpy().ravel()
         if not np.all(np.isfinite(g)):
             return np.full_like(g, np.nan)
-        norm = np.linalg.norm(g)
+        with np.errstate(over="ignore"):
+            norm = np.linalg.norm(g)
+        if not np.isfinite(norm):  # squares overflow: a huge but finite gradient; rescale first
+            g = g.astype(np.float64) / float(np.abs(g).max())
+            norm = np.linalg.norm(g)
         # Below ~1e-9 the gradient is rounding noise (e.g. mean(p), which sum(p) = 1 makes
         # constant) and sits under Adam's eps: nothing would train.
         return g / norm if norm > GRAD_FLOOR else np.zeros_like(g)

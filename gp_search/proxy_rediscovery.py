@@ -14,7 +14,9 @@ and then measures, from the run directory alone:
   matches up to a positive factor) and behaviourally (distance ``D`` and max relative gradient
   error ``E`` of :mod:`gp_search.target_fit`, one positive scale, as in targeted rediscovery);
 * **the final best against NGL on fresh training seeds** ``0 … n−1`` (the search draws its
-  seeds from ``[0, 2³¹)``), paired by seed, per proxy and for the weighted fitness.
+  seeds from ``[0, 2³¹)``) and on each proxy's test split (which a search with the default
+  ``fitness_split = "val"`` never scored on), paired by seed, per proxy and for the weighted
+  fitness.
 
 Example:
     >>> cfg = proxy_config(seed=3, jobs=1)
@@ -175,7 +177,7 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
     fitnesses = full_trainings(run, cfg, search_seeds)
     best = run.hall_of_fame[0]
     seeds = list(range(fresh_seeds))
-    accs = accuracies([best["infix"], "ngl"], cfg, seeds)
+    accs = accuracies([best["infix"], "ngl"], replace(cfg, fitness_split="test"), seeds)
     fresh = []
     for k, name in enumerate(cfg.proxies):
         a, b = accs[best["infix"]][k], accs["ngl"][k]
@@ -253,7 +255,8 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
           (f"Search: the `{cfg['preset'] or 'custom'}` preset from random trees (NGL not seeded), seed "
            f"{cfg['seed']}, population {cfg['population']}, {report['generations_run']} "
            f"generations, {_f(report['seconds_total'], '.0f')} s; fitness = weighted mean "
-           f"held-out accuracy over {proxies}, n = {cfg['seeds']} training seeds per candidate "
+           f"accuracy on {_split_text(cfg)} over {proxies}, n = {cfg['seeds']} training seeds "
+           f"per candidate "
            f"(`{report['run_dir']}`)."), "",
           (f"NGL scored exactly like every candidate (same proxies, weights, training seeds "
            f"and budget): fitness {_ci(ref)} (mean [95 % t-CI], n = {ref['n']} seeds: "
@@ -267,9 +270,8 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
           (f"Best: `{best['expression']}` (search fitness {best['fitness']:.4f}, n = "
            f"{best['n']}). Retrained with NGL on training seeds "
            f"{report['fresh_seeds'][0]}–{report['fresh_seeds'][-1]}, paired by seed (same "
-           f"initial weights and batches). The search selected on the same test splits with "
-           f"other training seeds: fresh seeds remove seed luck, not selection on those test "
-           f"samples."), ""]
+           f"initial weights and batches), scored on {_split_text(cfg, 'test')}: "
+           f"{_selection_note(cfg)}"), ""]
     rows = [[r["proxy"], _ci(r["best"]), _ci(r["ngl"]),
              f"{r['diff']['diff']:+.4f} [{r['diff']['ci_low']:+.4f}, {r['diff']['ci_high']:+.4f}]",
              _f(r["diff"]["p_value"], ".2g"), str(r["diff"]["n"])] for r in report["fresh"]]
@@ -290,6 +292,19 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
     if command:
         md += ["", "Command:", "", "```", command, "```"]
     return "\n".join(md) + "\n"
+
+
+def _split_text(cfg: dict, split: str | None = None) -> str:
+    split = split or cfg.get("fitness_split", "test")
+    return ("each proxy's test split" if split == "test" else
+            "a held-out fifth of each proxy's training split (validation)")
+
+
+def _selection_note(cfg: dict) -> str:
+    if cfg.get("fitness_split", "test") == "test":
+        return ("the search selected on these test splits too (other training seeds), so fresh "
+                "seeds remove seed luck, not selection on the test samples.")
+    return "the search never saw these test samples (its fitness is on the validation part)."
 
 
 def _weights(cfg: dict) -> list[float]:

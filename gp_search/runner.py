@@ -36,7 +36,7 @@ def proxy_refs(cfg: SearchConfig) -> list[ProxyRef]:
 
 
 def _proxy_overrides(cfg: SearchConfig) -> dict:
-    over = {"time_limit": cfg.train_timeout}
+    over = {"time_limit": cfg.train_timeout, "split": cfg.fitness_split}
     if cfg.steps:
         over["steps"] = cfg.steps
     if cfg.data_root:

@@ -368,6 +368,8 @@ class Run:
 def load_config(run_dir: Path) -> SearchConfig:
     path = Path(run_dir) / "config.json"
     data = read_json(path, "run config")
+    if isinstance(data, dict) and "fitness_split" not in data:
+        data["fitness_split"] = "test"  # written before the field existed: scored on test
     try:
         return SearchConfig.from_dict(data, str(path))
     except ValueError as exc:

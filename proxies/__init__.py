@@ -101,6 +101,8 @@ def _checked(field: str, value):
         return tuple(sorted((str(k), _hashable(v)) for k, v in items))
     if field == "data_root":
         return None if value is None else os.fspath(value)
+    if field == "split" and value not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {value!r}")
     if not isinstance(value, str):  # ValueError, as for every bad override (the CLI reports it)
         raise ValueError(f"{field} must be a string, got {value!r}")  # noqa: TRY004
     return value

@@ -79,6 +79,8 @@ class EvalResult:
         for k, v in data.items():
             want = names[k].type
             if want == "float":
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise ValueError(f"EvalResult field {k!r} must be a number or null, got {v!r}")
                 kw[k] = math.nan if v is None else float(v)
             elif want == "int":
                 if isinstance(v, bool) or not isinstance(v, int):
@@ -113,6 +115,10 @@ class ProxySpec:
         time_limit: seconds after which a training stops with status ``timeout``.
         description: one line for listings.
         data_root: where file-backed datasets live (None for embedded data).
+        split: what the accuracy is measured on: ``"test"`` (the dataset's test split) or
+            ``"val"`` (a fixed, stratified fifth of the training split held out and not trained
+            on — :func:`proxies.data.validation_split` — for model selection such as a search's
+            fitness, so the test split stays unseen).
     """
 
     name: str
@@ -126,11 +132,14 @@ class ProxySpec:
     time_limit: float = 600.0
     description: str = ""
     data_root: str | None = field(default=None, compare=False)
+    split: str = "test"
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
         payload = {"dataset": self.dataset, "model": self.model, "model_kw": list(self.model_kw),
                    "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
                    "name": self.name}
+        if self.split != "test":  # keys of test-split results stay what they always were
+            payload["split"] = self.split
         blob = json.dumps(payload, sort_keys=True).encode()
         return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]

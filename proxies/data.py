@@ -110,6 +110,37 @@ def _make(name, x_train, y_train, x_test, y_test, num_classes, input_shape, imag
                    tuple(image_shape) if image_shape is not None else None)
 
 
+VAL_FRACTION = 0.2
+"""Share of every class of the training split that :func:`validation_split` holds out."""
+
+
+def validation_split(ds: Dataset, fraction: float = VAL_FRACTION) -> Dataset:
+    """The training split cut in two for model selection; the test split is left out entirely.
+
+    A stratified ``fraction`` of every class of ``ds``'s training samples (the same samples on
+    every call: a fixed permutation per class) becomes the held-out part — the result's
+    ``x_test``/``y_test`` — and the rest trains. Input normalisation stays the one the loader
+    computed on the whole training split (label-free statistics).
+
+    Returns:
+        A :class:`Dataset` named ``"<name>:val"``.
+    """
+    y = ds.y_train.cpu().numpy()
+    rng = np.random.RandomState(0)
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        held.extend(rng.permutation(idx)[:int(round(fraction * len(idx)))])
+    mask = np.ones(len(y), dtype=bool)
+    mask[held] = False
+    dev = ds.x_train.device
+    keep = torch.as_tensor(np.flatnonzero(mask), device=dev)
+    val = torch.as_tensor(np.sort(np.array(held, dtype=np.int64)), device=dev)
+    return dataclasses.replace(ds, name=f"{ds.name}:val", x_train=ds.x_train[keep],
+                               y_train=ds.y_train[keep], x_test=ds.x_train[val],
+                               y_test=ds.y_train[val])
+
+
 # ---------------------------------------------------------------- embedded
 
 def _load_digits(_root: Path | None) -> Dataset:

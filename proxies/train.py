@@ -26,6 +26,7 @@ only inspected (to tell ``nan`` from ``diverged``) once the norm is bad.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from typing import Callable
@@ -97,7 +98,8 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     """The proxy's dataset as tensors on ``device``, loaded once per process.
 
     Args:
-        spec: the proxy (its ``dataset`` and ``data_root``).
+        spec: the proxy (its ``dataset``, ``data_root`` and ``split``: with ``"val"`` the
+            training split cut by :func:`proxies.data.validation_split`).
         device: where the tensors live.
 
     Returns:
@@ -106,9 +108,13 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     Raises:
         FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
     """
-    key = (spec.dataset, spec.data_root, str(torch.device(device)))
+    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split)
     if key not in _DATA:
-        _DATA[key] = data.load(spec.dataset, spec.data_root).to(device)
+        if spec.split == "val":
+            full = dataset_for(dataclasses.replace(spec, split="test"), device)
+            _DATA[key] = data.validation_split(full)
+        else:
+            _DATA[key] = data.load(spec.dataset, spec.data_root).to(device)
     return _DATA[key]
 
 
@@ -163,7 +169,8 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
               device: str | torch.device = "cpu", dataset: data.Dataset | None = None,
               on_trained: Callable[[torch.nn.Module, data.Dataset], None] | None = None
               ) -> EvalResult:
-    """Train the proxy's model with ``loss`` for the budget and score it on the test split.
+    """Train the proxy's model with ``loss`` for the budget and score it on its held-out split
+    (``spec.split``: the test split, or the validation part of the training split).
 
     Args:
         spec: the proxy task.

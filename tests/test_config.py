@@ -20,7 +20,9 @@ def test_paper_preset_uses_the_paper_primitives():
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("population", 1, "'population' must be >= 2; got 1"),
+    ("population", 1, "'population' must be in 2..100000; got 1"),
+    ("population", 10**7, "'population' must be in 2..100000; got 10000000"),
+    ("generations", 10**9, "'generations' must be in 0..100000"),
     ("crossover_prob", 1.5, "'crossover_prob' must be in [0, 1]; got 1.5"),
     ("backend", "mpi", "'backend' must be 'loky', 'sequential' or 'dask'"),
     ("proxy_weights", (1.0, 2.0), "'proxy_weights' must be empty or one positive weight per proxy"),

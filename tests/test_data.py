@@ -115,6 +115,25 @@ def test_to_device_copies_only_when_needed():
     assert data.load("synthetic") is ds  # the cache still holds the CPU copy
 
 
+@pytest.mark.parametrize("name", ["digits", "mnist1d", "synthetic"])
+def test_validation_split_is_a_fixed_stratified_fifth_of_train(name):
+    ds = data.load(name)
+    val = data.validation_split(ds)
+    assert val.name == f"{name}:val" and val.n_train + val.n_test == ds.n_train
+    assert abs(val.n_test - 0.2 * ds.n_train) <= ds.num_classes  # rounding per class
+    # Every held-out and every remaining sample is a training sample, none in both.
+    rows = {tuple(r) for r in ds.x_train.reshape(ds.n_train, -1).tolist()}
+    held = [tuple(r) for r in val.x_test.reshape(val.n_test, -1).tolist()]
+    kept = {tuple(r) for r in val.x_train.reshape(val.n_train, -1).tolist()}
+    assert set(held) <= rows and kept <= rows and not (set(held) & kept)
+    # Stratified: each class keeps its share to within one sample.
+    full = torch.bincount(ds.y_train, minlength=ds.num_classes).numpy()
+    got = torch.bincount(val.y_test, minlength=ds.num_classes).numpy()
+    assert np.all(np.abs(got - 0.2 * full) <= 0.5 + 1e-9)
+    again = data.validation_split(ds)
+    assert torch.equal(again.x_test, val.x_test) and torch.equal(again.y_train, val.y_train)
+
+
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset"):
         data.load("imagenet")

@@ -68,6 +68,15 @@ def test_degenerate_fingerprints():
     assert parse("exp(exp(exp(exp(y_pred*50))))").fingerprint == "nonfinite"
 
 
+def test_huge_finite_gradients_keep_their_direction():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the norm of a ~1e300 gradient must not overflow
+        huge = parse("1e300*y_pred*y_real").fingerprint
+    assert huge == parse("y_pred*y_real").fingerprint != "constant"
+
+
 @pytest.mark.parametrize("shape", [(8, 10), (4, 3, 5, 6)])
 def test_to_torch_accepts_indices_and_one_hot(shape):
     torch.manual_seed(0)

@@ -64,6 +64,20 @@ def test_overrides_change_the_spec_and_its_cache_key():
     wider = proxies.get("digits-mlp", model_kw={"hidden": [256]})
     assert wider.spec.model_kw == (("hidden", (256,)),)
     hash(wider.spec)
+    assert base.spec.key() == "digits-mlp@954ed75630a7"  # test-split keys never change
+    assert proxies.get("digits-mlp", split="val").spec.key() != base.spec.key()
+    with pytest.raises(ValueError, match="split must be 'test' or 'val'"):
+        proxies.get("digits-mlp", split="train")
+
+
+def test_the_validation_split_trains_on_less_and_scores_elsewhere():
+    test = proxies.get("synthetic-mlp", steps=30)
+    val = proxies.get("synthetic-mlp", steps=30, split="val")
+    a, b = test.evaluate("ngl", seed=0), val.evaluate("ngl", seed=0)
+    assert a.status == b.status == "ok" and a.accuracy != b.accuracy
+    assert round(b.accuracy * 200) == pytest.approx(b.accuracy * 200)  # 200 held-out samples
+    rebuilt = proxies.from_dict(val.to_dict())
+    assert rebuilt.spec.split == "val" and rebuilt.evaluate("ngl", seed=0).same_outcome(b)
 
 
 def test_to_dict_rebuilds_the_same_proxy():

@@ -58,7 +58,9 @@ def test_ngl_is_scored_like_every_candidate(tiny):
     cfg, report = tiny
     seeds = draw_training_seeds(cfg)
     assert report["search_seeds"] == seeds
-    acc = [r.accuracy for r in evaluate(["ngl"], "synthetic-mlp", seeds, jobs=1, steps=30)]
+    assert cfg.fitness_split == "val"  # the default: the search never scores on test
+    acc = [r.accuracy for r in evaluate(["ngl"], "synthetic-mlp", seeds, jobs=1, steps=30,
+                                        proxy_overrides={"split": "val"})]
     assert report["ngl_fitness"]["values"] == pytest.approx(acc)  # same proxy twice: weights
     assert report["ngl_fitness"]["n"] == 2                           # cancel out
 
@@ -92,7 +94,7 @@ def test_fresh_seeds_pair_best_and_ngl_per_proxy_and_weighted(tiny):
         assert r["diff"]["n"] == 3
         assert r["diff"]["diff"] == pytest.approx(r["best"]["mean"] - r["ngl"]["mean"])
     ngl = [x.accuracy for x in evaluate(["ngl"], "synthetic-mlp", [0, 1, 2], jobs=1, steps=30)]
-    assert rows[0]["ngl_values"] == pytest.approx(ngl)
+    assert rows[0]["ngl_values"] == pytest.approx(ngl)  # the test split, not the validation part
 
 
 def test_analysis_is_deterministic(tiny):

@@ -130,7 +130,7 @@ def test_cli_run_end_to_end(tmp_path):
 
 def test_cli_run_rejects_bad_flags_and_unwritable_out(tmp_path):
     res = run_cli("run", "--population", "1", "--out", tmp_path)
-    assert res.returncode == 2 and "'population' must be >= 2" in res.stderr
+    assert res.returncode == 2 and "'population' must be in 2..100000" in res.stderr
     blocker = tmp_path / "file"
     blocker.write_text("")
     res = run_cli("run", "--out", blocker / "runs", "--proxy", "synthetic-mlp")

@@ -39,6 +39,26 @@ def test_cache_round_trip_and_corrupt_file(tmp_path):
         store.Cache(tmp_path / "bad.sqlite")
 
 
+def test_cache_entry_with_a_text_number_is_corrupt(tmp_path):
+    cache = store.Cache(tmp_path / "c.sqlite")
+    r = EvalResult("ok", accuracy=0.9, steps=10, loss="y_pred", proxy="p", seed=1, budget=10)
+    cache.put_many([("k", "p@1", 1, 10, r)])
+    cache.db.execute("UPDATE results SET result = replace(result, '0.9', '\"0.9\"')")
+    cache.db.commit()
+    with pytest.raises(store.RunFileError, match="accuracy.*must be a number"):
+        cache.get("k", "p@1", 1, 10)
+    cache.close()
+
+
+def test_a_config_written_before_fitness_split_reads_as_test(tmp_path):
+    from gp_search.config import SearchConfig
+
+    data = json.loads(SearchConfig().to_json())
+    assert data.pop("fitness_split") == "val"  # new runs score on the validation part
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert store.load_config(tmp_path).fitness_split == "test"
+
+
 def test_hof_csv_round_trip(tmp_path):
     entries = [{"fitness": 0.91, "std": 0.01, "n": 2, "canonical": "a, b", "infix": "x", "size": 3}]
     (tmp_path / "hall_of_fame.csv").write_text(store.hof_csv(entries))
