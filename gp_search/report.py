@@ -265,9 +265,12 @@ def run_markdown(run) -> str:
     md += ["## Hall of fame", ""]
     if run.hall_of_fame:
         proxy_flags = " ".join(f"--proxy {p}" for p in cfg.proxies)
-        md.append(f"Fitness: weighted mean held-out accuracy over the proxies, mean ± sd over n "
-                  f"training seeds (the search's own score); to compare the best with the "
-                  f"baselines: `gp-search compare {proxy_flags} --run {run.path}`.")
+        where = ("a held-out fifth of each proxy's training split (validation)"
+                 if cfg.fitness_split == "val" else "each proxy's test split")
+        md.append(f"Fitness: weighted mean accuracy on {where} over the proxies, mean ± sd over "
+                  f"n training seeds (the search's own score); to compare the best with the "
+                  f"baselines on the test splits: `gp-search compare {proxy_flags} --run "
+                  f"{run.path}`.")
         md.append("")
         md += _md_table(["rank", "fitness (mean ± sd)", "n", "size", "canonical form"],
                         [[str(e["rank"]), f"{e['fitness']:.4f} ± {e['std']:.4f}", str(e["n"]),

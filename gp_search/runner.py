@@ -219,7 +219,8 @@ def _check_state(state: dict, search: Search) -> None:
 def print_result(run_dir: Path, top: int = 5) -> None:
     run = store.load_run(run_dir)
     print(f"\nrun directory: {run_dir}")
-    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = mean held-out accuracy, "
+    where = "validation" if run.config.fitness_split == "val" else "test"
+    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = mean {where} accuracy, "
           f"n = seeds):")
     for e in run.hall_of_fame[:top]:
         print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "

@@ -14,8 +14,9 @@ The order spends trainings only where they can teach something:
    fame. The decision ignores what the cache holds, so a cached run decides as a fresh one.
 6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run.
 
-Fitness = weighted mean over proxies of the mean held-out accuracy over seeds; any failed
-training (``nan``, ``diverged``, ``timeout``, ``error``) makes it 0, the worst, with that status.
+Fitness = weighted mean over proxies of the mean held-out accuracy over seeds (on the validation
+part of each training split, or on the test split: ``fitness_split``); any failed training
+(``nan``, ``diverged``, ``timeout``, ``error``) makes it 0, the worst, with that status.
 Workers receive the canonical expression text (full-precision constants) and a seed.
 """
 
