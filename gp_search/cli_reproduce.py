@@ -121,7 +121,7 @@ def cmd_reproduce(args) -> int:
             print(f"seed {o.seed}: {o.line()}", flush=True)
     reference = None
     if args.confirm:
-        from gp_search.rediscover import confirm
+        from gp_search.confirm import confirm
 
         print("confirming behavioural successes on mnist1d-cnn ...", flush=True)
         reference = confirm(outcomes, args.jobs)

@@ -37,7 +37,6 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-
 from gp_search import primitives as P
 from gp_search import store
 from gp_search.config import SearchConfig
@@ -45,10 +44,9 @@ from gp_search.evolve import Search
 from gp_search.exact import exact_form
 from gp_search.expr import LossExpr, parse
 from gp_search.losses import NGL
-from gp_search.stats import summarize
 from gp_search.target_fit import Target
-from gp_search.term_library import Library
 from gp_search.target_scorer import BehaviourScorer, materialise
+from gp_search.term_library import Library
 
 
 def _f(default, help: str):
@@ -336,6 +334,8 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     out = _outcome(rcfg, scorer, tracker)
     out.run_dir = str(run_dir)
     if rcfg.confirm:
+        from gp_search.confirm import confirm
+
         confirm([out])
     store.write_atomic(run_dir / "result.json", json.dumps(out.to_dict(), indent=2))
     return out
@@ -364,48 +364,3 @@ def _outcome(rcfg: RediscoveryConfig, scorer: BehaviourScorer, tracker: _Tracker
     shown = tracker.exact_shown() if level == "exact" else proposed.canonical
     return Outcome(rcfg.seed, level, gen, secs, shown, fit.max_grad_error, fit.distance,
                    len(_expr(key).tree), loss=proposed.prefix, **common)
-
-
-CONFIRM_PROXY, CONFIRM_SEEDS = "mnist1d-cnn", 5
-
-
-def within_ci(candidate: list[float], reference: list[float]) -> tuple[bool, dict, dict]:
-    """Whether the candidate's mean accuracy lies within the reference's 95 % t-interval.
-
-    Returns:
-        ``(passed, candidate summary, reference summary)`` (:func:`gp_search.stats.summarize`).
-    """
-    cand, ref = summarize(candidate), summarize(reference)
-    passed = ref["n"] >= 2 and cand["n"] == len(candidate) and \
-        ref["ci_low"] <= cand["mean"] <= ref["ci_high"]
-    return bool(passed), cand, ref
-
-
-def confirm(outcomes: list[Outcome], jobs: int = 2, proxy: str = CONFIRM_PROXY,
-            seeds: int = CONFIRM_SEEDS) -> dict | None:
-    """Train NGL and the loss of every outcome that reached the behavioural level on ``proxy``
-    with seeds ``0 … seeds−1`` (one batch of trainings), and set each outcome's ``confirmed``,
-    ``accuracy`` and ``confirmation``: passed when its mean accuracy lies within NGL's 95 %
-    t-interval. A behavioural (not exact) outcome that fails drops to level ``none``.
-
-    Returns:
-        NGL's accuracy summary, or ``None`` when no outcome needed confirming.
-    """
-    from gp_search.evaluate import evaluate
-
-    todo = [o for o in outcomes if o.behavioural_generation is not None and o.loss]
-    if not todo:
-        return None
-    texts = [NGL.prefix] + sorted({o.loss for o in todo})
-    results = evaluate(texts, proxy=proxy, seeds=seeds, jobs=jobs)
-    acc = {t: [r.accuracy if r.status == "ok" else math.nan
-               for r in results[i * seeds:(i + 1) * seeds]] for i, t in enumerate(texts)}
-    for o in todo:
-        passed, cand, ref = within_ci(acc[o.loss], acc[NGL.prefix])
-        o.confirmed, o.accuracy = passed, cand["mean"]
-        o.confirmation = (f"{proxy}: {cand['mean']:.4f} vs NGL {ref['mean']:.4f} "
-                          f"[{ref['ci_low']:.4f}, {ref['ci_high']:.4f}] (95 % CI, n = {seeds} "
-                          f"seeds): {'within' if passed else 'outside'}")
-        if not passed and o.level == "behavioural":
-            o.level, o.generation, o.seconds = "none", None, None
-    return summarize(acc[NGL.prefix])

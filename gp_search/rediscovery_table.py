@@ -38,7 +38,7 @@ def behavioural(outcomes: list) -> list:
 def table_markdown(outcomes: list, reference: dict | None = None) -> str:
     """The k/N summary and one row per seed, as Markdown; ``reference``: NGL's accuracy summary
     of the proxy confirmation (adds its column)."""
-    from gp_search.rediscover import CONFIRM_PROXY
+    from gp_search.confirm import CONFIRM_PROXY
 
     n = len(outcomes)
     exact = [o for o in outcomes if o.level == "exact"]

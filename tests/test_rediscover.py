@@ -9,13 +9,13 @@ import pytest
 
 from gp_search import store
 from gp_search.evolve import Search
+from gp_search.exact import exact_form, is_exact
 from gp_search.expr import parse
 from gp_search.losses import NGL, REFERENCE
-from gp_search.exact import exact_form, is_exact
 from gp_search.rediscover import RediscoveryConfig, ngl_target, rediscover
 from gp_search.target_fit import Target, constant_slots, terms
-from gp_search.term_library import Library
 from gp_search.target_scorer import BehaviourScorer, fold_constant_subtrees, materialise
+from gp_search.term_library import Library
 
 E_TERM = "exp(sub(2.0, mul(y_pred, add(1, y_real))))"
 NGL_SHOWN = "-cos(cos(sin(y_pred))) + 11.1251*exp(-y_pred)*exp(-y_pred*y_real)"
@@ -262,7 +262,7 @@ def test_set_types_each_lever_by_its_default():
 
 
 def test_within_ci_is_the_reference_t_interval():
-    from gp_search.rediscover import within_ci
+    from gp_search.confirm import within_ci
 
     ngl = [0.80, 0.82, 0.78, 0.81, 0.79]  # mean 0.80, 95 % t-interval ± 0.0196
     assert within_ci([0.80, 0.81, 0.79, 0.80, 0.81], ngl)[0] is True
@@ -273,7 +273,8 @@ def test_within_ci_is_the_reference_t_interval():
 
 
 def test_confirm_trains_and_withdraws_a_behavioural_level_that_trains_badly():
-    from gp_search.rediscover import Outcome, confirm
+    from gp_search.confirm import confirm
+    from gp_search.rediscover import Outcome
 
     like = Outcome(0, "behavioural", 3, 1.0, "x", 1e-3, 1e-4, 13, behavioural_generation=3,
                    loss=NGL.prefix)  # NGL itself: within its own interval
