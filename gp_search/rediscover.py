@@ -121,7 +121,7 @@ class Outcome:
     """What one seed found. ``level``: ``exact``, ``behavioural`` or ``none``; ``generation`` and
     ``seconds``: when that level was first reached (``None`` for ``none``); ``expression``: the
     exact / behavioural / closest expression (canonical form); ``loss``: the loss it proposes in
-    full precision (prefix), which :func:`confirm` trains; ``confirmed``, ``accuracy``: the
+    full precision (prefix), which :func:`gp_search.confirm.confirm` trains; ``confirmed``, ``accuracy``: the
     proxy confirmation (``None`` when not run)."""
 
     seed: int

@@ -86,7 +86,7 @@ def test_full_trainings_come_from_the_runs_cache(tiny):
 
 
 def test_fresh_seeds_pair_best_and_ngl_per_proxy_and_weighted(tiny):
-    cfg, report = tiny
+    _, report = tiny
     rows = report["fresh"]
     assert [r["proxy"] for r in rows] == ["synthetic-mlp", "synthetic-mlp", "weighted fitness"]
     assert report["fresh_seeds"] == [0, 1, 2]
