@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from gp_search import cli_report, cli_reproduce, cli_run
-from gp_search.export import TARGETS, export as export_loss
+from gp_search.export import TARGETS
+from gp_search.export import export as export_loss
 from gp_search.expr import ExprError, LossExpr, parse
 from gp_search.losses import REFERENCE
 
@@ -94,17 +95,6 @@ def _num(x: float, fmt: str) -> str:
     return format(x, fmt) if math.isfinite(x) else "-"
 
 
-def _json_safe(value):
-    """NaN/inf as null and tuples as lists, so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict]]:
     """Rows of the printed table and the per-loss summaries for --json."""
     from collections import Counter
@@ -143,6 +133,7 @@ def cmd_evaluate(args) -> int:
     import proxies
     from gp_search.evaluate import evaluate
     from gp_search.losses import resolve
+    from gp_search.report import json_safe
     from proxies.train import resolve_device
 
     seeds = _int_list(args.seeds, "--seeds")
@@ -200,7 +191,7 @@ def cmd_evaluate(args) -> int:
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
+            out.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     return 0

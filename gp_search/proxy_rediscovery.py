@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from gp_search.config import SearchConfig, preset
 from gp_search.exact import exact_form, symbolic_distance
 from gp_search.expr import ExprError, parse
 from gp_search.losses import NGL
-from gp_search.report import _f, _md_table
+from gp_search.report import _f, _md_table, json_safe
 from gp_search.runner import (
     default_evaluator,
     draw_training_seeds,
@@ -44,6 +43,7 @@ from gp_search.runner import (
     resume,
     run_search,
 )
+from gp_search.scoring import per_seed_fitness
 from gp_search.stats import paired, summarize
 from gp_search.target_fit import Target
 
@@ -84,10 +84,8 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
 
 
 def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
-    """Per-seed fitness: the proxy-weighted mean accuracy (the search's fitness per seed)."""
-    weights = cfg.weights()
-    return [sum(w * accs[s] for w, accs in zip(weights, by_proxy)) / sum(weights)
-            for s in range(len(by_proxy[0]))]
+    """Per-seed fitness, as the search computes it (:func:`gp_search.scoring.per_seed_fitness`)."""
+    return per_seed_fitness(by_proxy, cfg.weights()).tolist()
 
 
 def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[float]:
@@ -194,7 +192,8 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
             "seconds_total": run.generations[-1].get("seconds"),
             "best": {"expression": best["canonical"], "infix": best["infix"],
                      "fitness": best["fitness"], "n": best["n"],
-                     **closeness(best["canonical"], cfg.primitive_set)},
+                     **(memo.get(best["canonical"])
+                        or closeness(best["canonical"], cfg.primitive_set))},
             "fresh_seeds": seeds, "fresh": fresh, "trajectory": trajectory}
 
 
@@ -318,23 +317,10 @@ def write(report: dict, directory: str | Path, name: str = "proxy_rediscovery",
     directory.mkdir(parents=True, exist_ok=True)
     md, js, png = (directory / f"{name}.{s}" for s in ("md", "json", "png"))
     md.write_text(markdown(report, command, png.name))
-    js.write_text(json.dumps(_finite({**report, "command": command}), indent=2) + "\n")
+    js.write_text(json.dumps(json_safe({**report, "command": command}), indent=2) + "\n")
     run = store.load_run(report["run_dir"])
     ref = report["ngl_fitness"]
     plots.plot_run_fitness(run.generations, png, f"{run.path.name}: paper preset from scratch",
                            (f"NGL ({ref['mean']:.4f}, n = {ref['n']})", ref["mean"],
                             ref["ci_low"], ref["ci_high"]))
     return [md, js, png]
-
-
-def _finite(report: dict) -> dict:
-    """The report with NaN/inf replaced by ``None`` (strict JSON)."""
-    def walk(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: walk(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [walk(v) for v in x]
-        return x
-    return walk(report)

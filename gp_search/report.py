@@ -31,6 +31,17 @@ from gp_search.compare import (
 )
 
 
+def json_safe(value):
+    """NaN/inf as null and tuples as lists, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _f(x, spec: str, dash: str = "–") -> str:
     return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else dash
 

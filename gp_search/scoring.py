@@ -64,6 +64,16 @@ class Score:
         return asdict(self)
 
 
+def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
+    """The fitness of one candidate for each training seed: the weighted mean over proxies of
+    its accuracies (``by_proxy[k][s]``: proxy ``k``, seed ``s``; ``weights``: normalised, as
+    :meth:`SearchConfig.weights`). The search's fitness is the mean over seeds."""
+    per_seed = np.zeros(len(by_proxy[0]))
+    for weight, accuracies in zip(weights, by_proxy):  # in proxy order: the same rounding always
+        per_seed += weight * np.array(accuracies, dtype=float)
+    return per_seed
+
+
 @dataclass(frozen=True)
 class ProxyRef:
     """A proxy as the scorer needs it: name, cache key, full budget, weight."""
@@ -222,8 +232,8 @@ class Scorer:
         bad = next((r for r in results.values() if r.status != "ok"), None)
         if bad is not None:
             return Score(WORST, 0.0, len(self.seeds), bad.status, fidelity, bad.message)
-        per_seed = np.zeros(len(self.seeds))
-        for p in self.proxies:
-            per_seed += p.weight * np.array([results[(p.name, s)].accuracy for s in self.seeds])
+        per_seed = per_seed_fitness(
+            [[results[(p.name, s)].accuracy for s in self.seeds] for p in self.proxies],
+            [p.weight for p in self.proxies])
         std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
         return Score(float(per_seed.mean()), std, len(self.seeds), "ok", fidelity)
