@@ -17,7 +17,7 @@ import torch
 from deap import gp
 
 from gp_search import parse
-from gp_search import primitives as P
+from gp_search.lang import primitives as P
 
 
 def main() -> None:

@@ -39,12 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gp_search import dask_backend, evaluate
+from gp_search.parallel import dask_cluster as dask_backend
+from gp_search import evaluate
 
 PLAIN = """
 import json, sys, time
-import proxies
-from gp_search.losses import resolve
+from gp_search import proxies
+from gp_search.lang.losses import resolve
 texts, proxy, seeds = json.loads(sys.argv[1])
 p = proxies.get(proxy)
 losses = [resolve(t) for t in texts]
@@ -61,10 +62,10 @@ def candidates(n: int, seed: int) -> list[str]:
     """Expression reference losses, then random 'paper' trees that pass screening."""
     from deap import gp
 
-    from gp_search import primitives as P
-    from gp_search.expr import from_tree
-    from gp_search.losses import REFERENCE
-    from gp_search.screen import screen
+    from gp_search.lang import primitives as P
+    from gp_search.lang.expr import from_tree
+    from gp_search.lang.losses import REFERENCE
+    from gp_search.search.screen import screen
 
     out = [r.expr.prefix for r in REFERENCE.values() if r.expr is not None][:n]
     rng_state = random.getstate()

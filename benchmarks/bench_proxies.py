@@ -6,8 +6,8 @@ Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that
 (a) a research-script loop: ``DataLoader(TensorDataset(...), batch_size, shuffle=True)`` with
     per-sample indexing, an ``nn.Module``, ``torch.optim.Adam``, the loss from
     ``expr.to_torch()`` — one candidate at a time;
-(b) the project's sequential path, ``proxies.train.train_one``, one candidate at a time;
-(c) the population-batched path, ``proxies.batched.train_population``, all candidates at once;
+(b) the project's sequential path, ``gp_search.proxies.train.train_one``, one candidate at a time;
+(c) the population-batched path, ``gp_search.proxies.batched.train_population``, all candidates at once;
 (d) the joblib path, ``gp_search.evaluate(jobs=2, batched=False)`` (loky workers, one torch
     thread each; workers started and warmed before timing);
 (e) not a project path yet, a measured proposal: the batched path in 2 loky workers, one torch
@@ -47,11 +47,11 @@ from deap import gp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import proxies
-from gp_search import primitives as P
-from gp_search.expr import from_tree
-from gp_search.losses import NGL, from_expr
-from proxies import batched, train
+from gp_search import proxies
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import from_tree
+from gp_search.lang.losses import NGL, from_expr
+from gp_search.proxies import batched, train
 
 
 def candidates(n: int, seed: int) -> list:
@@ -114,7 +114,7 @@ def research_loop(spec, loss, seed: int, steps: int) -> float:
 
 def batched_half(proxy: dict, texts: list[str], seed: int) -> list:
     """Path (e), in a worker: one torch thread, the batched path on part of the population."""
-    from gp_search.losses import resolve
+    from gp_search.lang.losses import resolve
     torch.set_num_threads(1)
     return batched.train_population(proxies.from_dict(proxy).spec, [resolve(t) for t in texts],
                                     seed)
@@ -187,9 +187,9 @@ def main(argv=None) -> None:
                       lambda: out.append(batched.train_population(spec, losses, args.seed)),
                       lambda: batched.train_population(spec, losses[:8], args.seed, 20)))
     try:
-        from gp_search.evaluate import evaluate
+        from gp_search.parallel.evaluate import evaluate
     except ImportError as exc:
-        print(f"(d) and (e) skipped: gp_search.evaluate is not importable ({exc})")
+        print(f"(d) and (e) skipped: gp_search.parallel.evaluate is not importable ({exc})")
         args.no_joblib = True
     if not args.no_joblib:
         from joblib import Parallel, delayed

@@ -1,7 +1,7 @@
 """GPU check of the population-batched path: equality with the sequential path on CUDA, then speed.
 
 1. Equality: on ``digits-mlp`` with 5 steps, a population of reference losses and random trees
-   is trained by ``proxies.batched.train_population`` and, one by one, by the sequential loop;
+   is trained by ``gp_search.proxies.batched.train_population`` and, one by one, by the sequential loop;
    parameters must agree to 1e-5 and ``train_loss`` to 1e-5 (relative) with ``train_one``.
 2. Speed: candidates/s of the batched path at P = 64, 256, 1024 (warm-up excluded, CUDA
    synchronised around the timed run) on ``digits-mlp`` and on MNIST-1D — with an MLP
@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import proxies
-from gp_search.losses import REFERENCE
-from gp_search.screen import screen
-from proxies import batched, models, train
-from proxies.base import ProxySpec
+from gp_search import proxies
+from gp_search.lang.losses import REFERENCE
+from gp_search.search.screen import screen
+from gp_search.proxies import batched, models, train
+from gp_search.proxies.base import ProxySpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_proxies import candidates

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gp_search.config import SearchConfig
-from proxies.base import EvalResult
+from gp_search.search.config import SearchConfig
+from gp_search.proxies.base import EvalResult
 
 CHECKPOINT_FORMAT = "gp-search-checkpoint/1"
 HOF_COLUMNS = ("rank", "fitness_mean", "fitness_std", "n", "canonical", "infix", "size")
@@ -208,7 +208,7 @@ def _is(value, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == "int list":
         return isinstance(value, list) and all(_is(v, "int") for v in value)
-    if kind == "score":  # gp_search.scoring.Score as JSON
+    if kind == "score":  # gp_search.search.scoring.Score as JSON
         return isinstance(value, dict) and _is(value.get("fitness"), "number") and all(
             k in _SCORE and _is(v, _SCORE[k]) for k, v in value.items())
     if kind == "score list":

@@ -7,14 +7,14 @@ import pytest
 import torch
 from deap import gp
 
-import proxies
-from gp_search import primitives as P
-from gp_search.expr import from_tree, parse
-from gp_search.losses import REFERENCE, Loss, from_expr
-from gp_search.screen import screen
-from proxies import batched, models
-from proxies.batched_loss import LossProgram
-from proxies.train import batch_indices, dataset_for, train_one
+from gp_search import proxies
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import from_tree, parse
+from gp_search.lang.losses import REFERENCE, Loss, from_expr
+from gp_search.search.screen import screen
+from gp_search.proxies import batched, models
+from gp_search.proxies.batched_loss import LossProgram
+from gp_search.proxies.train import batch_indices, dataset_for, train_one
 
 DIGITS = proxies.get("digits-mlp", steps=5).spec
 SYN = proxies.get("synthetic-mlp").spec

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import proxies
+from gp_search import proxies
 
 
 def test_proxies_lists_every_proxy_with_data_and_budget(cli):

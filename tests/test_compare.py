@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-import proxies
-from gp_search.compare import (
+from gp_search import proxies
+from gp_search.analysis.compare import (
     DEFAULT_LOSSES,
     LossEntry,
     compare,
@@ -16,9 +16,9 @@ from gp_search.compare import (
     replay,
     run_best,
 )
-from gp_search.evaluate import evaluate
-from gp_search.losses import resolve
-from proxies.train import train_one
+from gp_search.parallel.evaluate import evaluate
+from gp_search.lang.losses import resolve
+from gp_search.proxies.train import train_one
 
 SEEDS = 3
 

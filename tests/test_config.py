@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from gp_search import config as C
-from gp_search.cli_run import add_config_flags, config_from_args
+from gp_search.search import config as C
+from gp_search.cli.search import add_config_flags, config_from_args
 
 
 @pytest.mark.parametrize("name", sorted(C.PRESETS))

@@ -1,14 +1,14 @@
-"""gp_search.evaluate: loss-major results, worker-count invariance with real loky processes."""
+"""gp_search.parallel.evaluate: loss-major results, worker-count invariance with real loky processes."""
 
 import os
 
 import pytest
 import torch
 
-import proxies
+from gp_search import proxies
 from gp_search import evaluate
-from gp_search.evaluate import BACKENDS
-from gp_search.losses import Loss, cross_entropy, resolve
+from gp_search.parallel.evaluate import BACKENDS
+from gp_search.lang.losses import Loss, cross_entropy, resolve
 
 LOSSES = ["ce", "ngl", "y_pred*(1 - y_real)", "y_real", "exp(exp(exp(exp(y_pred*30))))",
           "bad((("]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import gp_search
-from gp_search.export import export, identifier
+from gp_search.lang.export import export, identifier
 
 EXPRS = [gp_search.NGL_PREFIX, "(y_pred - y_real)**2", "y_pred*y_real + sin(1)*y_pred",
          "tanh(y_pred) - plog(y_pred)*y_real + pdiv(y_pred, y_real + 0.5) + max(y_pred, 0.3)",

@@ -8,8 +8,8 @@ import torch
 from deap import gp
 
 import gp_search
-from gp_search import primitives as P
-from gp_search.expr import from_tree, parse
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import from_tree, parse
 
 NGL_INFIX = "exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))"
 

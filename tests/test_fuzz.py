@@ -23,13 +23,13 @@ import time
 import pytest
 from deap import gp
 
-from gp_search import primitives as P
-from gp_search.expr import ExprError, parse
-from gp_search.losses import from_expr
-from gp_search.screen import screen
-from proxies import get
-from proxies.base import STATUSES
-from proxies.train import train_one
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import ExprError, parse
+from gp_search.lang.losses import from_expr
+from gp_search.search.screen import screen
+from gp_search.proxies import get
+from gp_search.proxies.base import STATUSES
+from gp_search.proxies.train import train_one
 
 PROXY = get("synthetic-mlp").spec
 

@@ -1,7 +1,7 @@
 """Golden test: regenerate part of the shipped NGL-vs-baselines results and check the numbers.
 
 What is regenerated: every default loss (CE, SCE, focal, CE+L2, PolyLoss-1, label smoothing,
-NGL) on ``digits-mlp`` with seeds 0 and 1, through :func:`gp_search.compare.compare` exactly as
+NGL) on ``digits-mlp`` with seeds 0 and 1, through :func:`gp_search.analysis.compare.compare` exactly as
 ``results/ngl/regenerate.sh`` runs it (same losses, so the same population-batched path), and
 compared with ``results/ngl/compare_seeds.csv``.
 
@@ -19,7 +19,7 @@ import math
 import pytest
 from conftest import ROOT
 
-from gp_search.compare import DEFAULT_LOSSES, compare
+from gp_search.analysis.compare import DEFAULT_LOSSES, compare
 
 SHIPPED = ROOT / "results" / "ngl"
 PROXY, SEEDS, N_TEST = "digits-mlp", (0, 1), 360

@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 import gp_search
-from gp_search.losses import NGL, REFERENCE, NGLLoss, resolve
+from gp_search.lang.losses import NGL, REFERENCE, NGLLoss, resolve
 
 
 def published_ngl(logits, target):

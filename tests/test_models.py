@@ -1,10 +1,10 @@
-"""Tests for proxies.models: output shapes, seed determinism, RNG isolation, learnability."""
+"""Tests for gp_search.proxies.models: output shapes, seed determinism, RNG isolation, learnability."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from proxies import data, models
+from gp_search.proxies import data, models
 
 CASES = [  # kind, input_shape, num_classes, kw
     ("mlp", (64,), 10, {}),

@@ -9,7 +9,7 @@ import sympy
 import torch
 from deap import gp
 
-from gp_search import primitives as P
+from gp_search.lang import primitives as P
 
 PROBES = [0.0, 1e-12, 0.3, 0.5, 1.0, -0.7, -3.0, 2.5, 10.0, 50.0]
 

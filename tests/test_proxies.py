@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-import proxies
-from gp_search.expr import parse
-from gp_search.losses import REFERENCE
-from gp_search.stats import paired
-from proxies import models
-from proxies.base import ProxySpec
+from gp_search import proxies
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import REFERENCE
+from gp_search.analysis.stats import paired
+from gp_search.proxies import models
+from gp_search.proxies.base import ProxySpec
 
 REQUIRED = ("digits-mlp", "mnist1d-cnn", "digits-cnn", "synthetic-mlp", "fashion-mnist-cnn",
             "cifar10-resnet")

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from gp_search import proxy_rediscovery as PR
+from gp_search.rediscovery import proxy as PR
 from gp_search import store
-from gp_search.config import SearchConfig
-from gp_search.evaluate import evaluate
-from gp_search.exact import symbolic_distance
-from gp_search.expr import parse
-from gp_search.losses import NGL
-from gp_search.runner import draw_training_seeds
+from gp_search.search.config import SearchConfig
+from gp_search.parallel.evaluate import evaluate
+from gp_search.rediscovery.symbolic import symbolic_distance
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import NGL
+from gp_search.search.runner import draw_training_seeds
 
 NGL_REWORDED = "exp(2.4092 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"
 
@@ -113,7 +113,7 @@ def test_report_files(tiny, tmp_path):
 
 
 def _cli(argv):
-    from gp_search.cli_reproduce import add_commands
+    from gp_search.cli.reproduce import add_commands
 
     ap = argparse.ArgumentParser(prog="gp-search")
     add_commands(ap.add_subparsers(dest="command", required=True))

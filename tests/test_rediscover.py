@@ -8,14 +8,14 @@ import math
 import pytest
 
 from gp_search import store
-from gp_search.evolve import Search
-from gp_search.exact import exact_form, is_exact
-from gp_search.expr import parse
-from gp_search.losses import NGL, REFERENCE
-from gp_search.rediscover import RediscoveryConfig, ngl_target, rediscover
-from gp_search.target_fit import Target, constant_slots, terms
-from gp_search.target_scorer import BehaviourScorer, fold_constant_subtrees, materialise
-from gp_search.term_library import Library
+from gp_search.search.evolve import Search
+from gp_search.rediscovery.symbolic import exact_form, is_exact
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import NGL, REFERENCE
+from gp_search.rediscovery.targeted import RediscoveryConfig, ngl_target, rediscover
+from gp_search.rediscovery.behaviour import Target, constant_slots, terms
+from gp_search.rediscovery.scorer import BehaviourScorer, fold_constant_subtrees, materialise
+from gp_search.rediscovery.library import Library
 
 E_TERM = "exp(sub(2.0, mul(y_pred, add(1, y_real))))"
 NGL_SHOWN = "-cos(cos(sin(y_pred))) + 11.1251*exp(-y_pred)*exp(-y_pred*y_real)"
@@ -210,7 +210,7 @@ def test_bad_config_names_the_field():
 # --- the command ------------------------------------------------------------------------------
 
 def _cli(argv):
-    from gp_search.cli_reproduce import add_commands
+    from gp_search.cli.reproduce import add_commands
 
     ap = argparse.ArgumentParser(prog="gp-search")
     add_commands(ap.add_subparsers(dest="command", required=True))
@@ -255,14 +255,14 @@ def test_command_refuses_bad_arguments(tmp_path):
 
 
 def test_set_types_each_lever_by_its_default():
-    from gp_search.cli_reproduce import parse_settings
+    from gp_search.cli.reproduce import parse_settings
 
     assert parse_settings(["library_size=0", "term_weights=false", "parsimony=0"]) == {
         "library_size": 0, "term_weights": False, "parsimony": 0.0}
 
 
 def test_within_ci_is_the_reference_t_interval():
-    from gp_search.confirm import within_ci
+    from gp_search.rediscovery.confirm import within_ci
 
     ngl = [0.80, 0.82, 0.78, 0.81, 0.79]  # mean 0.80, 95 % t-interval ± 0.0196
     assert within_ci([0.80, 0.81, 0.79, 0.80, 0.81], ngl)[0] is True
@@ -273,8 +273,8 @@ def test_within_ci_is_the_reference_t_interval():
 
 
 def test_confirm_trains_and_withdraws_a_behavioural_level_that_trains_badly():
-    from gp_search.confirm import confirm
-    from gp_search.rediscover import Outcome
+    from gp_search.rediscovery.confirm import confirm
+    from gp_search.rediscovery.targeted import Outcome
 
     like = Outcome(0, "behavioural", 3, 1.0, "x", 1e-3, 1e-4, 13, behavioural_generation=3,
                    loss=NGL.prefix)  # NGL itself: within its own interval

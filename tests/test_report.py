@@ -5,11 +5,11 @@ import csv
 import numpy as np
 import pytest
 
-from gp_search import cli
-from gp_search.compare import ROW_FIELDS, LossEntry, compare, run_best
-from gp_search.losses import resolve
-from gp_search.plots import element_form
-from gp_search.report import format_table, write_comparison, write_run_report
+from gp_search.cli import main as cli
+from gp_search.analysis.compare import ROW_FIELDS, LossEntry, compare, run_best
+from gp_search.lang.losses import resolve
+from gp_search.analysis.plots import element_form
+from gp_search.analysis.report import format_table, write_comparison, write_run_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -22,8 +22,8 @@ def _assert_png(path, min_bytes=10_000):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from gp_search.config import SearchConfig
-    from gp_search.runner import run_search
+    from gp_search.search.config import SearchConfig
+    from gp_search.search.runner import run_search
 
     out = tmp_path_factory.mktemp("runs")
     return run_search(SearchConfig(population=6, generations=1, proxies=("synthetic-mlp",),
@@ -93,7 +93,7 @@ def test_element_forms():
 
 
 def test_loss_shapes_skip_what_has_no_form(tmp_path, monkeypatch):
-    from gp_search import plots
+    from gp_search.analysis import plots
 
     real = plots.element_form
     monkeypatch.setattr(plots, "element_form",

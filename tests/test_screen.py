@@ -5,10 +5,11 @@ import random
 import pytest
 from deap import gp
 
-from gp_search import NGL, parse
-from gp_search import primitives as P
-from gp_search.expr import from_tree
-from gp_search.screen import screen
+from gp_search import NGL
+from gp_search import parse
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import from_tree
+from gp_search.search.screen import screen
 
 
 @pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_pred*y_real",

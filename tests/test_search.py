@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 from gp_search import store
-from gp_search.config import SearchConfig
-from gp_search.runner import resume, run_search
+from gp_search.search.config import SearchConfig
+from gp_search.search.runner import resume, run_search
 
 from conftest import ROOT, run_cli
 

@@ -9,8 +9,8 @@ import shlex
 import pytest
 from conftest import ROOT
 
-from gp_search.cli import build_parser
-from gp_search.rediscover import RediscoveryConfig
+from gp_search.cli.main import build_parser
+from gp_search.rediscovery.targeted import RediscoveryConfig
 
 SHIPPED = ROOT / "results" / "ngl"
 SCRIPT = SHIPPED / "regenerate.sh"
@@ -42,7 +42,7 @@ def test_every_regenerate_command_parses():
         args = parser.parse_args(argv[1:])
         assert callable(args.func), argv
         if argv[1] == "reproduce-ngl" and args.mode == "target" and args.set:
-            from gp_search.cli_reproduce import parse_settings
+            from gp_search.cli.reproduce import parse_settings
 
             RediscoveryConfig(**parse_settings(args.set))  # every --set names a real lever
 
@@ -71,9 +71,9 @@ def test_proxy_rediscovery_ngl_reference_regenerates():
     """NGL's proxy fitness on the search's own training seeds: 4 trainings (2 proxies x 2
     seeds). Tolerance: one test image per training (1/1000 on mnist1d, 1/360 on digits), as in
     the golden test."""
-    from gp_search import proxy_rediscovery as PR
-    from gp_search.config import SearchConfig
-    from gp_search.runner import draw_training_seeds
+    from gp_search.rediscovery import proxy as PR
+    from gp_search.search.config import SearchConfig
+    from gp_search.search.runner import draw_training_seeds
 
     shipped = json.loads((SHIPPED / "proxy_rediscovery.json").read_text())
     cfg = SearchConfig.from_dict(shipped["config"], "proxy_rediscovery.json")

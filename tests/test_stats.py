@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gp_search.stats import paired, summarize
+from gp_search.analysis.stats import paired, summarize
 
 
 def test_summarize_matches_the_textbook_interval():

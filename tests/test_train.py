@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-import proxies
-from gp_search.losses import REFERENCE, Loss, cross_entropy, resolve
-from proxies import models
-from proxies.train import (
+from gp_search import proxies
+from gp_search.lang.losses import REFERENCE, Loss, cross_entropy, resolve
+from gp_search.proxies import models
+from gp_search.proxies.train import (
     PARAM_LIMIT,
     batch_indices,
     dataset_for,
@@ -22,7 +22,7 @@ SYN = proxies.get("synthetic-mlp").spec
 
 @pytest.fixture(autouse=True)
 def single_thread():
-    """One torch thread, as every evaluation runs (Proxy.evaluate, gp_search.evaluate)."""
+    """One torch thread, as every evaluation runs (Proxy.evaluate, gp_search.parallel.evaluate)."""
     with one_thread():
         yield
 

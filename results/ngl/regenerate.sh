@@ -23,7 +23,7 @@ esac
 
 for cmd in compare reproduce-ngl; do
     if ! gp-search "$cmd" --help >/dev/null 2>&1; then
-        echo "regenerate.sh: 'gp-search $cmd' is not registered in gp_search/cli.py" >&2
+        echo "regenerate.sh: 'gp-search $cmd' is not registered in gp_search/cli/main.py" >&2
         exit 1
     fi
 done

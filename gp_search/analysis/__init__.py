@@ -1,0 +1,1 @@
+"""Analysis of losses and runs: statistics, loss comparison, calibration, reports and plots."""

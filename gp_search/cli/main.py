@@ -1,0 +1,261 @@
+"""The ``gp-search`` command line: one subcommand per job, each a thin call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from gp_search.cli import report as cli_report
+from gp_search.cli import reproduce as cli_reproduce
+from gp_search.cli import search as cli_run
+from gp_search.lang.export import TARGETS
+from gp_search.lang.export import export as export_loss
+from gp_search.lang.expr import ExprError, LossExpr, parse
+from gp_search.lang.losses import REFERENCE
+
+
+class UsageError(Exception):
+    """A bad argument: printed as one line, exit code 2."""
+
+
+def _expr_of(text: str) -> LossExpr:
+    """An expression, or a reference loss name that is an expression of the language."""
+    ref = REFERENCE.get(text.strip().lower())
+    if ref is not None:
+        if ref.expr is None:
+            raise UsageError(f"{ref.name!r} is a reference loss but not an expression of the loss "
+                             f"language ({ref.formula}); expression losses: "
+                             f"{', '.join(n for n, r in REFERENCE.items() if r.expr)}")
+        return ref.expr
+    return parse(text)
+
+
+def cmd_show(args) -> int:
+    e = _expr_of(args.expr)
+    info = {"canonical": e.canonical, "infix": e.infix, "prefix": e.prefix, "latex": e.latex,
+            "size": e.size, "height": e.height, "depends_on_pred": e.depends_on_pred,
+            "depends_on_target": e.depends_on_target, "fingerprint": e.fingerprint,
+            "primitive_set": e.primitive_set}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for k, v in info.items():
+            print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_losses(args) -> int:
+    width = max(map(len, REFERENCE))
+    for name, ref in REFERENCE.items():
+        kind = "expression" if ref.expr is not None else "reference"
+        print(f"{name:<{width}}  [{kind}]  {ref.formula}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    if (args.expr is None) == (args.loss is None):
+        raise UsageError("give exactly one of --expr TEXT or --loss NAME")
+    e = _expr_of(args.expr if args.expr is not None else args.loss)
+    name = args.name or (args.loss if args.loss else "loss")
+    text = export_loss(e, args.target, name=name,
+                             origin=f"gp-search export ({'--loss ' + args.loss if args.loss else '--expr'})")
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + ("\n" if args.target == "latex" else ""))
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(out)
+    return 0
+
+
+# --- proxies / evaluate -------------------------------------------------------------------------
+
+def cmd_proxies(args) -> int:
+    from gp_search import proxies
+
+    for name in proxies.names():
+        proxy = proxies.get(name)
+        print(f"{name}\n  data:   {proxy.data_source}\n  budget: {proxy.budget}\n"
+              f"  about:  {proxy.spec.description}")
+    return 0
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} must be a count or a comma-separated list of integers, "
+                         f"got {text!r}") from None
+
+
+def _num(x: float, fmt: str) -> str:
+    return format(x, fmt) if math.isfinite(x) else "-"
+
+
+def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict]]:
+    """Rows of the printed table and the per-loss summaries for --json."""
+    from collections import Counter
+
+    from gp_search.analysis.stats import paired, summarize
+
+    acc = [[r.accuracy for r in results[i * n_seeds:(i + 1) * n_seeds]] for i in range(len(texts))]
+    first = texts[0] if len(texts[0]) <= 24 else texts[0][:21] + "..."
+    rows = [["loss", "accuracy mean ± std", "95% CI", "n", f"diff vs {first}", "95% CI", "p",
+             "not ok"]]
+    summaries = []
+    for i, text in enumerate(texts):
+        own = results[i * n_seeds:(i + 1) * n_seeds]
+        s = summarize(acc[i])
+        vs = paired(acc[i], acc[0]) if i else None
+        bad = Counter(r.status for r in own if not r.ok)
+        row = [text if len(text) <= 40 else text[:37] + "...",
+               f"{_num(s['mean'], '.4f')} ± {_num(s['std'], '.4f')}",
+               f"[{_num(s['ci_low'], '.4f')}, {_num(s['ci_high'], '.4f')}]", str(s["n"])]
+        row += ([_num(vs["diff"], "+.4f"),
+                 f"[{_num(vs['ci_low'], '+.4f')}, {_num(vs['ci_high'], '+.4f')}]",
+                 _num(vs["p_value"], ".3g")] if vs else ["", "", ""])
+        row.append(", ".join(f"{k} x{v}" for k, v in bad.items()))
+        rows.append(row)
+        summaries.append({"loss": text, "name": own[0].loss, "accuracy": s, "vs_first": vs,
+                          "statuses": dict(Counter(r.status for r in own))})
+    return rows, summaries
+
+
+def cmd_evaluate(args) -> int:
+    import dataclasses
+    import time
+
+    from tqdm import tqdm
+
+    from gp_search import proxies
+    from gp_search.parallel.evaluate import evaluate
+    from gp_search.lang.losses import resolve
+    from gp_search.analysis.report import json_safe
+    from gp_search.proxies.train import resolve_device
+
+    seeds = _int_list(args.seeds, "--seeds")
+    seeds = list(range(seeds[0])) if len(seeds) == 1 else seeds
+    if not seeds:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds!r}")
+    jobs = _int_list(args.jobs, "--jobs")
+    if len(jobs) != 1:
+        raise UsageError(f"--jobs must be one integer, got {args.jobs!r}")
+    overrides = {k: v for k, v in (("steps", args.steps), ("data_root", args.data_root))
+                 if v is not None}
+    proxy = proxies.get(args.proxy, **overrides)
+    device = resolve_device(args.device)
+    for text in args.loss:
+        try:
+            resolve(text)  # an unreadable --loss is a usage error here, not a row of failures
+        except ExprError as exc:
+            raise UsageError(f"--loss {text!r}: {exc}") from None
+    try:
+        proxy.check_data()
+    except FileNotFoundError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    batched = {"auto": "auto", "on": True, "off": False}[args.batched]
+    bars = []  # opened at the first report, i.e. after evaluate() has checked its arguments
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=f"evaluate on {proxy.name}", unit="run",
+                             file=sys.stderr, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    start = time.perf_counter()
+    try:
+        results = evaluate(args.loss, proxy=proxy, seeds=seeds, jobs=jobs[0], device=device,
+                           backend=args.backend, scheduler=args.scheduler, batched=batched,
+                           progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    seconds = time.perf_counter() - start
+    rows, summaries = _evaluate_table(args.loss, results, len(seeds))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    seed_text = (f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+                 else ",".join(map(str, seeds)))
+    print(f"proxy {proxy.name}: {proxy.budget}; seeds {seed_text} (n = {len(seeds)}); device "
+          f"{device}; {len(results)} trainings in {seconds:.1f} s; paired t-test by seed against "
+          f"the first loss")
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if args.json:
+        doc = {"proxy": proxy.to_dict(), "spec": dataclasses.asdict(proxy.spec),
+               "spec_key": proxy.spec.key(), "device": device, "jobs": jobs[0],
+               "seeds": seeds, "seconds": seconds, "losses": summaries,
+               "results": [r.to_dict() for r in results]}
+        out = Path(args.json)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gp-search", description="Genetic-programming search for "
+                                 "neural-network loss functions.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("show", help="canonical form, infix, LaTeX, size of a loss expression")
+    p.add_argument("expr", help="expression (prefix or infix) or an expression loss name, e.g. ngl")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("losses", help="list the reference losses and their formulas")
+    p.set_defaults(func=cmd_losses)
+
+    p = sub.add_parser("export", help="write a loss as a standalone torch/NumPy/JAX/LaTeX/SymPy file")
+    p.add_argument("--expr", help="expression text (prefix or infix)")
+    p.add_argument("--loss", help="reference loss name (expression losses: ngl, mse)")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--target", default="torch", choices=TARGETS)
+    p.add_argument("--name", help="function name (made a valid identifier)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("proxies", help="list the proxy tasks with their data and training budget")
+    p.set_defaults(func=cmd_proxies)
+
+    p = sub.add_parser("evaluate", help="train with each loss on a proxy over several seeds and "
+                       "compare (mean ± std, 95%% CI, paired t-test against the first loss)")
+    p.add_argument("--loss", action="append", required=True,
+                   help="a reference loss name or an expression; repeat for more")
+    p.add_argument("--proxy", default="mnist1d-cnn", help="proxy name (see `gp-search proxies`)")
+    p.add_argument("--seeds", default="5", help="number of seeds (0..N-1) or a list such as 3,7,9")
+    p.add_argument("--jobs", default="1", help="worker processes (-1: one per core)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--backend", default="loky",
+                   help="loky (local processes), sequential (this process) or dask")
+    p.add_argument("--scheduler", default=None,
+                   help="with --backend dask: address of a running Dask scheduler "
+                        "(tcp://host:8786); without it a local cluster is started")
+    p.add_argument("--batched", default="auto", choices=("auto", "on", "off"),
+                   help="population-batched training (auto: where it pays)")
+    p.add_argument("--steps", type=int, help="optimiser steps instead of the proxy's budget")
+    p.add_argument("--data-root", help="directory of user-supplied datasets (default ./data)")
+    p.add_argument("--json", help="also write the summary and every result to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+
+    cli_run.add_commands(sub)
+    cli_reproduce.add_commands(sub)
+    cli_report.add_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ExprError, ValueError, FileNotFoundError) as exc:
+        print(f"gp-search {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gp-search {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,74 @@
+"""The ``gp-search run`` and ``gp-search resume`` commands, their flags derived from SearchConfig."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from gp_search.search import config as C
+
+_LIST_FLAGS = {"proxies": "--proxy", "proxy_weights": "--proxy-weight",
+               "seed_individuals": "--seed-individual"}
+_LIST_TYPES = {"proxies": str, "proxy_weights": float, "seed_individuals": str}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per SearchConfig field (default None = keep the preset/file value)."""
+    g = p.add_argument_group("search configuration (override preset and --config)")
+    for f in fields(C.SearchConfig):
+        if f.name == "preset":
+            continue
+        help_ = f"{f.metadata['help']} (default {f.default!r})"
+        if f.name in _LIST_FLAGS:
+            g.add_argument(_LIST_FLAGS[f.name], dest=f.name, action="append",
+                           type=_LIST_TYPES[f.name], default=None, help=help_ + "; repeatable")
+        elif f.type == "bool":
+            g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                           action=argparse.BooleanOptionalAction, help=help_)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                           help=help_)
+
+
+def config_from_args(args) -> C.SearchConfig:
+    overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig) if f.name != "preset"}
+    preset = args.preset if args.preset or args.config else "quick"
+    return C.build(preset, args.config, **overrides)
+
+
+def cmd_run(args) -> int:
+    from gp_search.search.runner import run_search
+
+    cfg = config_from_args(args)
+    try:
+        run_search(cfg, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from gp_search.search.runner import resume
+
+    try:
+        resume(args.run_dir, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("run", help="search for a loss function (default: the quick preset)",
+                       description="Evolve loss functions. With no arguments: the quick preset on "
+                                   "embedded data (a few minutes on 2 CPU cores).")
+    p.add_argument("--preset", choices=sorted(C.PRESETS), help="start from a preset (default quick)")
+    p.add_argument("--config", help="TOML or JSON file of config fields")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-generation lines")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a killed or interrupted run from its checkpoint")
+    p.add_argument("run_dir", help="the run directory (results/runs/<run-id>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_resume)

@@ -1,0 +1,149 @@
+"""Export: a loss expression as standalone torch / NumPy / JAX source, LaTeX, or SymPy source.
+
+The source is printed from the SymPy form (simplified, constants folded) with the function
+templates of the primitive table; the algebra (``+``, ``*``, ``**``) is the same in all three
+array languages. The torch file imports only torch and defines a function ``NAME(logits, target)``
+and an ``nn.Module``; the NumPy and JAX files likewise need only their own library.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+import sympy
+
+import gp_search
+from gp_search.lang import primitives as P
+from gp_search.lang.expr import LossExpr
+
+TARGETS = ("torch", "numpy", "jax", "latex", "sympy")
+
+_PRELUDE = {
+    "torch": (
+        "import torch\n",
+        "    p = torch.softmax(logits, dim=1)\n"
+        "    if target.shape == logits.shape and target.is_floating_point():\n"
+        "        t = target.to(p.dtype)\n"
+        "    else:\n"
+        "        t = torch.nn.functional.one_hot(target.long(), logits.shape[1])"
+        ".movedim(-1, 1).to(p.dtype)\n",
+        "torch.zeros_like(p)",
+    ),
+    "numpy": (
+        "import numpy as np\n",
+        "    logits = np.asarray(logits)\n"
+        "    target = np.asarray(target)\n"
+        "    z = np.exp(logits - logits.max(axis=1, keepdims=True))\n"
+        "    p = z / z.sum(axis=1, keepdims=True)\n"
+        "    if target.shape == logits.shape and np.issubdtype(target.dtype, np.floating):\n"
+        "        t = target.astype(p.dtype)\n"
+        "    else:\n"
+        "        t = np.moveaxis(np.eye(logits.shape[1], dtype=p.dtype)[target], -1, 1)\n",
+        "np.zeros_like(p)",
+    ),
+    "jax": (
+        "import jax\nimport jax.numpy as jnp\n",
+        "    p = jax.nn.softmax(logits, axis=1)\n"
+        "    if target.shape == logits.shape and jnp.issubdtype(target.dtype, jnp.floating):\n"
+        "        t = target.astype(p.dtype)\n"
+        "    else:\n"
+        "        t = jnp.moveaxis(jax.nn.one_hot(target, logits.shape[1], dtype=p.dtype), -1, 1)\n",
+        "jnp.zeros_like(p)",
+    ),
+}
+
+
+def identifier(name: str) -> str:
+    """A valid Python identifier made from any user-supplied name (``"my loss!"`` → ``my_loss_``)."""
+    out = re.sub(r"\W", "_", str(name), flags=re.ASCII)
+    if not out or out[0].isdigit():
+        out = "loss_" + out
+    return out + "_" if keyword.iskeyword(out) else out
+
+
+def source(expr: sympy.Expr, target: str) -> str:
+    """Array-language source of a SymPy loss expression over the variables ``p`` and ``t``."""
+    if expr.is_Symbol:
+        return "p" if expr == P.SYM_PRED else "t"
+    if expr.is_Number:
+        return repr(float(expr)) if not expr.is_Integer else f"{int(expr)}.0"
+    if expr.is_Add or expr.is_Mul:
+        # A fixed order of terms, so every export of the same loss prints the same text.
+        args = [source(a, target) for a in sympy.ordered(expr.args)]
+        return "(" + (" + " if expr.is_Add else " * ").join(args) + ")"
+    if expr.is_Pow:
+        return f"({source(expr.base, target)} ** {source(expr.exp, target)})"
+    args = [source(a, target) for a in expr.args]
+    prim = P.BY_SYMPY_HEAD.get(type(expr))
+    if prim is None:
+        raise ValueError(f"no {target} form for {type(expr).__name__}; add it to the primitive "
+                         "table in gp_search/lang/primitives.py")
+    while len(args) > prim.arity:  # SymPy merges Min(Min(a, b), c) into Min(a, b, c)
+        args = [prim.source[target].format(args[0], args[1])] + args[2:]
+    return prim.source[target].format(*args)
+
+
+def _docstring(expr: LossExpr, name: str, origin: str) -> str:
+    return (f'r"""{name}: a loss function exported by gp-search {gp_search.__version__}.\n\n'
+            "Loss = mean over all elements of f(p, t), p = softmax(logits) over dim 1,\n"
+            "t = one-hot target (or the given probabilities), where\n\n"
+            f"    f(p, t) = {expr.infix}\n\n"
+            f"LaTeX: {expr.latex}\n\n"
+            f"Tree: {expr.prefix}\n"
+            f"Source: {origin}\n"
+            '"""\n\n')
+
+
+def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
+           origin: str = "gp-search") -> str:
+    """Render a loss for use outside gp-search.
+
+    Args:
+        expr: a :class:`LossExpr`, or text that :func:`gp_search.parse` reads.
+        target: ``"torch"``, ``"numpy"``, ``"jax"``, ``"latex"`` or ``"sympy"``.
+        name: the function's name; made into a valid identifier.
+        origin: where the loss came from, written into the docstring.
+
+    Returns:
+        Python source (a standalone module) or, for ``"latex"``, a LaTeX formula.
+
+    Example:
+        >>> "def ngl(logits, target)" in export(gp_search.NGL, "torch", name="ngl")
+        True
+    """
+    if isinstance(expr, str):
+        expr = gp_search.parse(expr)
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}; choose one of {list(TARGETS)}")
+    fname = identifier(name)
+    if target == "latex":
+        return (r"\mathcal{L}(p, t) = \operatorname{mean}\left[" + expr.latex + r"\right]")
+    head = _docstring(expr, fname, origin)
+    if target == "sympy":
+        heads = sorted(p.sympy_head.__name__ for p in P.TABLE if p.sympy_head
+                       and p.sympy_head.__module__.startswith("sympy"))
+        return (head + "import sympy\n"
+                f"from sympy import {', '.join(heads)}\n\n"
+                "y_pred = sympy.Symbol('y_pred', positive=True)\n"
+                "y_real = sympy.Symbol('y_real', nonnegative=True)\n"
+                + "".join(f"{f} = sympy.Function('{f}')\n" for f in ("plog", "pdiv", "psqrt")
+                          if f in expr.infix)
+                + f"{fname} = {expr.infix}\n")
+    imports, prelude, zeros = _PRELUDE[target]
+    body = source(expr.sympy, target)
+    cls = "".join(w.capitalize() for w in fname.split("_") if w) or "Loss"
+    cls = cls if cls.lower().endswith("loss") else cls + "Loss"
+    cls = cls + "Module" if cls == fname else cls
+    text = (head + imports + "\n\n"
+            f"def {fname}(logits, target):\n"
+            f'    """Mean over all elements of f(p, t); target: class indices or one-hot."""\n'
+            + prelude +
+            f"    return ({zeros} + {body}).mean()\n")
+    if target == "torch":
+        text += (f"\n\nclass {cls}(torch.nn.Module):\n"
+                 f'    """``{fname}`` as a module."""\n\n'
+                 "    def forward(self, logits, target):\n"
+                 f"        return {fname}(logits, target)\n")
+    return text
+

@@ -1,0 +1,345 @@
+"""The loss language: one loss seen as DEAP tree, SymPy expression, canonical key and torch loss.
+
+A loss is an element-wise expression ``f(y_pred, y_real)`` of the softmax probabilities and the
+one-hot target; the training loss is its mean over all elements (batch × classes, and the spatial
+positions of dense outputs), as in the published NGL code.
+
+* :func:`parse` reads the DEAP prefix form or ordinary infix text (see :mod:`gp_search.lang.parsing`:
+  the text is parsed, never evaluated).
+* :class:`LossExpr` holds the tree and derives the rest: the SymPy form (automatic canonical form,
+  constant subtrees folded to floats), the dedup key ``canonical`` (floats rounded to
+  ``KEY_DIGITS`` significant digits), the behavioural ``fingerprint``, LaTeX, and the torch loss.
+
+The torch loss is compiled from the tree (the genotype), so NGL's tree computes exactly the
+published operations; SymPy's view serves canonical keys and export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+import sympy
+import torch
+from deap import gp
+
+from gp_search.lang import primitives as P
+from gp_search.lang.parsing import ExprError, parse_tree
+
+GRAD_FLOOR = 1e-9
+"""Probe-gradient norm below which a loss counts as not moving the logits at all."""
+KEY_DIGITS = 6
+"""Significant digits kept for floats in the canonical key (and in ``structure``/``constants``)."""
+
+
+def parse(text: str, primitive_set: str = "auto",
+          const_range: float = P.DEFAULT_CONST_RANGE) -> "LossExpr":
+    """Read a loss from text, without evaluating anything.
+
+    Accepts the DEAP prefix form (``sub(exp(sub(2.4092, mul(y_pred, add(1, y_real)))), ...)``)
+    and ordinary infix (``exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))``); ``**`` with
+    a whole exponent and ``/`` by a number are rewritten with ``mul``.
+
+    Args:
+        text: the expression.
+        primitive_set: ``"paper"``, ``"extended"`` or ``"auto"`` (the smallest set that fits).
+        const_range: range of the set's ephemeral constants (see :func:`primitives.pset`).
+
+    Returns:
+        The :class:`LossExpr`.
+
+    Raises:
+        ExprError (a ``ValueError``): naming the offending token.
+
+    Example:
+        >>> parse("exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))").size
+        13
+    """
+    return LossExpr(*parse_tree(text, primitive_set, const_range))
+
+
+# --- tree folding --------------------------------------------------------------------------------
+
+def _fold(tree: gp.PrimitiveTree, leaf: Callable, node: Callable):
+    """Evaluate a prefix tree bottom-up without recursion: ``node(primitive_name, args)``."""
+    stack = []
+    for n in reversed(tree):
+        if isinstance(n, gp.Primitive):
+            args = [stack.pop() for _ in range(n.arity)]
+            stack.append(node(n.name, args))
+        else:
+            stack.append(leaf(n))
+    return stack[0]
+
+
+def _leaf_value(n) -> str | float:
+    """A leaf as a variable name or a float constant."""
+    if isinstance(n.value, str) and n.value in P.SYMBOLS:
+        return n.value
+    return float(n.value)
+
+
+def _sympy_number(v: float) -> sympy.Expr:
+    if not math.isfinite(v):
+        raise ExprError(f"a constant subexpression evaluates to {v}; the loss has no finite value")
+    if v == int(v) and abs(v) < 1e15:
+        return sympy.Integer(int(v))
+    return sympy.Float(v)
+
+
+def _sympy_node(name: str, args: list):
+    prim = P.BY_NAME[name]
+    if all(isinstance(a, float) for a in args):
+        return prim.math_fn(*args)
+    return prim.sympy_fn(*(_sympy_number(a) if isinstance(a, float) else a for a in args))
+
+
+def _sympy_leaf(n):
+    v = _leaf_value(n)
+    return P.SYMBOLS[v] if isinstance(v, str) else v
+
+
+def tree_to_sympy(tree: gp.PrimitiveTree) -> sympy.Expr:
+    """SymPy's automatic canonical form of a tree, constant subtrees folded to floats."""
+    out = _fold(tree, _sympy_leaf, _sympy_node)
+    out = _sympy_number(out) if isinstance(out, float) else out
+    # SymPy's own arithmetic can leave exact constants such as exp(2); fold those as well.
+    return out.replace(lambda e: e.is_number and not e.is_Number,
+                       lambda e: _sympy_number(float(e.evalf())))
+
+
+def _round_floats(expr: sympy.Expr, digits: int = KEY_DIGITS) -> sympy.Expr:
+    repl = {}
+    for f in expr.atoms(sympy.Float):
+        if not math.isfinite(float(f)):  # SymPy's floats outgrow float64 (1e200 * 1e200)
+            raise ExprError(f"a constant of the loss is {float(f)} in float64 (SymPy: "
+                            f"{f!s}); the loss has no finite value")
+        r = float(f"{float(f):.{digits}g}")
+        repl[f] = sympy.Integer(int(r)) if r == int(r) and abs(r) < 1e15 else sympy.Float(r)
+    return expr.xreplace(repl)
+
+
+def _torch_node(name: str, args: list):
+    prim = P.BY_NAME[name]
+    if all(isinstance(a, float) for a in args):
+        return prim.math_fn(*args)
+    fn = prim.torch_fn
+    if len(args) == 1:
+        (a,) = args
+        return lambda p, t: fn(a(p, t))
+    a, b = (x if callable(x) else _const_fn(x) for x in args)
+    return lambda p, t: fn(a(p, t), b(p, t))
+
+
+def _const_fn(v: float) -> Callable:
+    # Python floats stay Python floats: torch then computes in the tensor's dtype, as a literal
+    # in hand-written code would.
+    return lambda p, t: v
+
+
+def _torch_leaf(n):
+    v = _leaf_value(n)
+    if v == P.PRED:
+        return lambda p, t: p
+    if v == P.REAL:
+        return lambda p, t: t
+    return v
+
+
+def compile_elementwise(tree: gp.PrimitiveTree) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Compile a tree to ``f(p, t) -> tensor``, element-wise, the result broadcast to ``p``'s shape.
+
+    Constant subtrees are folded to Python floats first (overflow gives ``inf``, which the
+    screening then reports); nothing is evaluated from text.
+    """
+    out = _fold(tree, _torch_leaf, _torch_node)
+    if callable(out):
+        return lambda p, t: torch.broadcast_to(out(p, t), p.shape)
+    value = out
+    return lambda p, t: torch.full_like(p, value)
+
+
+def prepare(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities over dim 1 and a float target of the same shape.
+
+    Args:
+        logits: ``(N, C)`` or dense ``(N, C, *spatial)``.
+        target: integer class indices ``(N,)`` / ``(N, *spatial)``, or one-hot / probabilities
+            shaped like ``logits``.
+
+    Raises:
+        ValueError: when the shapes do not fit together.
+    """
+    if logits.dim() < 2:
+        raise ValueError(f"logits must be (N, C) or (N, C, ...); got shape {tuple(logits.shape)}")
+    p = torch.softmax(logits, dim=1)
+    if target.shape == logits.shape and target.is_floating_point():
+        return p, target.to(p.dtype)
+    if target.is_floating_point() or target.dim() != logits.dim() - 1 or \
+            target.shape[0] != logits.shape[0] or target.shape[1:] != logits.shape[2:]:
+        raise ValueError(
+            f"target must be class indices shaped {(logits.shape[0], *logits.shape[2:])} or "
+            f"probabilities shaped {tuple(logits.shape)}; got {tuple(target.shape)} "
+            f"{target.dtype}")
+    onehot = torch.nn.functional.one_hot(target.long(), num_classes=logits.shape[1])
+    return p, onehot.movedim(-1, 1).to(p.dtype)
+
+
+# --- fingerprint probes --------------------------------------------------------------------------
+
+def probe_batch(k: int = 10, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed probe set: ``n`` float64 logit rows over ``k`` classes, from near-uniform to
+    near-one-hot softmax outputs, with integer targets (every class and both wrong and right
+    argmax present)."""
+    rng = np.random.default_rng(seed)
+    scale = np.geomspace(0.1, 8.0, n)[:, None]
+    logits = rng.standard_normal((n, k)) * scale
+    target = rng.integers(0, k, n)
+    return torch.tensor(logits, dtype=torch.float64), torch.tensor(target)
+
+
+_PROBES = probe_batch()
+
+
+@dataclass(frozen=True, eq=False)
+class LossExpr:
+    """One candidate loss, held as a DEAP tree; every other view is derived and cached.
+
+    Attributes:
+        tree: the DEAP ``PrimitiveTree`` (the genotype).
+        primitive_set: the name of the set it was built over.
+    """
+
+    tree: gp.PrimitiveTree
+    primitive_set: str = "paper"
+
+    # -- text views --
+    @cached_property
+    def prefix(self) -> str:
+        """DEAP prefix form, e.g. ``sub(exp(...), cos(...))``; :func:`parse` reads it back."""
+        return str(self.tree)
+
+    @cached_property
+    def sympy(self) -> sympy.Expr:
+        """SymPy automatic canonical form, constant subtrees folded to floats (full precision)."""
+        return tree_to_sympy(self.tree)
+
+    @cached_property
+    def canonical(self) -> str:
+        """Stable key: the SymPy form printed with floats rounded to ``KEY_DIGITS`` digits."""
+        return sympy.sstr(_round_floats(self.sympy), full_prec=False, order="lex")
+
+    @cached_property
+    def infix(self) -> str:
+        """Readable infix text of the SymPy form (full-precision floats); :func:`parse` reads it."""
+        return sympy.sstr(self.sympy, full_prec=False, order="lex")
+
+    @cached_property
+    def latex(self) -> str:
+        """LaTeX of the SymPy form (p, t for the variables; constants rounded as in the key)."""
+        return sympy.latex(_round_floats(self.sympy), symbol_names={P.SYM_PRED: "p", P.SYM_REAL: "t"})
+
+    @cached_property
+    def structure(self) -> str:
+        """The canonical key with every float constant replaced by ``C``."""
+        return _FLOAT_RE.sub("C", self.canonical)
+
+    @cached_property
+    def constants(self) -> tuple[float, ...]:
+        """The float constants of the canonical key, in print order."""
+        return tuple(float(m) for m in _FLOAT_RE.findall(self.canonical))
+
+    # -- shape --
+    @property
+    def size(self) -> int:
+        return len(self.tree)
+
+    @property
+    def height(self) -> int:
+        return self.tree.height
+
+    @cached_property
+    def depends_on_pred(self) -> bool:
+        return P.SYM_PRED in self.sympy.free_symbols
+
+    @cached_property
+    def depends_on_target(self) -> bool:
+        return P.SYM_REAL in self.sympy.free_symbols
+
+    # -- compiled --
+    @cached_property
+    def elementwise(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``f(p, t)`` on probabilities and float targets, element-wise."""
+        return compile_elementwise(self.tree)
+
+    def to_torch(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The training loss ``(logits, target) -> scalar``: softmax over dim 1, ``f``, mean over
+        all elements. ``target``: class indices, or one-hot/probabilities shaped like logits."""
+        f = self.elementwise
+
+        def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            p, t = prepare(logits, target)
+            return f(p, t).mean()
+
+        loss.__name__ = "gp_loss"
+        loss.__doc__ = f"Mean over all elements of {self.canonical} (p = softmax over dim 1)."
+        return loss
+
+    def behaviour(self) -> np.ndarray:
+        """Gradient of the loss w.r.t. the logits on the fixed probe set, scaled to unit norm.
+
+        Two losses with the same behaviour train the same way under a scale-invariant optimiser
+        such as Adam: adding a constant, or any term that only changes with ``sum(p) = 1``, and
+        multiplying by a positive number leave it unchanged. Zero vector: the loss never moves the
+        logits (gradient norm under ``GRAD_FLOOR``). NaN entries: the gradient is not finite on the probes.
+        """
+        logits, target = _PROBES
+        logits = logits.clone().requires_grad_(True)
+        with torch.enable_grad():
+            value = self.to_torch()(logits, target)
+            if not value.requires_grad:
+                return np.zeros(logits.numel())
+            (g,) = torch.autograd.grad(value, logits)
+        g = g.detach().numpy().ravel()
+        if not np.all(np.isfinite(g)):
+            return np.full_like(g, np.nan)
+        with np.errstate(over="ignore"):
+            norm = np.linalg.norm(g)
+        if not np.isfinite(norm):  # squares overflow: a huge but finite gradient; rescale first
+            g = g.astype(np.float64) / float(np.abs(g).max())
+            norm = np.linalg.norm(g)
+        # Below ~1e-9 the gradient is rounding noise (e.g. mean(p), which sum(p) = 1 makes
+        # constant) and sits under Adam's eps: nothing would train.
+        return g / norm if norm > GRAD_FLOOR else np.zeros_like(g)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of :meth:`behaviour` rounded to 3 decimals of the unit vector: equal fingerprints
+        mean the same training signal on the probes (``"nonfinite"`` / ``"constant"`` for the
+        two degenerate cases)."""
+        b = self.behaviour()
+        if np.isnan(b).any():
+            return "nonfinite"
+        if not b.any():
+            return "constant"
+        q = np.round(b, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
+        return hashlib.sha1(q.astype("<f8").tobytes()).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        return self.canonical
+
+    def __repr__(self) -> str:
+        return f"LossExpr({self.prefix!r})"
+
+
+_FLOAT_RE = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
+
+
+def from_tree(tree: gp.PrimitiveTree, primitive_set: str = "paper") -> LossExpr:
+    """Wrap a DEAP tree (e.g. one the search produced) as a :class:`LossExpr`."""
+    return LossExpr(gp.PrimitiveTree(tree), primitive_set)

@@ -1,0 +1,151 @@
+"""Reference losses by name (NGL, CE, focal, SCE, …) and the one ``Loss`` record a proxy trains.
+
+Every loss takes ``(logits, target)``: logits ``(N, C)`` or dense ``(N, C, *spatial)``; target
+as class indices ``(N, *spatial)`` or as one-hot/probabilities shaped like the logits.
+
+Conventions (our documented choices where the literature leaves one):
+
+* ``ngl`` — the published Next Generation Loss, mean over batch × classes (× positions).
+* ``ce`` — cross-entropy, mean over samples (and positions).
+* ``focal`` — ``-(1 - p_t)^γ log p_t``, γ = 2 (Lin et al. 2017), mean over samples.
+* ``sce`` — symmetric CE, ``α·CE + β·RCE`` with α = 0.1, β = 1.0 and log 0 clipped to
+  log 1e-4 = −9.21 in the reverse term (Wang et al. 2019, their CIFAR-10 setting).
+* ``label_smoothing`` — CE against targets smoothed with ε = 0.1.
+* ``poly1`` — PolyLoss-1, ``CE + ε(1 − p_t)`` with ε = 1 (Leng et al. 2022).
+* ``mse`` — ``mean((p − t)^2)`` over all elements (Brier-style; also a tree in the language).
+* ``ce_l2`` — CE plus ``λ/2·Σ‖w‖²`` with λ = 5e-4. The penalty needs the weights, so the loss
+  carries ``l2 = 5e-4`` and the proxy training adds the penalty over all weight matrices and
+  kernels (not biases) to the loss before the backward pass (plain L2, not decoupled decay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from gp_search.lang.expr import LossExpr, parse, prepare
+
+NGL_PREFIX = "sub(exp(sub(2.4092, mul(y_pred, add(1, y_real)))), cos(cos(sin(y_pred))))"
+"""The NGL tree in the paper's primitive set (Akhmedova & Körber 2024)."""
+
+NGL: LossExpr = parse(NGL_PREFIX, "paper")
+"""NGL as the reference individual: ``mean(exp(2.4092 − p·(1+t)) − cos(cos(sin(p))))``."""
+
+FOCAL_GAMMA = 2.0
+SCE_ALPHA, SCE_BETA, SCE_LOG_CLIP = 0.1, 1.0, 1e-4
+LABEL_SMOOTHING = 0.1
+POLY1_EPSILON = 1.0
+CE_L2_LAMBDA = 5e-4
+
+
+def _per_position(logits: torch.Tensor, target: torch.Tensor):
+    """Log-probabilities, probabilities and float targets, all shaped like the logits."""
+    p, t = prepare(logits, target)
+    return torch.log_softmax(logits, dim=1), p, t
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    logp, _, t = _per_position(logits, target)
+    return -(t * logp).sum(1).mean()
+
+
+def focal(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
+    logp, p, t = _per_position(logits, target)
+    return -(t * (1 - p) ** gamma * logp).sum(1).mean()
+
+
+def sce(logits: torch.Tensor, target: torch.Tensor, alpha: float = SCE_ALPHA,
+        beta: float = SCE_BETA) -> torch.Tensor:
+    logp, p, t = _per_position(logits, target)
+    ce = -(t * logp).sum(1)
+    rce = -(p * torch.log(t.clamp(min=SCE_LOG_CLIP, max=1.0))).sum(1)
+    return (alpha * ce + beta * rce).mean()
+
+
+def label_smoothing(logits: torch.Tensor, target: torch.Tensor,
+                    eps: float = LABEL_SMOOTHING) -> torch.Tensor:
+    logp, _, t = _per_position(logits, target)
+    smooth = t * (1 - eps) + eps / logits.shape[1]
+    return -(smooth * logp).sum(1).mean()
+
+
+def poly1(logits: torch.Tensor, target: torch.Tensor, eps: float = POLY1_EPSILON) -> torch.Tensor:
+    logp, p, t = _per_position(logits, target)
+    return (-(t * logp).sum(1) + eps * (1 - (t * p).sum(1))).mean()
+
+
+MSE: LossExpr = parse("(y_pred - y_real)**2", "paper")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What a proxy trains with: a name, the function, and an optional L2 weight penalty.
+
+    Attributes:
+        name: reference name (``"ngl"``) or the expression's canonical key.
+        fn: ``(logits, target) -> scalar tensor``.
+        formula: human-readable formula.
+        expr: the :class:`LossExpr`, when the loss is a tree of the language.
+        l2: coefficient λ of ``λ/2·Σ‖w‖²`` that the training adds (0 for none).
+        spec: the text that rebuilds this loss with :func:`resolve` (a name or prefix form) —
+            what crosses process boundaries.
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    formula: str
+    expr: LossExpr | None = None
+    l2: float = 0.0
+    spec: str = ""
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.fn(logits, target)
+
+
+def _ref(name: str, fn: Callable, formula: str, expr: LossExpr | None = None,
+         l2: float = 0.0) -> Loss:
+    return Loss(name, fn, formula, expr, l2, name)
+
+
+REFERENCE: dict[str, Loss] = {ref.name: ref for ref in (
+    _ref("ngl", NGL.to_torch(), "mean(exp(2.4092 - p*(1+t)) - cos(cos(sin(p))))", NGL),
+    _ref("ce", cross_entropy, "mean_n(-sum_k t_k log p_k)"),
+    _ref("focal", focal, f"mean_n(-sum_k t_k (1-p_k)^{FOCAL_GAMMA:g} log p_k)"),
+    _ref("sce", sce, f"mean_n({SCE_ALPHA:g}*CE + {SCE_BETA:g}*(-sum_k p_k log max(t_k, "
+                     f"{SCE_LOG_CLIP:g})))"),
+    _ref("label_smoothing", label_smoothing,
+         f"mean_n(-sum_k ((1-{LABEL_SMOOTHING:g}) t_k + {LABEL_SMOOTHING:g}/K) log p_k)"),
+    _ref("poly1", poly1, f"mean_n(CE + {POLY1_EPSILON:g}*(1 - p_t))"),
+    _ref("mse", MSE.to_torch(), "mean((p - t)^2)", MSE),
+    _ref("ce_l2", cross_entropy, f"CE + {CE_L2_LAMBDA:g}/2 * sum ||w||^2 (added by the training)",
+         l2=CE_L2_LAMBDA),
+)}
+
+
+def from_expr(expr: LossExpr) -> Loss:
+    """The :class:`Loss` of a searched expression."""
+    return Loss(expr.canonical, expr.to_torch(), expr.canonical, expr, 0.0, expr.prefix)
+
+
+def resolve(spec: "str | Loss | LossExpr") -> Loss:
+    """A reference name (``"ngl"``, ``"ce"`` …) or an expression (prefix or infix) as a Loss.
+
+    Raises:
+        ExprError: the text is neither a known name nor a valid expression.
+    """
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, LossExpr):
+        return from_expr(spec)
+    if isinstance(spec, str) and spec.strip().lower() in REFERENCE:
+        return REFERENCE[spec.strip().lower()]
+    return from_expr(parse(spec))
+
+
+class NGLLoss(torch.nn.Module):
+    """NGL as a ``torch.nn.Module``: ``NGLLoss()(logits, target)``."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return REFERENCE["ngl"].fn(logits, target)

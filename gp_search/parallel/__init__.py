@@ -1,0 +1,1 @@
+"""Parallel trainings: the evaluation entry point and its backends (sequential, loky, Dask)."""

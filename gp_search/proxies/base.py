@@ -1,0 +1,145 @@
+"""The proxy contract: a named task (data + model + budget) and the EvalResult every evaluation returns.
+
+A proxy turns a loss into a number: train a small network with the loss for a fixed, short
+budget and measure held-out accuracy. An evaluation never raises for a bad loss: the failure is
+an :class:`EvalResult` status (Optuna's ``TrialState`` habit).
+
+Statuses:
+
+* ``ok`` — trained for the whole budget; ``accuracy`` is the held-out accuracy.
+* ``rejected`` — not trained: the loss cannot teach anything (e.g. it ignores ``y_pred``) or
+  failed screening; costs no training.
+* ``nan`` — the loss or its gradient became non-finite; training stopped at once.
+* ``diverged`` — a parameter became non-finite (or exploded); training stopped at once.
+* ``timeout`` — the training passed its time limit.
+* ``error`` — anything else (message says what); the search goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+STATUSES = ("ok", "rejected", "nan", "diverged", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation of one loss on one proxy with one seed.
+
+    Attributes:
+        status: one of :data:`STATUSES`.
+        accuracy: held-out accuracy in [0, 1]; ``nan`` unless ``status == "ok"``.
+        train_loss: mean training loss over the last steps (``nan`` when not trained).
+        steps: optimiser steps taken.
+        seconds: wall time of this evaluation (excluded from anything compared for equality).
+        message: why, for any status but ``ok``.
+        loss: the loss's key (reference name or canonical expression).
+        proxy: proxy name.
+        seed: the seed it trained with.
+        budget: the step budget it was asked for (successive halving asks for less).
+    """
+
+    status: str
+    accuracy: float = math.nan
+    train_loss: float = math.nan
+    steps: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    loss: str = ""
+    proxy: str = ""
+    seed: int = 0
+    budget: int = 0
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN floats become ``None``)."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvalResult":
+        """Inverse of :meth:`to_dict`; unknown keys are refused with a clear error."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an EvalResult must be a JSON object, got {type(data).__name__}")
+        names = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ValueError(f"unknown EvalResult field(s) {sorted(unknown)}")
+        kw = {}
+        for k, v in data.items():
+            want = names[k].type
+            if want == "float":
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise ValueError(f"EvalResult field {k!r} must be a number or null, got {v!r}")
+                kw[k] = math.nan if v is None else float(v)
+            elif want == "int":
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ValueError(f"EvalResult field {k!r} must be an integer, got {v!r}")
+                kw[k] = v
+            else:
+                if not isinstance(v, str):
+                    raise ValueError(f"EvalResult field {k!r} must be a string, got {v!r}")
+                kw[k] = v
+        return cls(**kw)
+
+    def same_outcome(self, other: "EvalResult") -> bool:
+        """Equal in everything but wall time (what reproducibility promises)."""
+        a, b = self.to_dict(), other.to_dict()
+        a.pop("seconds"), b.pop("seconds")
+        return a == b
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """Everything that decides a proxy's result; its :meth:`key` keys the fitness cache.
+
+    Attributes:
+        name: registry name, e.g. ``"digits-mlp"``.
+        dataset: :func:`gp_search.proxies.data.load` name.
+        model: :func:`gp_search.proxies.models.build` kind.
+        model_kw: keyword arguments of the model (as a sorted tuple of pairs, hashable).
+        steps: optimiser steps of the full budget.
+        batch_size: training batch size.
+        lr: Adam learning rate (betas 0.9/0.999, eps 1e-8, no weight decay).
+        eval_batch: batch size for the held-out evaluation (memory only; never the result).
+        time_limit: seconds after which a training stops with status ``timeout``.
+        description: one line for listings.
+        data_root: where file-backed datasets live (None for embedded data).
+        split: what the accuracy is measured on: ``"test"`` (the dataset's test split) or
+            ``"val"`` (a fixed, stratified fifth of the training split held out and not trained
+            on — :func:`gp_search.proxies.data.validation_split` — for model selection such as a search's
+            fitness, so the test split stays unseen).
+    """
+
+    name: str
+    dataset: str
+    model: str
+    model_kw: tuple = ()
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3
+    eval_batch: int = 2048
+    time_limit: float = 600.0
+    description: str = ""
+    data_root: str | None = field(default=None, compare=False)
+    split: str = "test"
+
+    def key(self) -> str:
+        """Stable hash of what changes results (not the time limit, the description or paths)."""
+        payload = {"dataset": self.dataset, "model": self.model, "model_kw": list(self.model_kw),
+                   "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                   "name": self.name}
+        if self.split != "test":  # keys of test-split results stay what they always were
+            payload["split"] = self.split
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]

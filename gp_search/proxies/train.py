@@ -1,0 +1,276 @@
+"""The short training loop for one loss (sequential path): a proxy's budget in, an EvalResult out.
+
+One evaluation builds the proxy's model from the seed, trains it with Adam on batches drawn from
+the seed, and measures held-out accuracy. The same seed gives every candidate the same initial
+weights (:func:`gp_search.proxies.models.build`) and the same batch order (:func:`batch_indices`): common
+random numbers, so candidates are compared on equal terms.
+
+Failure is a status (see :mod:`gp_search.proxies.base`), decided by these rules:
+
+* ``rejected`` — the loss is an expression that does not depend on ``y_pred``; nothing trains.
+* ``nan`` — the loss value, or some gradient entry, is non-finite at some step; stops there
+  (``steps`` counts the steps completed before it).
+* ``diverged`` — after an optimiser step with finite gradients, some parameter is non-finite or
+  larger in magnitude than :data:`PARAM_LIMIT`; stops there.
+* ``timeout`` — the wall time since the evaluation started passed ``spec.time_limit`` (checked
+  after every step). The clock, and ``seconds`` in the result, start once the data are in place:
+  data are loaded once per process for all evaluations (:func:`dataset_for`).
+* ``error`` — any exception (the message says which); nothing is raised for a bad loss.
+
+The checks cost one fused max-norm over the parameters and one host synchronisation per step
+(loss and norm fetched together): Adam turns a non-finite gradient entry into a non-finite
+parameter, so a finite parameter norm proves the gradients were finite, and the gradients are
+only inspected (to tell ``nan`` from ``diverged``) once the norm is bad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from typing import Callable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+
+from gp_search.proxies import data, models
+from gp_search.proxies.base import EvalResult, ProxySpec
+
+if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
+    from gp_search.lang.losses import Loss
+
+PARAM_LIMIT = 1e4
+"""Largest parameter magnitude a healthy training reaches. Initial weights are below 1 and Adam
+moves a parameter by about ``lr`` (at most ~3·lr) per step, so with the registered budgets
+(lr ≤ 3e-3, ≤ 1000 steps) no parameter can honestly get past a few units; 1e4 means blow-up."""
+
+TAIL_FRACTION = 0.1
+"""``train_loss`` is the mean loss over this last fraction of the steps taken."""
+
+_DATA: dict[tuple[str, str | None, str], data.Dataset] = {}
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the previous setting.
+
+    Every evaluation runs this way (``Proxy.evaluate``, ``gp_search.parallel.evaluate`` in-process and in
+    workers): results then do not depend on the process's thread count (it changes reduction
+    order), and parallelism comes from evaluating candidates side by side. The proxies' nets are
+    too small to gain from intra-op threads; on a shared 2-core machine two threads made a
+    100-step training about 100x slower than one.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resolve_device(device: str | torch.device = "auto") -> str:
+    """A device name torch accepts, with ``"auto"`` meaning CUDA when available, else CPU.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … or a ``torch.device``.
+
+    Returns:
+        The device as text (what crosses process boundaries), e.g. ``"cpu"``.
+
+    Raises:
+        ValueError: an unknown device, or CUDA asked for where there is none.
+    """
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but CUDA is not available here; "
+                         f"use cpu or auto")
+    return str(dev)
+
+
+def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dataset:
+    """The proxy's dataset as tensors on ``device``, loaded once per process.
+
+    Args:
+        spec: the proxy (its ``dataset``, ``data_root`` and ``split``: with ``"val"`` the
+            training split cut by :func:`gp_search.proxies.data.validation_split`).
+        device: where the tensors live.
+
+    Returns:
+        The cached :class:`gp_search.proxies.data.Dataset`; treat it as read-only.
+
+    Raises:
+        FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
+    """
+    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split)
+    if key not in _DATA:
+        if spec.split == "val":
+            full = dataset_for(dataclasses.replace(spec, split="test"), device)
+            _DATA[key] = data.validation_split(full)
+        else:
+            _DATA[key] = data.load(spec.dataset, spec.data_root).to(device)
+    return _DATA[key]
+
+
+def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
+    """The batch order of one training: a fresh permutation per epoch, drawn from ``seed``.
+
+    Each epoch is cut into ``n_train // batch_size`` consecutive batches; the incomplete tail
+    batch is dropped, so every batch has exactly ``batch_size`` samples.
+
+    Args:
+        n_train: training-set size.
+        batch_size: samples per batch (at most ``n_train``).
+        steps: number of batches.
+        seed: seeds a private ``torch.Generator``; the global RNG is untouched.
+
+    Returns:
+        int64 tensor ``(steps, batch_size)`` of training-sample indices (on CPU).
+
+    Raises:
+        ValueError: ``batch_size`` outside ``1 .. n_train`` or negative ``steps``.
+
+    Example:
+        >>> batch_indices(10, 4, 3, seed=0).shape
+        torch.Size([3, 4])
+    """
+    if not 1 <= batch_size <= n_train:
+        raise ValueError(f"batch_size must lie in 1..n_train={n_train}, got {batch_size}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    per_epoch = n_train // batch_size
+    epochs = -(-steps // per_epoch)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    perms = [torch.randperm(n_train, generator=gen)[:per_epoch * batch_size]
+             for _ in range(epochs)]
+    if not perms:
+        return torch.empty(0, batch_size, dtype=torch.int64)
+    return torch.cat(perms).view(-1, batch_size)[:steps]
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> float:
+    """Fraction of ``x`` classified as ``y``, in eval mode, ``chunk`` samples at a time."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), chunk):
+        pred = model(x[start:start + chunk]).argmax(1)
+        correct += int((pred == y[start:start + chunk]).sum())
+    return correct / len(x)
+
+
+def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
+              device: str | torch.device = "cpu", dataset: data.Dataset | None = None,
+              on_trained: Callable[[torch.nn.Module, data.Dataset], None] | None = None
+              ) -> EvalResult:
+    """Train the proxy's model with ``loss`` for the budget and score it on its held-out split
+    (``spec.split``: the test split, or the validation part of the training split).
+
+    Args:
+        spec: the proxy task.
+        loss: the loss (``loss.fn(logits, target)``; ``loss.l2`` adds ``λ/2·Σ‖w‖²`` over weight
+            matrices and kernels, not biases).
+        seed: decides the initial weights and the batch order.
+        steps: optimiser steps (default ``spec.steps``); successive halving asks for fewer.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``, …; the data and the model live there.
+        dataset: the data to use instead of :func:`dataset_for` (already on ``device``).
+        on_trained: called as ``on_trained(model, dataset)`` after a training that finished
+            its budget, before scoring (e.g. to collect test probabilities for calibration).
+
+    Returns:
+        An :class:`EvalResult`; ``steps`` is the steps taken, ``budget`` the steps asked for.
+        Never raises for a bad loss (see the module docstring for the status rules).
+
+    Raises:
+        ValueError: ``steps < 1`` or an unusable device (caller errors, not properties of the
+            loss).
+
+    Example:
+        >>> from proxies import get
+        >>> from gp_search.lang.losses import REFERENCE
+        >>> train_one(get("synthetic-mlp").spec, REFERENCE["ce"], seed=0).status
+        'ok'
+    """
+    budget = spec.steps if steps is None else int(steps)
+    device = resolve_device(device)
+    if budget < 1:
+        raise ValueError(f"steps must be >= 1, got {budget}")
+    report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget)
+    try:
+        if loss.expr is not None and not loss.expr.depends_on_pred:
+            return report("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
+        ds = dataset if dataset is not None else dataset_for(spec, device)
+        report.restart()  # data load once per process for every evaluation: not this one's time
+        return _train(spec, loss, seed, budget, torch.device(device), ds, report, on_trained)
+    except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
+        return report("error", 0, f"{type(exc).__name__}: {exc}")
+
+
+class _Report:
+    """Makes the EvalResult of one training; ``seconds`` counts from the last :meth:`restart`."""
+
+    def __init__(self, **common):
+        self.common = common
+        self.start = time.perf_counter()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, status: str, done: int, message: str = "", acc: float = math.nan,
+                 train_loss: float = math.nan) -> EvalResult:
+        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common)
+
+
+def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
+           ds: data.Dataset, report: _Report, on_trained=None) -> EvalResult:
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
+                         **dict(spec.model_kw)).to(device)
+    params = list(model.parameters())
+    weights = [p for p in params if p.dim() > 1]
+    # Fused Adam: one kernel for all parameters, where torch has one for the device.
+    opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
+    batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(device)
+    x, y = ds.x_train, ds.y_train
+    history = []
+    for step in range(budget):
+        idx = batches[step]
+        value = loss.fn(model(x[idx]), y[idx])
+        if loss.l2 > 0:  # ce_l2: the penalty needs the weights, which only the training has
+            value = value + loss.l2 / 2 * sum(w.square().sum() for w in weights)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        # Adam turns any non-finite gradient into a non-finite parameter, so one fused norm of
+        # the parameters, fetched with the loss in one host sync, watches all three.
+        param_max = torch.nn.utils.get_total_norm(params, norm_type=math.inf)
+        v, pmax = torch.stack([value.detach(), param_max]).tolist()
+        if not math.isfinite(v):
+            return report("nan", step, f"non-finite loss {v} at step {step + 1}")
+        if not pmax <= PARAM_LIMIT:  # also true for NaN
+            if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
+                return report("nan", step, f"non-finite gradient at step {step + 1}")
+            return report("diverged", step + 1, f"parameter magnitude {pmax:.3g} after step "
+                                                f"{step + 1} (limit {PARAM_LIMIT:g})")
+        history.append(v)
+        if report.elapsed() > spec.time_limit:
+            return report("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
+                                               f"after {step + 1} of {budget} steps",
+                          train_loss=_tail_mean(history))
+    if on_trained is not None:
+        on_trained(model, ds)
+    acc = accuracy(model, ds.x_test, ds.y_test, spec.eval_batch)
+    return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
+
+
+def _tail_mean(history: list[float]) -> float:
+    tail = history[-max(1, math.ceil(TAIL_FRACTION * len(history))):]
+    return sum(tail) / len(tail) if tail else math.nan

@@ -1,0 +1,256 @@
+"""The generation loop: DEAP evolution of loss trees, hall of fame, checkpoints, resume.
+
+Read :meth:`Search.run` as its own pseudocode::
+
+    population = initialise()            # ramped half-and-half, redrawn until screening passes
+    score(population)                    # gp_search.search.scoring: reject, dedup, cache, halve, train
+    for generation in 1..G:
+        elite     = best `elitism` by penalised fitness
+        offspring = vary(select(population))   # tournament; crossover; one of four mutations
+        offspring = repair(offspring)          # re-mutate rejected offspring and clones
+        score(offspring)
+        population = elite + offspring
+        hall_of_fame.update(population); emit("generation", record)   # log, checkpoint, print
+
+All randomness comes from Python's ``random`` (seeded from ``cfg.seed`` and checkpointed), and
+the training seeds are drawn from it once, before anything is dispatched, so the hall of fame
+does not depend on the number of workers, and a resumed run ends where an unbroken one would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from gp_search.search import variation as ops
+from gp_search.search.config import SearchConfig
+from gp_search.lang.expr import ExprError, LossExpr, parse
+from gp_search.search.scoring import Score, Scorer
+from gp_search.search.screen import screen
+from gp_search.store import Cache, random_state_to_json
+
+INIT_DRAWS = 200
+"""Initial trees are redrawn until one passes screening, at most this many draws each."""
+
+Hook = Callable[[str, dict], None]
+
+
+def _hof_key(entry: dict) -> tuple:
+    return (-entry["fitness"], entry["size"], entry["canonical"])
+
+
+class HallOfFame:
+    """The best distinct losses trained at full budget, best first (ties: smaller).
+
+    Keyed by canonical form, and by fingerprint too, so a loss and its positively scaled or
+    shifted copy (the same training signal) take one place, the first found.
+    """
+
+    def __init__(self, size: int, entries: list[dict] | None = None):
+        self.size = size
+        self.entries: list[dict] = list(entries or [])
+
+    def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
+        seen = {e["canonical"] for e in self.entries} | {e.get("fingerprint") for e in self.entries}
+        # A candidate strictly worse than the size-th best entry so far can never make the cut
+        # (entries only get better): skip it before computing its canonical form and fingerprint
+        # (SymPy and torch, several ms), which dominate when scoring is cheap.
+        best = sorted((e["fitness"] for e in self.entries), reverse=True)[: self.size]
+        for expr, s in zip(exprs, scores):
+            if s.status != "ok" or s.fidelity != "full":
+                continue
+            if len(best) >= self.size and s.fitness < best[-1]:
+                continue
+            key, fp = expr.canonical, expr.fingerprint
+            if key in seen or fp in seen:  # one entry per behaviour: no scaled/shifted copies
+                continue
+            seen.update((key, fp))
+            self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
+                                 "infix": expr.infix, "prefix": expr.prefix, "size": expr.size,
+                                 "fingerprint": fp})
+            bisect.insort(best, s.fitness, key=lambda f: -f)
+            del best[self.size:]
+        self.entries.sort(key=_hof_key)
+        del self.entries[self.size:]
+
+
+class Search:
+    """One search run in a run directory (new or resumed)."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: Path, scorer: Scorer, cache: Cache,
+                 hooks: list[Hook] | None = None):
+        self.cfg, self.run_dir, self.scorer, self.cache = cfg, Path(run_dir), scorer, cache
+        self.hooks = list(hooks or [])
+        self.tb = ops.toolbox(cfg)
+        self.hof = HallOfFame(cfg.hall_of_fame)
+        self.population: list = []
+        self.generation = -1
+        self.elapsed = 0.0
+        self.finished = False
+        self.stop_requested = False
+
+    # -- events --
+    def stop(self) -> None:
+        """Ask the loop to end after the current generation (e.g. from a hook: target reached)."""
+        self.stop_requested = True
+
+    def emit(self, event: str, payload: dict) -> None:
+        for hook in self.hooks:
+            hook(event, payload)
+
+    # -- individuals --
+    def _expr(self, ind) -> LossExpr:
+        return LossExpr(ind, self.cfg.primitive_set)
+
+    def _acceptor(self) -> Callable[[LossExpr], bool]:
+        # A scorer may say what a usable tree is (``accept_initial(expr) -> bool``); the default
+        # is the full screening (memoised by the scorer when it offers ``acceptable``).
+        return (getattr(self.scorer, "accept_initial", None)
+                or getattr(self.scorer, "acceptable", None) or (lambda e: screen(e).passed))
+
+    def _repair(self, offspring: list, parents: list, elite: list) -> list:
+        """Re-vary offspring that fail screening or copy a tree already in the new population:
+        mutate a fresh copy of the same parent, up to ``cfg.repair_tries`` times, so rejected
+        trees and clones do not crowd out trainable, new ones (copies of good trees survive
+        through elitism and selection anyway)."""
+        accept = self._acceptor()
+        taken = {str(i) for i in elite}
+        for i, ind in enumerate(offspring):
+            for _ in range(self.cfg.repair_tries):
+                if str(ind) not in taken and self._usable(ind, accept):
+                    break
+                (ind,) = self.tb.mutate(self.tb.clone(parents[i]))
+                del ind.fitness.values
+            taken.add(str(ind))
+            offspring[i] = ind
+        return offspring
+
+    def _usable(self, ind, accept) -> bool:
+        try:
+            return accept(self._expr(ind))
+        except ExprError:
+            return False
+
+    def _initial(self) -> list:
+        accept = self._acceptor()
+        pop = []
+        for text in self.cfg.seed_individuals:
+            pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
+        while len(pop) < self.cfg.population:
+            for _ in range(INIT_DRAWS):
+                ind = self.tb.init()
+                try:
+                    if accept(self._expr(ind)):
+                        break
+                except ExprError:
+                    continue
+            pop.append(ind)
+        return pop[: self.cfg.population]
+
+    def _score(self, pop: list) -> dict:
+        """Score individuals without a valid fitness; returns the route counts and seconds."""
+        exprs = [self._expr(ind) for ind in pop]
+        t0 = time.perf_counter()
+        scores, counts = self.scorer.score(exprs)
+        rewrite = getattr(self.scorer, "rewrite", None)
+        if rewrite is not None:
+            # Lamarckian hook: a scorer that fits constants or simplifies trees returns the tree
+            # each score belongs to (None: unchanged); the individual takes it over before the
+            # hall of fame records it, so offspring inherit the fitted constants.
+            for i, tree in enumerate(rewrite(exprs)):
+                if tree is not None:
+                    pop[i][0:len(pop[i])] = tree
+                    exprs[i] = self._expr(pop[i])
+        counts["seconds_scoring"] = time.perf_counter() - t0
+        for ind, expr, s in zip(pop, exprs, scores):
+            ind.fitness.values = (s.fitness - self.cfg.parsimony * expr.size,)
+            ind.score = s
+        self.hof.update(exprs, scores)
+        return counts
+
+    # -- the loop --
+    def run(self) -> HallOfFame:
+        """Run (or continue) to ``cfg.generations``; returns the hall of fame.
+
+        Raises:
+            KeyboardInterrupt: after the last finished generation is checkpointed.
+        """
+        start = time.perf_counter() - self.elapsed
+        if self.generation < 0:
+            self.population = self._initial()
+            self._finish_generation(0, self._score(self.population), start, 0.0)
+        while self.generation < self.cfg.generations and not self.stop_requested:
+            if self.cfg.time_budget and time.perf_counter() - start > self.cfg.time_budget:
+                self.emit("time_budget", {"generation": self.generation})
+                break
+            t0 = time.perf_counter()
+            pop = sorted(self.population, key=lambda i: -i.fitness.values[0])
+            elite = [self.tb.clone(i) for i in pop[: self.cfg.elitism]]
+            parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
+            offspring = ops.vary(parents, self.tb, self.cfg.crossover_prob, self.cfg.mutation_prob)
+            offspring = self._repair(offspring, parents, elite)
+            vary_seconds = time.perf_counter() - t0
+            counts = self._score([i for i in offspring if not i.fitness.valid])
+            self.population = elite + offspring
+            self._finish_generation(self.generation + 1, counts, start, vary_seconds)
+        self.finished = True
+        self.emit("finished", {"generation": self.generation})
+        return self.hof
+
+    def _finish_generation(self, gen: int, counts: dict, start: float, vary_seconds: float) -> None:
+        self.generation = gen
+        self.elapsed = time.perf_counter() - start
+        raw = [i.score.fitness for i in self.population]
+        record = {"generation": gen, "best": max(raw), "median": statistics.median(raw),
+                  "best_canonical": self.hof.entries[0]["canonical"] if self.hof.entries else None,
+                  **{k: counts.get(k, 0) for k in ("rejected", "duplicate", "cached", "trained",
+                                                    "short")},
+                  "seconds_vary": round(vary_seconds, 4),
+                  "seconds_scoring": round(counts.get("seconds_scoring", 0.0), 4),
+                  "seconds_training": round(counts.get("seconds_training", 0.0), 4),
+                  "seconds": round(self.elapsed, 3)}
+        self.emit("generation", record)
+
+    # -- checkpoint state --
+    def state(self) -> dict:
+        return {"generation": self.generation, "elapsed": self.elapsed,
+                "population": [{"prefix": str(i), "fitness": i.score.fitness}
+                               for i in self.population],
+                "scores": [i.score.to_json() for i in self.population],
+                "random_state": random_state_to_json(random.getstate()), "hall_of_fame": self.hof.entries,
+                "scorer": self.scorer.state(), "finished": self.finished}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint read by :func:`gp_search.store.read_checkpoint`."""
+        self.generation = state["generation"]
+        self.elapsed = float(state["elapsed"])
+        self.population = []
+        scores = state.get("scores") or [None] * len(state["population"])
+        for item, sc in zip(state["population"], scores):
+            ind = ops.individual(parse(item["prefix"], self.cfg.primitive_set,
+                                       self.cfg.const_range).tree)
+            score = Score(**sc) if sc else Score(float(item["fitness"]))
+            ind.score = score
+            ind.fitness.values = (score.fitness - self.cfg.parsimony * len(ind),)
+            self.population.append(ind)
+        self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"])
+        self.scorer.restore(state.get("scorer", {}))
+        self.finished = bool(state.get("finished"))
+        random.setstate(state["random_state"])
+
+
+def _seed_expr(text: str, cfg: SearchConfig) -> LossExpr:
+    """A reference loss name with an expression (``ngl``, ``mse``) or expression text."""
+    from gp_search.lang.losses import REFERENCE
+
+    ref = REFERENCE.get(text.strip().lower())
+    if ref is not None:
+        if ref.expr is None:
+            raise ValueError(f"seed individual {text!r} is not an expression of the loss language; "
+                             "use ngl, mse or an expression")
+        text = ref.expr.prefix
+    return parse(text, cfg.primitive_set, cfg.const_range)

@@ -1,0 +1,230 @@
+"""Run lifecycle: create or reopen a run directory, wire the hooks, run, tune constants, export.
+
+``run_search(cfg)`` starts a new run; ``resume(run_dir)`` continues a killed or interrupted one
+from its checkpoint (the SQLite cache means nothing finished is trained again).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+from gp_search import store
+from gp_search.search.config import SearchConfig
+from gp_search.search.tune_constants import tune_constants
+from gp_search.search.evolve import Search, _seed_expr
+from gp_search.lang.export import export
+from gp_search.lang.expr import parse
+from gp_search.search.scoring import Evaluator, ProxyRef, Scorer
+
+
+def draw_training_seeds(cfg: SearchConfig) -> list[int]:
+    """Seed the master RNG and draw the run's training seeds, before anything is dispatched."""
+    random.seed(cfg.seed)
+    return [random.randrange(2**31) for _ in range(cfg.seeds)]
+
+
+def proxy_refs(cfg: SearchConfig) -> list[ProxyRef]:
+    from gp_search import proxies
+
+    refs = []
+    for name, weight in zip(cfg.proxies, cfg.weights()):
+        proxy = proxies.get(name, **_proxy_overrides(cfg))
+        refs.append(ProxyRef(name, proxy.spec.key(), proxy.spec.steps, weight))
+    return refs
+
+
+def _proxy_overrides(cfg: SearchConfig) -> dict:
+    over = {"time_limit": cfg.train_timeout, "split": cfg.fitness_split}
+    if cfg.steps:
+        over["steps"] = cfg.steps
+    if cfg.data_root:
+        over["data_root"] = cfg.data_root
+    return over
+
+
+def default_evaluator(cfg: SearchConfig, progress: bool = True) -> Evaluator:
+    """Train through :func:`gp_search.parallel.evaluate.evaluate` with the run's jobs, backend and device."""
+    from gp_search.parallel.evaluate import evaluate
+
+    overrides = _proxy_overrides(cfg)
+
+    def run(texts: list[str], proxy: str, seeds: list[int], steps: int):
+        bar = _bar(len(texts) * len(seeds), f"train {proxy} ({steps} steps)") if progress else None
+        try:
+            return evaluate(texts, proxy=proxy, seeds=seeds, jobs=cfg.jobs, device=cfg.device,
+                            backend=cfg.backend, scheduler=cfg.scheduler or None, steps=steps,
+                            proxy_overrides=overrides,
+                            progress=(lambda done, total: bar.update(done - bar.n)) if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    return run
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI).
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                disable=None)
+
+
+def _summary(cfg: SearchConfig, rec: dict) -> str:
+    best = rec["best_canonical"] or "-"
+    return (f"gen {rec['generation']:>3}/{cfg.generations}  best {rec['best']:.4f}  "
+            f"median {rec['median']:.4f}  trained {rec['trained']} short {rec['short']} "
+            f"cached {rec['cached']} dup {rec['duplicate']} rej {rec['rejected']}  "
+            f"{rec['seconds']:.0f}s  {best}")
+
+
+def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None) -> Search:
+    cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
+    seeds = draw_training_seeds(cfg)
+    scorer = Scorer(proxy_refs(cfg), seeds, cache, evaluator or default_evaluator(cfg, not quiet),
+                    cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint)
+    search = Search(cfg, run_dir, scorer, cache)
+
+    def on_event(event: str, payload: dict) -> None:
+        if event == "generation":
+            store.append_generation(run_dir, payload)
+            store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+            store.write_checkpoint(run_dir, {**search.state(), "train_seeds": seeds})
+            if not quiet:
+                print(_summary(cfg, payload), flush=True)
+        elif event == "time_budget" and not quiet:
+            print(f"time budget of {cfg.time_budget:g}s reached after generation "
+                  f"{payload['generation']}", flush=True)
+
+    search.hooks.append(on_event)
+    return search
+
+
+def _finish(search: Search, quiet: bool) -> None:
+    cfg, run_dir = search.cfg, search.run_dir
+    if cfg.optimize_constants and search.hof.entries:
+        tuned = tune_constants(search, cfg.constant_evals)
+        if tuned and not quiet:
+            print(f"constant tuning: {tuned}", flush=True)
+    store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+    if search.hof.entries:
+        best = search.hof.entries[0]
+        text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
+                      name="best_loss", origin=f"gp-search run {run_dir.name}, fitness "
+                      f"{best['fitness']:.4f} (n = {best['n']} seeds) on {', '.join(cfg.proxies)}")
+        store.write_atomic(run_dir / "best.py", text)
+    store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
+
+
+def _drive(search: Search, quiet: bool) -> Path:
+    from gp_search.proxies.train import one_thread
+
+    try:
+        # Screening, fingerprints and in-process trainings on tiny tensors: one torch thread is
+        # faster (two threads on a shared 2-core machine were ~15x slower) and load-independent.
+        with one_thread():
+            search.run()
+    except KeyboardInterrupt:
+        search.cache.close()
+        print(f"\ninterrupted; generation {search.generation} is checkpointed. Continue with:\n"
+              f"  gp-search resume {search.run_dir}", file=sys.stderr, flush=True)
+        raise
+    _finish(search, quiet)
+    search.cache.close()
+    if not quiet:
+        print_result(search.run_dir)
+    return search.run_dir
+
+
+def _reach_cluster(cfg: SearchConfig, evaluator: Evaluator | None) -> None:
+    """With the Dask backend, connect (or start the local cluster) before any work, so that a
+    bad scheduler address fails before a run directory exists."""
+    if cfg.backend == "dask" and evaluator is None:
+        from gp_search.parallel import dask_cluster as dask_backend
+
+        dask_backend.client(cfg.scheduler or None, cfg.jobs)
+
+
+def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | None = None,
+               run_dir: Path | None = None) -> Path:
+    """Start a new search; returns its run directory.
+
+    Raises:
+        store.RunFileError: the output location is not writable (before any work).
+        gp_search.parallel.dask_cluster.SchedulerError: the Dask scheduler cannot be reached (likewise).
+    """
+    for text in cfg.seed_individuals:  # a bad one fails here, before a run directory exists
+        try:
+            _seed_expr(text, cfg)
+        except ValueError as exc:  # ExprError too
+            raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
+                             f"the {cfg.primitive_set!r} set ({exc})") from None
+    _reach_cluster(cfg, evaluator)
+    run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
+    store.write_atomic(run_dir / "config.json", cfg.to_json())
+    if not quiet:
+        print(f"run directory: {run_dir}", flush=True)
+    return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)
+
+
+def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | None = None) -> Path:
+    """Continue a run from its checkpoint; a corrupt checkpoint stops with an error.
+
+    Every run file is read and checked before any is written, so a bad one stops the resume
+    with :class:`store.RunFileError` naming it, and leaves the run directory as it was. A run
+    killed before its first checkpoint starts again from generation 0 (its cache keeps every
+    training that had finished). A finished run is left as it is.
+    """
+    run_dir = Path(run_dir)
+    run = store.load_run(run_dir)  # config, checkpoint, log, hall of fame: all checked
+    cfg, state = run.config, run.checkpoint
+    _reach_cluster(cfg, evaluator)
+    search = _open(cfg, run_dir, quiet, evaluator)  # opens (and checks) the cache
+    if state is None:  # killed before generation 0 finished
+        if not quiet:
+            print(f"{run_dir} has no checkpoint yet: starting it from generation 0", flush=True)
+        (run_dir / "generations.jsonl").unlink(missing_ok=True)
+        return _drive(search, quiet)
+    try:
+        _check_state(state, search)
+        search.restore(state)
+    except store.RunFileError:
+        search.cache.close()
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ExprError is a ValueError
+        search.cache.close()
+        raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: cannot restore the search from "
+                                 f"it ({type(exc).__name__}: {exc})") from None
+    if search.finished:  # nothing to do; in particular, constants are not tuned twice
+        search.cache.close()
+        if not quiet:
+            print(f"{run_dir} is finished; nothing to resume", flush=True)
+        return run_dir
+    store.truncate_generations(run_dir, search.generation)
+    if not quiet:
+        print(f"resuming {run_dir} after generation {search.generation}", flush=True)
+    return _drive(search, quiet)
+
+
+def _check_state(state: dict, search: Search) -> None:
+    """A checkpoint whose training seeds are not config.json's is refused (store.load_run
+    checks its generation and population size)."""
+    if state.get("train_seeds") not in (None, search.scorer.seeds):
+        raise store.RunFileError(f"{search.run_dir / 'checkpoint.json'}: training seeds do not "
+                                 f"match config.json's seed")
+
+
+def print_result(run_dir: Path, top: int = 5) -> None:
+    run = store.load_run(run_dir)
+    print(f"\nrun directory: {run_dir}")
+    where = "validation" if run.config.fitness_split == "val" else "test"
+    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = mean {where} accuracy, "
+          f"n = seeds):")
+    for e in run.hall_of_fame[:top]:
+        print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "
+              f"size {e['size']:>2}  {e['canonical']}")
+    best = run_dir / "best.py"
+    if best.exists():
+        print(f"best loss exported to: {best}")

@@ -1,0 +1,239 @@
+"""From candidate trees to fitness: reject, deduplicate, look up the cache, halve, train, aggregate.
+
+The order spends trainings only where they can teach something:
+
+1. **key** — the canonical form; a candidate already scored in this run reuses its score
+   (``duplicate``); a constant that overflows is ``rejected``.
+2. **screen** — :mod:`gp_search.search.screen` (structural, numeric, behavioural): ``rejected``.
+3. **fingerprint** — same behaviour on the probes as a candidate scored before (a positive scale,
+   an additive constant or a multiple of ``sum(p) = 1`` apart): reuses its score (``duplicate``).
+4. **cache** — results already in the SQLite cache for (key, proxy, seed, budget): ``cached``.
+5. **successive halving** — when more than ``eta`` new candidates arrive together, all train
+   for ``steps // eta`` steps; the best ``ceil(n / eta)`` are promoted to the full budget. The
+   others keep their short-budget score (``fidelity = "short"``) and never enter the hall of
+   fame. The decision ignores what the cache holds, so a cached run decides as a fresh one.
+6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run.
+
+Fitness = weighted mean over proxies of the mean held-out accuracy over seeds (on the validation
+part of each training split, or on the test split: ``fitness_split``); any failed training
+(``nan``, ``diverged``, ``timeout``, ``error``) makes it 0, the worst, with that status.
+Workers receive the canonical expression text (full-precision constants) and a seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from gp_search.lang.expr import ExprError, LossExpr
+from gp_search.search.screen import Verdict, screen
+from gp_search.store import Cache
+from gp_search.proxies.base import EvalResult
+
+WORST = 0.0
+
+Evaluator = Callable[[list[str], str, list[int], int], list[EvalResult]]
+"""``(loss_texts, proxy_name, seeds, steps) -> results`` in loss-major order."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """The fitness of one canonical form.
+
+    Attributes:
+        fitness: raw fitness (weighted mean accuracy), ``WORST`` for any failure.
+        std: standard deviation over seeds of the per-seed weighted accuracy.
+        n: seeds per proxy.
+        status: ``ok`` or the first failure status (``rejected``, ``nan``, …).
+        fidelity: ``full`` or ``short`` (stopped by successive halving) or ``none`` (untrained).
+        message: why, when not ok.
+    """
+
+    fitness: float
+    std: float = 0.0
+    n: int = 0
+    status: str = "ok"
+    fidelity: str = "full"
+    message: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
+    """The fitness of one candidate for each training seed: the weighted mean over proxies of
+    its accuracies (``by_proxy[k][s]``: proxy ``k``, seed ``s``; ``weights``: normalised, as
+    :meth:`SearchConfig.weights`). The search's fitness is the mean over seeds."""
+    per_seed = np.zeros(len(by_proxy[0]))
+    for weight, accuracies in zip(weights, by_proxy):  # in proxy order: the same rounding always
+        per_seed += weight * np.array(accuracies, dtype=float)
+    return per_seed
+
+
+@dataclass(frozen=True)
+class ProxyRef:
+    """A proxy as the scorer needs it: name, cache key, full budget, weight."""
+
+    name: str
+    key: str
+    steps: int
+    weight: float
+
+
+class Scorer:
+    """Scores candidates for one run; remembers every canonical form and fingerprint it saw."""
+
+    def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
+                 evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
+                 dedup_fingerprint: bool = True):
+        self.proxies, self.seeds, self.cache, self.evaluator = proxies, seeds, cache, evaluator
+        self.eta, self.halving, self.dedup_fp = halving_eta, successive_halving, dedup_fingerprint
+        self.by_key: dict[str, Score] = {}
+        self.by_fingerprint: dict[str, str] = {}
+        self.full_trainings = 0
+        self.short_trainings = 0
+        self.seconds_training = 0.0
+        self.verdicts: dict[str, Verdict] = {}  # screening memo (derivable, not checkpointed)
+
+    def acceptable(self, expr: LossExpr) -> bool:
+        """Would this candidate be trained (or reuse a trained score)? Screening, memoised."""
+        try:
+            key = expr.canonical
+        except ExprError:
+            return False
+        known = self.by_key.get(key)
+        if known is not None:
+            return known.status != "rejected"
+        if key not in self.verdicts:
+            self.verdicts[key] = screen(expr)
+        return self.verdicts[key].passed
+
+    # -- persistence (checkpoint) --
+    def state(self) -> dict:
+        return {"by_key": {k: s.to_json() for k, s in self.by_key.items()},
+                "by_fingerprint": dict(self.by_fingerprint),
+                "full_trainings": self.full_trainings, "short_trainings": self.short_trainings}
+
+    def restore(self, state: dict) -> None:
+        self.by_key = {k: Score(**v) for k, v in state.get("by_key", {}).items()}
+        self.by_fingerprint = dict(state.get("by_fingerprint", {}))
+        self.full_trainings = int(state.get("full_trainings", 0))
+        self.short_trainings = int(state.get("short_trainings", 0))
+
+    # -- scoring --
+    def score(self, exprs: list[LossExpr], halving: bool = True) -> tuple[list[Score], dict]:
+        """Score a batch of candidates (``halving=False``: every new one at full budget).
+
+        Returns:
+            One :class:`Score` per candidate, and counts by route: ``rejected``, ``duplicate``,
+            ``cached`` (no training ran), ``trained`` (trained now, to the full budget), ``short``
+            (trained now, halted by successive halving).
+        """
+        counts = dict(rejected=0, duplicate=0, cached=0, trained=0, short=0)
+        train_start = self.seconds_training
+        keys: list[str | None] = []
+        fresh: dict[str, LossExpr] = {}  # canonical -> expr to score, in first-seen order
+        aliases: dict[str, str] = {}  # canonical -> canonical of a behaviourally equal candidate
+        for e in exprs:
+            try:
+                key = e.canonical
+            except ExprError:  # a constant overflows: no key to remember
+                keys.append(None)
+                counts["rejected"] += 1
+                continue
+            keys.append(key)
+            if key in self.by_key or key in fresh or key in aliases:
+                counts["duplicate"] += 1
+                continue
+            verdict = self.verdicts.pop(key, None) or screen(e)
+            if not verdict.passed:
+                self.by_key[key] = Score(WORST, status="rejected", fidelity="none",
+                                         message=f"{verdict.check}: {verdict.message}")
+                counts["rejected"] += 1
+                continue
+            fp = e.fingerprint if self.dedup_fp else None
+            if fp is not None and fp in self.by_fingerprint:
+                aliases[key] = self.by_fingerprint[fp]  # scored before, or earlier in this batch
+                counts["duplicate"] += 1
+                continue
+            if fp is not None:
+                self.by_fingerprint[fp] = key
+            fresh[key] = e
+        self._score_fresh(fresh, counts, halving and self.halving)
+        for key, rep in aliases.items():
+            self.by_key[key] = self.by_key[rep]
+        counts["seconds_training"] = self.seconds_training - train_start
+        rejected = Score(WORST, status="rejected", fidelity="none", message="invalid expression")
+        return [self.by_key[k] if k is not None else rejected for k in keys], counts
+
+    def _score_fresh(self, fresh: dict[str, LossExpr], counts: dict, halving: bool) -> None:
+        if not fresh:
+            return
+        texts = {k: e.infix for k, e in fresh.items()}
+        # The halving decision looks at every new candidate, cached or not, so a result is the
+        # same whatever the cache holds (a resumed or repeated run decides exactly as before).
+        need = list(fresh)
+        trained: set[str] = set()  # keys that ran at least one training now (not all cached)
+        promoted = need
+        full: dict[str, Score] = {}
+        if halving and len(need) > self.eta:
+            short = self._run(need, texts, "short", trained)
+            order = sorted(need, key=lambda k: -short[k].fitness)  # stable: ties keep first-seen
+            promoted = order[: math.ceil(len(need) / self.eta)]
+            for k in need:
+                if k not in promoted:
+                    self.by_key[k] = short[k]
+        if promoted:
+            full.update(self._run(promoted, texts, "full", trained))
+        for k in fresh:
+            if full.get(k) is not None:
+                self.by_key[k] = full[k]
+            route = "cached" if k not in trained else (
+                "trained" if self.by_key[k].fidelity == "full" else "short")
+            counts[route] += 1
+
+    def _budget(self, proxy: ProxyRef, fidelity: str) -> int:
+        return proxy.steps if fidelity == "full" else max(1, proxy.steps // self.eta)
+
+    def _run(self, keys: list[str], texts: dict, fidelity: str, trained: set) -> dict[str, Score]:
+        results: dict[str, dict] = {k: {} for k in keys}
+        rows = []
+        for p in self.proxies:
+            budget = self._budget(p, fidelity)
+            todo = [k for k in keys if any(self.cache.get(k, p.key, s, budget) is None
+                                           for s in self.seeds)]
+            trained.update(todo)
+            t0 = time.perf_counter()
+            out = self.evaluator([texts[k] for k in todo], p.name, list(self.seeds), budget) \
+                if todo else []
+            self.seconds_training += time.perf_counter() - t0
+            if len(out) != len(todo) * len(self.seeds):
+                raise RuntimeError(f"evaluator returned {len(out)} results for "
+                                   f"{len(todo)} losses x {len(self.seeds)} seeds")
+            it = iter(out)
+            for k in keys:
+                for s in self.seeds:
+                    r = next(it) if k in todo else self.cache.get(k, p.key, s, budget)
+                    results[k][(p.name, s)] = r
+                    if k in todo:
+                        rows.append((k, p.key, s, budget, r))
+            if fidelity == "full":
+                self.full_trainings += len(todo) * len(self.seeds)
+            else:
+                self.short_trainings += len(todo) * len(self.seeds)
+        self.cache.put_many(rows)
+        return {k: self._aggregate(results[k], fidelity) for k in keys}
+
+    def _aggregate(self, results: dict, fidelity: str) -> Score:
+        bad = next((r for r in results.values() if r.status != "ok"), None)
+        if bad is not None:
+            return Score(WORST, 0.0, len(self.seeds), bad.status, fidelity, bad.message)
+        per_seed = per_seed_fitness(
+            [[results[(p.name, s)].accuracy for s in self.seeds] for p in self.proxies],
+            [p.weight for p in self.proxies])
+        std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
+        return Score(float(per_seed.mean()), std, len(self.seeds), "ok", fidelity)
