@@ -24,6 +24,7 @@ from pathlib import Path
 from gp_search import store
 from gp_search.config import SearchConfig
 from gp_search.constants import tune_constants
+from gp_search.environment import write_env
 from gp_search.evolve import Search, _seed_expr
 from gp_search.export import export
 from gp_search.expr import parse
@@ -214,6 +215,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
+    write_env(run_dir)  # the command line and the machine (its CPU decides the last bits)
     if not quiet:
         print(f"run directory: {run_dir}", flush=True)
     return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)

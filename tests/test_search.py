@@ -12,6 +12,7 @@ import pytest
 
 from gp_search import store
 from gp_search.config import SearchConfig
+from gp_search.environment import cpu_fingerprint
 from gp_search.runner import resume, run_search
 
 from conftest import ROOT, run_cli
@@ -32,9 +33,13 @@ def hof_text(run_dir: Path) -> str:
 
 def test_run_writes_the_run_directory_contract(tmp_path):
     run = run_search(small(tmp_path), quiet=True)
-    for name in ("config.json", "generations.jsonl", "hall_of_fame.csv", "checkpoint.json",
-                 "cache.sqlite", "best.py"):
+    for name in ("config.json", "env.json", "generations.jsonl", "hall_of_fame.csv",
+                 "checkpoint.json", "cache.sqlite", "best.py"):
         assert (run / name).exists(), name
+    env = json.loads((run / "env.json").read_text())
+    assert env["command"] and env["fingerprint"] == cpu_fingerprint()  # the machine, recorded
+    assert {"vendor", "model", "torch_cpu_capability", "mkl", "onednn", "torch_threads"} <= \
+        set(env["fingerprint"])
     loaded = store.load_run(run)
     assert loaded.finished and loaded.config == small(tmp_path)
     assert [g["generation"] for g in loaded.generations] == [0, 1, 2]
