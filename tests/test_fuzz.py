@@ -1,5 +1,6 @@
 """Fuzzing the loss pipeline: random and adversarial inputs through parse -> LossExpr (canonical
-form, fingerprint) -> screen -> one training step; every input ends with an outcome, none crashes.
+form, fingerprint, the compiled loss on float32 logits) -> screen -> one training step; every input
+ends with an outcome, none crashes.
 
 Inputs (seeded, so a failure names a reproducible case):
 
