@@ -139,6 +139,8 @@ def _levers(directory: Path, rcfg) -> list[str]:
     main = rcfg.to_dict()
     rows = []
     for path in sorted((directory / LEVERS_DIR).glob("*.json")):
+        if path.name == "env.json":  # the machine's record (environment.write_env), no table
+            continue
         s = json.loads(path.read_text())
         changed = ", ".join(f"{k} = {v}" for k, v in s["settings"].items()
                             if k != "confirm" and main.get(k) != v) or "the same"
