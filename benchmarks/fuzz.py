@@ -1,6 +1,7 @@
 """Fuzz the loss pipeline at scale: tests/test_fuzz.py's generators, counts per outcome, seconds.
 
-Every input goes through parse -> LossExpr (canonical form, fingerprint) -> screen -> one
+Every input goes through parse -> LossExpr (canonical form, fingerprint, ``to_torch()`` on
+float32 logits) -> screen -> one
 training step on ``synthetic-mlp`` (see ``tests/test_fuzz.py::outcome``). The script stops at
 the first crash or broken invariant and prints the input; otherwise it prints how many inputs
 ended in each outcome (``parse-error``, ``no-finite-value``, or ``screen:<verdict>/train:<status>``)

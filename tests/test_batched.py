@@ -2,6 +2,7 @@
 
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from deap import gp
 
 from gp_search import proxies
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import from_tree, parse
+from gp_search.lang.expr import ExprError, from_tree, parse
 from gp_search.lang.losses import REFERENCE, Loss, from_expr
 from gp_search.search.screen import screen
 from gp_search.proxies import batched, models
@@ -195,6 +196,22 @@ def test_rejected_without_training():
     got = batched.train_population(DIGITS, [REFERENCE["ngl"], *losses, REFERENCE["ce"]], seed=0)
     assert [r.status for r in got] == ["ok", "rejected", "rejected", "rejected", "ok"]
     assert all(r.steps == 0 and "does not depend on y_pred" in r.message for r in got[1:4])
+
+
+def test_constants_outside_float32_are_refused_without_the_fallback():
+    # These made the batched program fail on filling a float32 row ("value cannot be converted
+    # to type float without overflow") and fall back, with a warning, to one-by-one training.
+    texts = ["1e300*y_pred*y_real", "mul(exp(88.8), mul(y_pred, y_real))"]
+    with pytest.raises(ExprError, match="outside float32's range"):
+        LossProgram([parse(t) for t in texts])
+    px = proxies.get("synthetic-mlp", steps=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = px.evaluate_many(["ngl", *texts, "ce"], seed=0, batched=True)
+    assert [r.status for r in got] == ["ok", "error", "error", "ok"]
+    assert all("outside float32's range" in r.message for r in got[1:3])
+    alone = px.evaluate_many(["ngl", "ce"], seed=0, batched=True)
+    assert got[0].same_outcome(alone[0]) and got[3].same_outcome(alone[1])
 
 
 def test_steps_must_be_positive():

@@ -6,7 +6,6 @@ import os
 import pickle
 import random
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -99,10 +98,8 @@ def test_synthetic_is_deterministic_and_balanced():
 
 def test_load_is_cached():
     first = data.load("digits")
-    start = time.perf_counter()
     second = data.load("digits")
-    assert time.perf_counter() - start < 0.05
-    assert second is first
+    assert second is first  # the same object: nothing was read again (no clock: a speed claim)
     assert data.load("DIGITS") is first
 
 

@@ -72,8 +72,10 @@ def test_huge_finite_gradients_keep_their_direction():
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the norm of a ~1e300 gradient must not overflow
-        huge = parse("1e300*y_pred*y_real").fingerprint
+        warnings.simplefilter("error")  # the norm of a ~1e192 gradient must not overflow
+        # Five factors of 3e38 (each within float32's range, so it compiles): ~2.4e192 in the
+        # float64 probes, whose squares overflow.
+        huge = parse("mul(3e38, " * 5 + "mul(y_pred, y_real)" + ")" * 5).fingerprint
     assert huge == parse("y_pred*y_real").fingerprint != "constant"
 
 
@@ -172,5 +174,23 @@ def test_overflowing_constant_is_an_error_not_a_crash():
     e = parse("exp(exp(exp(10)))*y_pred")
     with pytest.raises(gp_search.ExprError, match="constant subexpression"):
         _ = e.canonical
-    out = e.elementwise(torch.rand(2, 3), torch.zeros(2, 3))
-    assert not torch.isfinite(out).all()
+    with pytest.raises(gp_search.ExprError, match="constant inf .* outside float32's range"):
+        _ = e.elementwise
+
+
+@pytest.mark.parametrize("text", ["1e300", "add(1e300, exp(88.8))", "1e39*y_pred*y_real",
+                                  "exp(88.8)*y_pred*y_real", "y_pred - 1e300"])
+def test_constants_outside_float32_are_refused_when_compiled(text):
+    # Each of these raised "RuntimeError: value cannot be converted to type float without
+    # overflow" from the compiled loss on float32 logits.
+    e = parse(text)
+    with pytest.raises(gp_search.ExprError, match=r"the constant \S+ .* outside float32's range"):
+        e.to_torch()
+
+
+@pytest.mark.parametrize("text", ["3.4e38*y_pred*y_real", "cos(1e300)*y_pred*y_real",
+                                  "exp(88.7)*y_pred*y_real"])
+def test_constants_inside_float32_compile(text):
+    # 3.4e38 and exp(88.7) fit in float32; cos(1e300) folds to a small number before torch.
+    value = parse(text).to_torch()(torch.randn(4, 10), torch.randint(0, 10, (4,)))
+    assert value.dtype == torch.float32 and value.shape == ()

@@ -1,5 +1,6 @@
 """Fuzzing the loss pipeline: random and adversarial inputs through parse -> LossExpr (canonical
-form, fingerprint) -> screen -> one training step; every input ends with an outcome, none crashes.
+form, fingerprint, the compiled loss on float32 logits) -> screen -> one training step; every input
+ends with an outcome, none crashes.
 
 Inputs (seeded, so a failure names a reproducible case):
 
@@ -21,6 +22,7 @@ import random
 import time
 
 import pytest
+import torch
 from deap import gp
 
 from gp_search.lang import primitives as P
@@ -32,6 +34,8 @@ from gp_search.proxies.base import STATUSES
 from gp_search.proxies.train import train_one
 
 PROXY = get("synthetic-mlp").spec
+_LOGITS32 = (torch.randn(8, 10, generator=torch.Generator().manual_seed(0)),
+             torch.arange(8) % 10)
 
 
 def adversarial() -> list[str]:
@@ -172,6 +176,8 @@ def outcome(text: str, steps: int = 1) -> str:
     except ExprError:
         return "no-finite-value"
     assert isinstance(key, str) and key and isinstance(fp, str) and fp, text
+    value = e.to_torch()(*_LOGITS32)  # the compiled loss in float32, as it trains
+    assert value.dtype == torch.float32 and value.shape == (), text
     again = parse(e.prefix)  # the prefix text is a faithful serialisation of the tree
     assert again.prefix == e.prefix and again.canonical == key, text
     verdict = screen(e)

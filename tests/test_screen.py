@@ -25,6 +25,7 @@ def test_useful_losses_pass(text):
     ("y_pred*y_real", "behavioural"),      # rewards wrong classes: pushes p_t down
     ("sin(y_pred*y_real)", "behavioural"),
     ("exp(exp(exp(10)))*y_pred*y_real", "structural"),   # constant overflows
+    ("1e300*y_pred*y_real", "structural"),               # float32 cannot hold it
 ])
 def test_useless_losses_are_rejected_by_the_right_check(text, check):
     verdict = screen(parse(text))

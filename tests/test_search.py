@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from gp_search import store
 from gp_search.search.config import SearchConfig
+from gp_search.environment import cpu_fingerprint
 from gp_search.search.runner import resume, run_search
 
 from conftest import ROOT, run_cli
@@ -31,9 +33,13 @@ def hof_text(run_dir: Path) -> str:
 
 def test_run_writes_the_run_directory_contract(tmp_path):
     run = run_search(small(tmp_path), quiet=True)
-    for name in ("config.json", "generations.jsonl", "hall_of_fame.csv", "checkpoint.json",
-                 "cache.sqlite", "best.py"):
+    for name in ("config.json", "env.json", "generations.jsonl", "hall_of_fame.csv",
+                 "checkpoint.json", "cache.sqlite", "best.py"):
         assert (run / name).exists(), name
+    env = json.loads((run / "env.json").read_text())
+    assert env["command"] and env["fingerprint"] == cpu_fingerprint()  # the machine, recorded
+    assert {"vendor", "model", "torch_cpu_capability", "mkl", "onednn", "torch_threads"} <= \
+        set(env["fingerprint"])
     loaded = store.load_run(run)
     assert loaded.finished and loaded.config == small(tmp_path)
     assert [g["generation"] for g in loaded.generations] == [0, 1, 2]
@@ -137,18 +143,66 @@ def test_cli_run_rejects_bad_flags_and_unwritable_out(tmp_path):
     assert res.returncode == 2 and "cannot write run directory" in res.stderr
 
 
-def test_ctrl_c_checkpoints_and_stops_cleanly(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "gp_search", "run", "--population", "8",
-                             "--generations", "50", "--proxy", "synthetic-mlp", "--steps", "30",
-                             "--backend", "sequential", "--out", str(out), "--quiet"],
-                            env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    _wait_for(out, 60)
+def _start(args: list, inherit: str, sig: int) -> subprocess.Popen:
+    """``gp-search ARGS`` in a child whose disposition of ``sig`` is ``inherit`` ("default" or
+    "ignored"; a background job of a non-interactive shell inherits SIGINT ignored), so the
+    test does not depend on how pytest itself was started."""
+    disposition = {"default": signal.SIG_DFL, "ignored": signal.SIG_IGN}[inherit]
+    return subprocess.Popen([sys.executable, "-m", "gp_search", *map(str, args)],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(sig, disposition))
+
+
+def _first_checkpoint(out: Path) -> Path:
+    _wait_for(out, 120)
     run_dir = next(out.iterdir())
-    _wait_for(run_dir / "checkpoint.json", 120)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "gp-search resume" in err and "Traceback" not in err
+    _wait_for(run_dir / "checkpoint.json", 300)
+    return run_dir
+
+
+@pytest.mark.parametrize("inherit", ["default", "ignored"])
+def test_ctrl_c_checkpoints_and_stops_cleanly(tmp_path, inherit):
+    out = tmp_path / "runs"
+    proc = _start(["run", "--population", "8", "--generations", "50", "--proxy", "synthetic-mlp",
+                   "--steps", "30", "--backend", "sequential", "--out", out, "--quiet"],
+                  inherit, signal.SIGINT)
+    try:
+        run_dir = _first_checkpoint(out)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert f"gp-search resume {run_dir}" in err and "Traceback" not in err
     assert store.read_checkpoint(run_dir)["generation"] >= 0
+
+
+def test_sigterm_checkpoints_stops_with_143_and_resumes_to_the_unbroken_result(tmp_path):
+    # SIGTERM inherited ignored (as under some job schedulers): the search still stops on it.
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(small(tmp_path, generations=4).to_json())
+    out = tmp_path / "termed"
+    proc = _start(["run", "--config", cfg_file, "--out", out, "--quiet"], "ignored",
+                  signal.SIGTERM)
+    try:
+        run_dir = _first_checkpoint(out)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and f"gp-search resume {run_dir}" in err
+    assert "Traceback" not in err
+    stopped_at = store.read_checkpoint(run_dir)["generation"]
+    assert 0 <= stopped_at < 4  # stopped before the end, with a readable checkpoint
+    res = run_cli("resume", run_dir, "--quiet")
+    assert res.returncode == 0, res.stderr
+    unbroken = run_search(small(tmp_path / "u", generations=4), quiet=True)
+    assert hof_text(run_dir) == hof_text(unbroken)
+
+
+def test_signal_handlers_are_put_back_after_a_search(tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    run_search(small(tmp_path, generations=0), quiet=True)
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -68,18 +68,40 @@ def test_shipped_target_table_counts_match_its_rows():
 
 
 def test_proxy_rediscovery_ngl_reference_regenerates():
-    """NGL's proxy fitness on the search's own training seeds: 4 trainings (2 proxies x 2
-    seeds). Tolerance: one test image per training (1/1000 on mnist1d, 1/360 on digits), as in
-    the golden test."""
+    """NGL's proxy fitness on the search's own training seeds: 4 trainings (2 proxies x 2 seeds),
+    scored on the validation split (the search's fitness).
+
+    Exact where results/ngl/env.json records this machine's fingerprint (bit-for-bit). Elsewhere
+    (or with no fingerprint recorded, as for the files shipped so far) each training may move by
+    :func:`gp_search.environment.cross_cpu_tolerance` on its validation split: 15 of 800 images
+    on mnist1d-cnn, 1 of 287 on digits-mlp. Where only the weighted per-seed fitness was shipped,
+    the bound those per-training tolerances put on it is used (weights 2:1)."""
+    from gp_search import proxies
     from gp_search.rediscovery import proxy as PR
     from gp_search.search.config import SearchConfig
-    from gp_search.search.runner import draw_training_seeds
+    from gp_search.environment import cross_cpu_tolerance, read_fingerprint, same_machine
+    from gp_search.search.runner import draw_training_seeds, proxy_refs
+    from gp_search.proxies.train import dataset_for
 
     shipped = json.loads((SHIPPED / "proxy_rediscovery.json").read_text())
     cfg = SearchConfig.from_dict(shipped["config"], "proxy_rediscovery.json")
     assert cfg == PR.proxy_config(seed=cfg.seed, jobs=cfg.jobs, out=cfg.out)  # the paper preset
+    assert cfg.fitness_split == "val"
     seeds = draw_training_seeds(cfg)
     assert seeds == shipped["search_seeds"]
-    values = PR.weighted(PR.accuracies(["ngl"], cfg, seeds)["ngl"], cfg)
-    tol = (2 / 1000 + 1 / 360) / 3 + 1e-9  # one image per training, weighted 2:1
-    assert values == pytest.approx(shipped["ngl_fitness"]["values"], abs=tol)
+    by_proxy = PR.accuracies(["ngl"], cfg, seeds)["ngl"]
+    values = PR.weighted(by_proxy, cfg)
+    want = shipped["ngl_fitness"]
+    if same_machine(read_fingerprint(SHIPPED)):
+        assert values == want["values"] and by_proxy == want.get("by_proxy", by_proxy)
+        return
+    tols = []  # per training, on the split scored (validation)
+    for ref in proxy_refs(cfg):
+        spec = proxies.get(ref.name, split=cfg.fitness_split).spec
+        tols.append(cross_cpu_tolerance(spec.model, dataset_for(spec).n_test) + 1e-9)
+    if "by_proxy" in want:
+        for got, shipped_acc, tol in zip(by_proxy, want["by_proxy"], tols):
+            assert got == pytest.approx(shipped_acc, abs=tol)
+    else:
+        tol = sum(w * t for w, t in zip(cfg.weights(), tols))
+        assert values == pytest.approx(want["values"], abs=tol)

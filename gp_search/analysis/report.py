@@ -29,6 +29,7 @@ from gp_search.analysis.compare import (
     Comparison,
     reliability,
 )
+from gp_search.environment import write_env
 
 
 def json_safe(value):
@@ -216,6 +217,7 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_env(out)
     files = {}
     files["compare.csv"] = _csv(ROW_FIELDS, [[r[k] for k in ROW_FIELDS] for r in cmp.rows])
     seeds_rows, rel_rows, conf_rows = [], [], []

@@ -38,22 +38,26 @@ def config_from_args(args) -> C.SearchConfig:
 
 
 def cmd_run(args) -> int:
-    from gp_search.search.runner import run_search
+    from gp_search.search.runner import Interrupted, run_search
 
     cfg = config_from_args(args)
     try:
         run_search(cfg, quiet=args.quiet)
-    except KeyboardInterrupt:
+    except Interrupted as exc:  # SIGINT or SIGTERM during the search: checkpointed
+        return exc.exit_status
+    except KeyboardInterrupt:  # Ctrl-C before the search started
         return 130
     return 0
 
 
 def cmd_resume(args) -> int:
-    from gp_search.search.runner import resume
+    from gp_search.search.runner import Interrupted, resume
 
     try:
         resume(args.run_dir, quiet=args.quiet)
-    except KeyboardInterrupt:
+    except Interrupted as exc:  # SIGINT or SIGTERM during the search: checkpointed
+        return exc.exit_status
+    except KeyboardInterrupt:  # Ctrl-C before the search started
         return 130
     return 0
 

@@ -35,6 +35,8 @@ GRAD_FLOOR = 1e-9
 """Probe-gradient norm below which a loss counts as not moving the logits at all."""
 KEY_DIGITS = 6
 """Significant digits kept for floats in the canonical key (and in ``structure``/``constants``)."""
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+"""Largest magnitude a constant handed to torch may have: losses train in float32."""
 
 
 def parse(text: str, primitive_set: str = "auto",
@@ -136,7 +138,23 @@ def _torch_node(name: str, args: list):
     return lambda p, t: fn(a(p, t), b(p, t))
 
 
+def float32_constant(v: float) -> float:
+    """``v`` if a float32 tensor can hold it, else :class:`ExprError` naming it (NaN passes: a
+    float32 tensor holds it, and training turns it into status ``nan``).
+
+    Example:
+        >>> float32_constant(2.4092)
+        2.4092
+    """
+    if abs(v) > FLOAT32_MAX:
+        raise ExprError(f"the constant {v:g} (after folding constant subtrees) is outside "
+                        f"float32's range (|c| <= {FLOAT32_MAX:.5g}), in which losses train; "
+                        f"use a smaller constant")
+    return v
+
+
 def _const_fn(v: float) -> Callable:
+    float32_constant(v)
     # Python floats stay Python floats: torch then computes in the tensor's dtype, as a literal
     # in hand-written code would.
     return lambda p, t: v
@@ -154,13 +172,16 @@ def _torch_leaf(n):
 def compile_elementwise(tree: gp.PrimitiveTree) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Compile a tree to ``f(p, t) -> tensor``, element-wise, the result broadcast to ``p``'s shape.
 
-    Constant subtrees are folded to Python floats first (overflow gives ``inf``, which the
-    screening then reports); nothing is evaluated from text.
+    Constant subtrees are folded to Python floats first; nothing is evaluated from text.
+
+    Raises:
+        ExprError: a constant handed to torch (a leaf, or a folded constant subtree) lies
+            outside float32's range (``inf`` included), so no float32 training could use it.
     """
     out = _fold(tree, _torch_leaf, _torch_node)
     if callable(out):
         return lambda p, t: torch.broadcast_to(out(p, t), p.shape)
-    value = out
+    value = float32_constant(out)
     return lambda p, t: torch.full_like(p, value)
 
 
@@ -274,7 +295,8 @@ class LossExpr:
     # -- compiled --
     @cached_property
     def elementwise(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``f(p, t)`` on probabilities and float targets, element-wise."""
+        """``f(p, t)`` on probabilities and float targets, element-wise (compiled on first use;
+        :class:`ExprError` for a constant outside float32's range)."""
         return compile_elementwise(self.tree)
 
     def to_torch(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -19,8 +19,16 @@ What a dead or stuck worker does to a batch:
 * **a task raises**: it is resubmitted up to :data:`RETRIES` times (on any worker), then
   ``on_failure(task, "error", message)``.
 * **a task runs longer than ``timeout``** (a stuck step that the trainings' own per-step clock
-  cannot see): it is cancelled, its worker process is restarted through its nanny, and
-  ``on_failure(task, "timeout", message)`` stands in for its result; other tasks are unaffected.
+  cannot see): it is cancelled, its worker process is killed (SIGKILL, sent by the worker
+  itself: its event loop is free while the task's thread is blocked; the nanny starts a fresh
+  one in about a second), and ``on_failure(task, "timeout", message)`` stands in for its
+  result; other tasks are unaffected. Not ``Client.restart_workers``: it first waits for a
+  graceful close that a blocked thread cannot give, and so widens the race below.
+* **the local cluster loses a nanny**: Dask's ``SpecCluster`` closes the nanny of a lost worker
+  for good when no worker of that name is back within ``distributed.deploy.lost-worker-timeout``
+  (15 s; dask/distributed#7312), which a worker lost twice in that window can run into. The
+  local cluster is scaled back to ``jobs`` whenever it has fewer workers: while a batch waits
+  and before the next one starts (waiting at most :data:`HEAL_WAIT`).
 * **no worker at all** for :data:`NO_WORKERS_PATIENCE` seconds, the scheduler lost, or results
   that cannot be fetched: :class:`ClusterError` (the search stops; its checkpoint lets
   ``gp-search resume`` continue). Only a task's own failure becomes a status, never the
@@ -49,7 +57,9 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import math
 import random
+import signal
 import threading
 import time
 import warnings
@@ -69,6 +79,13 @@ HARD_LIMIT_FACTOR, HARD_LIMIT_GRACE = 2.0, 60.0
 :func:`hard_limit`); the grace covers what the trainings' own clock leaves out (data loading)."""
 POLL = 1.0
 """Seconds between looks at the cluster while a result is awaited."""
+HEAL_WAIT = 30.0
+"""Seconds the local cluster is given to get back to ``jobs`` workers before a batch starts
+without them (it keeps healing while the batch runs)."""
+KILL_DELAY = 0.2
+"""Seconds a stuck worker waits, after answering, before it SIGKILLs itself."""
+KILL_WAIT = 10.0
+"""Seconds at most to wait for the scheduler to see a killed worker go."""
 NANNY_ENV_FIX = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask config under which nannies start workers without ``MALLOC_TRIM_THRESHOLD_``."""
 MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
@@ -105,13 +122,15 @@ def _local_client(jobs: int):
     import dask
     from distributed import Client, LocalCluster
 
+    cluster = _LOCAL.get("cluster")
+    if cluster is not None and _LOCAL["client"].status == "running":
+        if not _heal(jobs, HEAL_WAIT, all_workers=True):
+            have = len(_LOCAL["client"].scheduler_info(n_workers=-1)["workers"])
+            warnings.warn(f"the local Dask cluster has {have} of {jobs} workers after "
+                          f"{HEAL_WAIT:g} s; going on with them (it keeps scaling back)",
+                          RuntimeWarning, stacklevel=4)
+        return _LOCAL["client"]
     with dask.config.set(NANNY_ENV_FIX):
-        cluster = _LOCAL.get("cluster")
-        if cluster is not None and _LOCAL["client"].status == "running":
-            if len(cluster.worker_spec) != jobs:
-                cluster.scale(jobs)  # new nannies read NANNY_ENV_FIX now
-                _LOCAL["client"].wait_for_workers(jobs, timeout=WORKER_WAIT)
-            return _LOCAL["client"]
         if cluster is not None:  # its client was closed: start afresh
             cluster.close()
         environ = dict(os.environ)  # nannies write their pre-spawn variables into os.environ
@@ -128,6 +147,40 @@ def _local_client(jobs: int):
         client = Client(cluster, set_as_default=False)
         _LOCAL.update(cluster=cluster, client=client)
         return client
+
+
+def _heal(jobs: int, patience: float, all_workers: bool) -> bool:
+    """Scale the local cluster back to ``jobs`` nannies when it has fewer (or resize it).
+
+    Waits until every nanny of the spec is up again (new nannies are made under
+    :data:`NANNY_ENV_FIX`, so the wait keeps that setting in place while they are created), and
+    with ``all_workers`` until ``jobs`` workers are connected; at most ``patience`` seconds.
+    Returns whether that was reached. Call it holding ``_LOCK``.
+    """
+    import dask
+
+    cluster, c = _LOCAL["cluster"], _LOCAL["client"]
+    deadline, asked = time.monotonic() + patience, -math.inf
+    environ = dict(os.environ)  # as when the cluster was made: nannies write into os.environ
+    try:
+        with dask.config.set(NANNY_ENV_FIX):
+            while True:
+                spec_ok = (len(cluster.worker_spec) == jobs
+                           and set(cluster.worker_spec) <= set(cluster.workers))
+                if spec_ok and (not all_workers
+                                or len(c.scheduler_info(n_workers=-1)["workers"]) == jobs):
+                    return True
+                now = time.monotonic()
+                if now >= deadline:
+                    return False
+                if not spec_ok and now - asked > 1.0:
+                    cluster.scale(jobs)  # opens a nanny for each name of the spec that has none
+                    asked = now
+                time.sleep(0.1)
+    finally:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
 
 
 def _remote_client(address: str, jobs: int):
@@ -207,6 +260,14 @@ def _malloc_trim() -> str | None:
     return os.environ.get(MALLOC_VAR)
 
 
+def _kill_soon() -> int:
+    """Run on a worker: SIGKILL this worker process :data:`KILL_DELAY` seconds from now (after
+    this answer is sent); returns its pid. Works while a task's thread is blocked."""
+    pid = os.getpid()
+    threading.Timer(KILL_DELAY, os.kill, (pid, signal.SIGKILL)).start()
+    return pid
+
+
 def _executing(dask_worker) -> dict:
     """Run on a worker: seconds each task it is executing has been running."""
     now = time.time()
@@ -246,7 +307,8 @@ def run(fn: Callable, tasks: Sequence[tuple], jobs: int, scheduler: str | None =
     except BaseException:
         random.setstate(state)
         raise
-    return _Batch(c, futures, list(tasks), timeout, on_failure, state).outputs()
+    return _Batch(c, futures, list(tasks), timeout, on_failure, state,
+                  None if scheduler else jobs).outputs()
 
 
 run.hard_limit = True  # gp_search.parallel.evaluate passes timeout and on_failure to this backend
@@ -256,8 +318,9 @@ class _Batch:
     """The futures of one :func:`run` call, awaited in order while the cluster is watched."""
 
     def __init__(self, c, futures: list, tasks: list, timeout: float | None, on_failure,
-                 random_state: tuple):
+                 random_state: tuple, local_jobs: int | None):
         self.c, self.futures, self.tasks = c, futures, tasks
+        self.local_jobs = local_jobs  # the local cluster's size, kept while waiting; None: remote
         self.timeout, self.on_failure = timeout, on_failure
         self.random_state = random_state
         self.index = {f.key: i for i, f in enumerate(futures)}
@@ -330,6 +393,10 @@ class _Batch:
             raise ClusterError(f"no Dask worker has been connected to {self.c.scheduler.address} "
                                f"for {NO_WORKERS_PATIENCE:g} s; start workers and `gp-search "
                                f"resume` the run (it is checkpointed)")
+        if self.local_jobs is not None and len(workers) < self.local_jobs:
+            with _LOCK:
+                if _LOCAL.get("client") is self.c:
+                    _heal(self.local_jobs, HEAL_WAIT, all_workers=False)
         if self.timeout is None or now < self.next_check:
             return
         self.next_check = now + max(POLL, min(self.timeout / 10, 10.0))
@@ -344,13 +411,24 @@ class _Batch:
                     stuck.setdefault(worker, []).append(i)
                     self.abandoned[i] = self._fail(
                         i, "timeout", f"the task ran {seconds:.0f} s, past the hard limit of "
-                        f"{self.timeout:g} s (a stuck step); abandoned, worker restarted")
+                        f"{self.timeout:g} s (a stuck step); abandoned, worker killed")
         if not stuck:
             return
+        # Cancelled first, so that the scheduler does not run them again elsewhere.
         self.c.cancel([self.futures[i] for idx in stuck.values() for i in idx])
-        try:  # the thread cannot be stopped; the process can
-            self.c.restart_workers(list(stuck), raise_for_error=True)
-        except Exception as exc:  # noqa: BLE001 - e.g. a worker started without a nanny
-            warnings.warn(f"could not restart Dask worker(s) {sorted(stuck)} stuck on a task "
-                          f"({type(exc).__name__}: {exc}); they stay busy until it ends",
-                          RuntimeWarning, stacklevel=2)
+        # The thread cannot be stopped; the process can, and its nanny starts a fresh one.
+        # Without a nanny nothing would replace it: such a worker is left to finish.
+        orphans = sorted(w for w in stuck if not workers.get(w, {}).get("nanny"))
+        if orphans:
+            warnings.warn(f"Dask worker(s) {orphans} are stuck on a task and have no nanny to "
+                          f"restart them; they stay busy until it ends", RuntimeWarning,
+                          stacklevel=2)
+        killed = set(stuck) - set(orphans)
+        if killed:
+            self.c.run(_kill_soon, workers=sorted(killed), on_error="return")
+            # Gone before their tasks' outputs are handed out (a few seconds at most): the
+            # caller then sees a cluster without them, healing.
+            end = time.monotonic() + KILL_WAIT
+            while killed & set(self.c.scheduler_info(n_workers=-1).get("workers", {})) and \
+                    time.monotonic() < end:
+                time.sleep(0.05)

@@ -134,13 +134,12 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     for i, loss in enumerate(losses):
         common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
         try:
-            rejected = loss.expr is not None and not loss.expr.depends_on_pred
+            why = train.refusal(loss)
         except Exception as exc:  # noqa: BLE001 - e.g. a constant that folds to inf
             results[i] = EvalResult("error", message=f"{type(exc).__name__}: {exc}", **common)
             continue
-        if rejected:
-            results[i] = EvalResult("rejected", message=f"the loss {loss.name!r} does not depend "
-                                    f"on y_pred", **common)
+        if why:  # as train_one would say; such a loss never reaches the batched program
+            results[i] = EvalResult("rejected", message=why, **common)
         else:
             todo.append(i)
     if spec.model not in SUPPORTED_MODELS or len(todo) < 2:

@@ -32,7 +32,7 @@ import torch
 from deap import gp
 
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import LossExpr
+from gp_search.lang.expr import LossExpr, float32_constant
 
 EPS = P.EPS
 
@@ -186,6 +186,9 @@ class LossProgram:
         losses: DEAP trees or :class:`LossExpr` objects, one per candidate.
         device: where the index tensors live (the buffers follow the input's device).
 
+    Raises:
+        ExprError: a constant lies outside float32's range (as ``LossExpr.elementwise``).
+
     Example:
         >>> from gp_search.lang.losses import NGL, MSE
         >>> prog = LossProgram([NGL, MSE])
@@ -213,6 +216,8 @@ class LossProgram:
         while todo:
             node, k = todo.pop()
             if not isinstance(node, _Node):
+                if isinstance(node, float):
+                    float32_constant(node)  # ExprError, as LossExpr.elementwise would raise
                 uses[leaf_kind(node)] += 1
                 continue
             if id(node) in seen:

@@ -7,7 +7,8 @@ random numbers, so candidates are compared on equal terms.
 
 Failure is a status (see :mod:`gp_search.proxies.base`), decided by these rules:
 
-* ``rejected`` — the loss is an expression that does not depend on ``y_pred``; nothing trains.
+* ``rejected`` — the loss is an expression that does not depend on ``y_pred``, or that cannot
+  be compiled for float32 (a constant outside its range); nothing trains (:func:`refusal`).
 * ``nan`` — the loss value, or some gradient entry, is non-finite at some step; stops there
   (``steps`` counts the steps completed before it).
 * ``diverged`` — after an optimiser step with finite gradients, some parameter is non-finite or
@@ -203,13 +204,34 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
         raise ValueError(f"steps must be >= 1, got {budget}")
     report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget)
     try:
-        if loss.expr is not None and not loss.expr.depends_on_pred:
-            return report("rejected", 0, f"the loss {loss.name!r} does not depend on y_pred")
+        why = refusal(loss)
+        if why:
+            return report("rejected", 0, why)
         ds = dataset if dataset is not None else dataset_for(spec, device)
         report.restart()  # data load once per process for every evaluation: not this one's time
         return _train(spec, loss, seed, budget, torch.device(device), ds, report, on_trained)
     except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
         return report("error", 0, f"{type(exc).__name__}: {exc}")
+
+
+def refusal(loss: "Loss") -> str | None:
+    """Why ``loss`` is ``rejected`` before any training, or None: its expression cannot be
+    compiled for float32 (a constant outside float32's range) or does not depend on ``y_pred``.
+
+    Raises:
+        ExprError: the expression's constants do not fold to finite numbers (SymPy's view).
+    """
+    if loss.expr is None:
+        return None
+    from gp_search.lang.parsing import ExprError
+
+    try:
+        loss.expr.elementwise  # noqa: B018 - compiling refuses what float32 cannot hold
+    except ExprError as exc:
+        return f"the loss {loss.name!r} cannot train in float32: {exc}"
+    if not loss.expr.depends_on_pred:
+        return f"the loss {loss.name!r} does not depend on y_pred"
+    return None
 
 
 class _Report:

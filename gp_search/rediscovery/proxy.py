@@ -33,6 +33,7 @@ from pathlib import Path
 from gp_search.analysis import plots
 from gp_search import store
 from gp_search.search.config import SearchConfig, preset
+from gp_search.environment import write_env
 from gp_search.rediscovery.symbolic import exact_form, symbolic_distance
 from gp_search.lang.expr import ExprError, parse
 from gp_search.lang.losses import NGL
@@ -158,7 +159,8 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
         raise store.RunFileError(f"{run.path}: no generation finished yet; nothing to analyse")
     cfg = replace(run.config, jobs=jobs)
     search_seeds = draw_training_seeds(cfg)
-    ngl = weighted(accuracies(["ngl"], cfg, search_seeds)["ngl"], cfg)
+    ngl_by_proxy = accuracies(["ngl"], cfg, search_seeds)["ngl"]
+    ngl = weighted(ngl_by_proxy, cfg)
     reference = summarize(ngl)
     memo: dict[str, dict] = {}
     trajectory = []
@@ -186,7 +188,8 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
     fresh.append({"proxy": "weighted fitness", "best": summarize(a), "ngl": summarize(b),
                   "diff": paired(a, b), "best_values": a, "ngl_values": b})
     return {"run_dir": str(run.path), "finished": run.finished, "config": run.config.to_dict(),
-            "search_seeds": search_seeds, "ngl_fitness": {**reference, "values": ngl},
+            "search_seeds": search_seeds, "ngl_fitness": {**reference, "values": ngl,
+                                                        "by_proxy": ngl_by_proxy},
             "reached": reached, "generations_run": run.generations[-1]["generation"],
             "full_trainings": len(fitnesses),
             "at_or_above_ngl": sum(f >= reference["mean"] for f in fitnesses),
@@ -316,6 +319,7 @@ def write(report: dict, directory: str | Path, name: str = "proxy_rediscovery",
     """Write ``NAME.md``, ``NAME.json`` (strict JSON) and ``NAME.png`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    write_env(directory)
     md, js, png = (directory / f"{name}.{s}" for s in ("md", "json", "png"))
     md.write_text(markdown(report, command, png.name))
     js.write_text(json.dumps(json_safe({**report, "command": command}), indent=2) + "\n")

@@ -16,6 +16,8 @@ import platform
 import time
 from pathlib import Path
 
+from gp_search.environment import write_env
+
 LEVERS_DIR = "rediscovery_levers"
 """Subdirectory of ``--table`` whose ablation summaries the main table lists."""
 CSV_COLUMNS = ("seed", "level", "generation", "seconds", "expression", "max_rel_grad_error",
@@ -137,6 +139,8 @@ def _levers(directory: Path, rcfg) -> list[str]:
     main = rcfg.to_dict()
     rows = []
     for path in sorted((directory / LEVERS_DIR).glob("*.json")):
+        if path.name == "env.json":  # the machine's record (environment.write_env), no table
+            continue
         s = json.loads(path.read_text())
         changed = ", ".join(f"{k} = {v}" for k, v in s["settings"].items()
                             if k != "confirm" and main.get(k) != v) or "the same"
@@ -162,6 +166,7 @@ def write_table(outcomes: list, directory: Path, command: str, rcfg,
         The paths written.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    write_env(directory)
     env = environment()
     settings = ", ".join(f"{k} = {v}" for k, v in rcfg.to_dict().items()
                          if k not in ("seed", "out"))

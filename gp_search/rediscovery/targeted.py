@@ -40,6 +40,7 @@ from pathlib import Path
 from gp_search.lang import primitives as P
 from gp_search import store
 from gp_search.search.config import SearchConfig
+from gp_search.environment import write_env
 from gp_search.search.evolve import Search
 from gp_search.rediscovery.symbolic import exact_form
 from gp_search.lang.expr import LossExpr, parse
@@ -301,6 +302,7 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(rcfg.out, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
+    write_env(run_dir)
     store.write_atomic(run_dir / "rediscovery_config.json",
                        json.dumps(rcfg.to_dict(), indent=2, sort_keys=True))
     random.seed(rcfg.seed)

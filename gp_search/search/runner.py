@@ -2,21 +2,70 @@
 
 ``run_search(cfg)`` starts a new run; ``resume(run_dir)`` continues a killed or interrupted one
 from its checkpoint (the SQLite cache means nothing finished is trained again).
+
+While a search runs, SIGINT (Ctrl-C) and SIGTERM (``kill``, a job scheduler, ``docker stop``)
+are this module's, whatever disposition the process inherited (a background job of a
+non-interactive shell inherits SIGINT *ignored*; ``nohup`` ignores SIGHUP only): either stops
+the search with :class:`Interrupted` after the last checkpoint, and the command exits
+``128 + signal`` (130, 143) after printing the resume command. The previous handlers are put
+back when the search returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from gp_search import store
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
+from gp_search.environment import write_env
 from gp_search.search.evolve import Search, _seed_expr
 from gp_search.lang.export import export
 from gp_search.lang.expr import parse
 from gp_search.search.scoring import Evaluator, ProxyRef, Scorer
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a search cleanly (checkpointed; exit status 128 + the signal's number)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived during a search; ``signum`` says which (``exit_status`` is the
+    shell's ``128 + signum``). A ``KeyboardInterrupt``, so every cleanup path for Ctrl-C runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block, whatever the inherited
+    disposition (ignored included); the previous handlers are restored on the way out. Outside
+    the main thread (where Python cannot set handlers) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def draw_training_seeds(cfg: SearchConfig) -> list[int]:
@@ -124,14 +173,16 @@ def _drive(search: Search, quiet: bool) -> Path:
     try:
         # Screening, fingerprints and in-process trainings on tiny tensors: one torch thread is
         # faster (two threads on a shared 2-core machine were ~15x slower) and load-independent.
-        with one_thread():
-            search.run()
-    except KeyboardInterrupt:
+        with stop_on_signals():
+            with one_thread():
+                search.run()
+            _finish(search, quiet)
+    except KeyboardInterrupt as exc:
         search.cache.close()
-        print(f"\ninterrupted; generation {search.generation} is checkpointed. Continue with:\n"
+        what = f"stopped by {exc.args[0]}" if isinstance(exc, Interrupted) else "interrupted"
+        print(f"\n{what}; generation {search.generation} is checkpointed. Continue with:\n"
               f"  gp-search resume {search.run_dir}", file=sys.stderr, flush=True)
         raise
-    _finish(search, quiet)
     search.cache.close()
     if not quiet:
         print_result(search.run_dir)
@@ -164,6 +215,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
+    write_env(run_dir)  # the command line and the machine (its CPU decides the last bits)
     if not quiet:
         print(f"run directory: {run_dir}", flush=True)
     return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)

@@ -4,7 +4,8 @@ Most random trees cannot teach a network anything. A candidate is rejected — s
 ``rejected``, worst fitness, no training — when it fails, in order:
 
 1. **structural**: it must depend on ``y_pred`` (else no gradient reaches the network) and on
-   ``y_real`` (else it cannot know the right class); its constants must fold to finite numbers.
+   ``y_real`` (else it cannot know the right class); its constants must fold to finite numbers
+   that float32 can hold (it compiles).
 2. **numeric**: in float32, as it will train, its value and its gradient w.r.t. the logits must be
    finite on a probe batch that includes extreme probabilities (softmax of logits up to ±60, so
    p from ~1e-26 to 1), and the gradient must not vanish (norm ≥ ``GRAD_FLOOR``).
@@ -66,6 +67,7 @@ _BEHAVIOUR_ONEHOT = torch.nn.functional.one_hot(_BEHAVIOUR[1], BEHAVIOUR_CLASSES
 def structural(expr: LossExpr) -> Verdict:
     try:
         pred, real = expr.depends_on_pred, expr.depends_on_target
+        expr.elementwise  # noqa: B018 - compiling refuses constants outside float32's range
     except ExprError as exc:
         return Verdict(False, "structural", str(exc))
     if not pred:
