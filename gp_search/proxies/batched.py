@@ -119,7 +119,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         ValueError: ``steps < 1`` (a caller error, as in ``train_one``).
 
     Example:
-        >>> from proxies import get
+        >>> from gp_search.proxies import get
         >>> from gp_search.lang.losses import REFERENCE
         >>> rs = train_population(get("synthetic-mlp").spec, [REFERENCE["ngl"], REFERENCE["ce"]], 0)
         >>> [r.status for r in rs]

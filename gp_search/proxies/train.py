@@ -193,7 +193,7 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
             loss).
 
     Example:
-        >>> from proxies import get
+        >>> from gp_search.proxies import get
         >>> from gp_search.lang.losses import REFERENCE
         >>> train_one(get("synthetic-mlp").spec, REFERENCE["ce"], seed=0).status
         'ok'
