@@ -3,8 +3,8 @@
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.export import export
 from gp_search.lang.losses import NGL, NGL_PREFIX, Loss, resolve
+from gp_search.lang.version import __version__
 from gp_search.parallel.evaluate import evaluate
 
 __all__ = ["ExprError", "Loss", "LossExpr", "NGL", "NGL_PREFIX", "evaluate", "export", "parse",
            "resolve"]
-__version__ = "0.1.0"

@@ -13,9 +13,9 @@ import re
 
 import sympy
 
-import gp_search
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import LossExpr
+from gp_search.lang.expr import LossExpr, parse
+from gp_search.lang.version import __version__
 
 TARGETS = ("torch", "numpy", "jax", "latex", "sympy")
 
@@ -85,7 +85,7 @@ def source(expr: sympy.Expr, target: str) -> str:
 
 
 def _docstring(expr: LossExpr, name: str, origin: str) -> str:
-    return (f'r"""{name}: a loss function exported by gp-search {gp_search.__version__}.\n\n'
+    return (f'r"""{name}: a loss function exported by gp-search {__version__}.\n\n'
             "Loss = mean over all elements of f(p, t), p = softmax(logits) over dim 1,\n"
             "t = one-hot target (or the given probabilities), where\n\n"
             f"    f(p, t) = {expr.infix}\n\n"
@@ -100,7 +100,7 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
     """Render a loss for use outside gp-search.
 
     Args:
-        expr: a :class:`LossExpr`, or text that :func:`gp_search.parse` reads.
+        expr: a :class:`LossExpr`, or text that :func:`gp_search.lang.expr.parse` reads.
         target: ``"torch"``, ``"numpy"``, ``"jax"``, ``"latex"`` or ``"sympy"``.
         name: the function's name; made into a valid identifier.
         origin: where the loss came from, written into the docstring.
@@ -113,7 +113,7 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
         True
     """
     if isinstance(expr, str):
-        expr = gp_search.parse(expr)
+        expr = parse(expr)
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {list(TARGETS)}")
     fname = identifier(name)
