@@ -10,19 +10,7 @@ Example:
     'ok'
 """
 
-from gp_search.proxies.registry import (
-    SPECS,
-    STATUSES,
-    EvalResult,
-    Proxy,
-    ProxySpec,
-    batch_indices,
-    batched_module,
-    from_dict,
-    get,
-    names,
-    train_one,
-)
+from gp_search.proxies import registry as _registry
+from gp_search.proxies.registry import *  # noqa: F403 - the registry's public names are the face
 
-__all__ = ["SPECS", "STATUSES", "EvalResult", "Proxy", "ProxySpec", "batch_indices",
-           "batched_module", "from_dict", "get", "names", "train_one"]
+__all__ = list(_registry.__all__)
