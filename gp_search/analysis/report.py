@@ -30,6 +30,7 @@ from gp_search.analysis.compare import (
     reliability,
 )
 from gp_search.environment import write_env
+from gp_search.lang.vocab import Route
 
 
 def json_safe(value):
@@ -269,9 +270,9 @@ def run_markdown(run) -> str:
                ("Routes per generation (candidates scored then): rejected before training, "
                "duplicate (same key or fingerprint), cached, trained to the full budget, halted "
                "short by successive halving."), ""]
-        header = ["generation", "best", "median"] + list(plots.ROUTES) + ["seconds (cumulative)"]
+        header = ["generation", "best", "median"] + [route.value for route in Route] + ["seconds (cumulative)"]
         rows = [[str(r["generation"]), _f(r.get("best"), ".4f"), _f(r.get("median"), ".4f")]
-                + [str(r.get(k, 0)) for k in plots.ROUTES] + [_f(r.get("seconds"), ".1f")]
+                + [str(r.get(k, 0)) for k in Route] + [_f(r.get("seconds"), ".1f")]
                 for r in run.generations]
         md += _md_table(header, rows)
         md.append("")

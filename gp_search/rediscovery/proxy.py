@@ -81,7 +81,7 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
         results = evaluator(texts, ref.name, seeds, ref.steps)
         for i, text in enumerate(texts):
             chunk = results[i * len(seeds):(i + 1) * len(seeds)]
-            out[text].append([r.accuracy if r.status == "ok" else 0.0 for r in chunk])
+            out[text].append([r.accuracy if r.ok else 0.0 for r in chunk])
     return out
 
 
@@ -105,7 +105,7 @@ def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[
     out = []
     for loss in sorted(losses):
         if all((loss, s) in t for t in tables for s in seeds):
-            by_proxy = [[t[(loss, s)].accuracy if t[(loss, s)].status == "ok" else 0.0
+            by_proxy = [[t[(loss, s)].accuracy if t[(loss, s)].ok else 0.0
                          for s in seeds] for t in tables]
             out.append(sum(weighted(by_proxy, cfg)) / len(seeds))
     return out
