@@ -1,6 +1,6 @@
 """Proxy rediscovery of NGL: the paper preset from scratch, and how close its best comes to NGL.
 
-``gp-search reproduce-ngl --mode proxy`` runs the engine's ``paper`` preset
+``gp-search reproduce-ngl proxy`` runs the engine's ``paper`` preset
 (:data:`gp_search.search.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
 and then measures, from the run directory alone:
 
