@@ -1,7 +1,9 @@
 """The machine a result was made on (CPU, its kernels, threads, versions) and what that changes.
 
 Every run directory and every results directory written by ``compare`` / ``reproduce-ngl``
-gets an ``env.json`` (:func:`write_env`): the exact command line and :func:`cpu_fingerprint`.
+gets an ``env.json`` (:func:`write_env`): the exact command line (:func:`command`, recorded as
+given, never rebuilt from parsed arguments) and :func:`cpu_fingerprint`; the Markdown files quote
+:func:`command_line` and :func:`versions`.
 
 What is bit-for-bit: on one machine (the same ``fingerprint["hash"]``), a training gives the
 same numbers for any worker count and any backend (one torch thread per training, seeds drawn
@@ -21,7 +23,10 @@ import math
 import os
 import platform
 import re
+import shlex
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 CROSS_CPU_DRIFT = {"cnn": 12 / 1000, "mlp": 0.0}
@@ -86,12 +91,69 @@ def cpu_fingerprint() -> dict:
     return out
 
 
+_RECORDED: list[list[str]] = []  # the command lines gp_search.cli.main is running (a stack)
+
+
+@contextmanager
+def recording(argv: list[str]):
+    """While inside, :func:`command` is ``argv`` (``gp-search`` called in-process with a list of
+    arguments records those, not the caller's ``sys.argv``)."""
+    _RECORDED.append(list(argv))
+    try:
+        yield
+    finally:
+        _RECORDED.pop()
+
+
+def command(argv: list[str] | None = None) -> list[str]:
+    """The command line being run: ``argv`` if given, else the one :func:`recording` holds,
+    else ``sys.argv``; a ``gp-search`` entry point (console script or ``python -m gp_search``)
+    is written ``gp-search``.
+
+    Example:
+        >>> command(["/venv/bin/gp-search", "compare", "--seeds", "5"])
+        ['gp-search', 'compare', '--seeds', '5']
+    """
+    words = list(argv if argv is not None else _RECORDED[-1] if _RECORDED else sys.argv)
+    if words and Path(words[0]).name in ("gp-search", "__main__.py"):
+        words[0] = "gp-search"
+    return words
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """:func:`command` as one shell-quoted line, for the Markdown files.
+
+    Example:
+        >>> command_line(["gp-search", "run", "--out", "my runs"])
+        "gp-search run --out 'my runs'"
+    """
+    return shlex.join(command(argv))
+
+
+def versions() -> dict:
+    """Versions and machine in one flat record, for the last line of ``compare.md`` and
+    ``rediscovery.md`` (the full record is ``env.json``'s :func:`cpu_fingerprint`).
+
+    Returns:
+        ``python``, ``torch``, ``numpy``, ``sympy``, ``deap``, ``cpu`` (model and cores), ``os``
+        and ``date``.
+    """
+    import deap
+    import numpy
+    import sympy
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "sympy": sympy.__version__, "deap": deap.__version__,
+            "cpu": f"{_cpu_model()[1]} ({os.cpu_count()} cores)", "os": platform.platform(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
 def write_env(directory: "str | Path", argv: list[str] | None = None) -> Path:
-    """Write ``directory/env.json``: the command line (``sys.argv`` unless given) and
+    """Write ``directory/env.json``: the command line (:func:`command`) and
     :func:`cpu_fingerprint`. Returns its path."""
     path = Path(directory) / "env.json"
-    record = {"command": list(sys.argv if argv is None else argv),
-              "fingerprint": cpu_fingerprint()}
+    record = {"command": command(argv), "fingerprint": cpu_fingerprint()}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 

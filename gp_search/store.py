@@ -26,8 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gp_search.lang.checks import is_kind
+from gp_search.lang.vocab import Fidelity, Route
+from gp_search.proxies.base import STATUSES, EvalResult
 from gp_search.search.config import SearchConfig
-from gp_search.proxies.base import EvalResult
 
 CHECKPOINT_FORMAT = "gp-search-checkpoint/1"
 HOF_COLUMNS = ("rank", "fitness_mean", "fitness_std", "n", "canonical", "infix", "size")
@@ -190,22 +192,22 @@ def read_checkpoint(run_dir: Path) -> dict:
     return data
 
 
-_SCORE = {"fitness": "number", "std": "number", "n": "int", "status": "str", "fidelity": "str",
-          "message": "str"}
+_SCORE = {"fitness": "number", "std": "number", "n": "int", "status": "status",
+          "fidelity": "fidelity", "message": "str"}
+FIDELITIES = tuple(f.value for f in Fidelity)
 _HOF_ENTRY = {"prefix": "str", "canonical": "str", "infix": "str", "fitness": "number",
               "std": "number", "n": "int", "size": "int"}
 
 
 def _is(value, kind: str) -> bool:
-    """Whether a JSON value is of one of the kinds the run files use."""
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "bool":
-        return isinstance(value, bool)
+    """Whether a JSON value is of one of the kinds the run files use (the plain kinds are
+    :func:`gp_search.lang.checks.is_kind`'s, as for every dataclass field)."""
+    if kind in ("number", "int", "str", "bool"):
+        return is_kind(value, kind)
+    if kind == "status":
+        return value in STATUSES
+    if kind == "fidelity":
+        return value in FIDELITIES
     if kind == "int list":
         return isinstance(value, list) and all(_is(v, "int") for v in value)
     if kind == "score":  # gp_search.search.scoring.Score as JSON
@@ -264,7 +266,7 @@ def read_generations(run_dir: Path) -> list[dict]:
 
 
 _GENERATION_FIELDS = {"best": "number", "median": "number", "best_canonical": "str",
-                      **{k: "int" for k in ("rejected", "duplicate", "cached", "trained", "short")},
+                      **{route.value: "int" for route in Route},
                       **{k: "number" for k in ("seconds", "seconds_vary", "seconds_scoring",
                                                "seconds_training")}}
 

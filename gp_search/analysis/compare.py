@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gp_search.parallel.evaluate import _jobs, _seed_list, evaluate
+from gp_search.parallel.evaluate import evaluate
+from gp_search.seeds import job_count, seed_list
 from gp_search.lang.losses import REFERENCE, Loss, resolve
 from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import from_dict
@@ -319,7 +320,7 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
                          f"got {', '.join(labels)}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"loss labels must be unique, got {', '.join(labels)}")
-    seed_list, n_jobs = _seed_list(seeds), _jobs(jobs)
+    chosen, n_jobs = seed_list(seeds), job_count(jobs)
     over = {"data_root": data_root} if data_root else {}
     handles = [get_proxy(name, **over) for name in proxies]
     if not handles:
@@ -327,11 +328,11 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
     for p in handles:
         p.check_data()
     out = Comparison(entries, [p.name for p in handles], {p.name: p.budget for p in handles},
-                     seed_list, settings={"device": resolve_device(device), "jobs": n_jobs,
+                     chosen, settings={"device": resolve_device(device), "jobs": n_jobs,
                                           "batched": batched, "steps": steps})
-    ns = len(seed_list)
+    ns = len(chosen)
     for p in handles:
-        res = evaluate([e.spec for e in entries], proxy=p, seeds=seed_list, jobs=n_jobs,
+        res = evaluate([e.spec for e in entries], proxy=p, seeds=chosen, jobs=n_jobs,
                        device=device, batched=batched, steps=steps)
         tasks, where = [], []
         for i, e in enumerate(entries):
@@ -339,7 +340,7 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
             out.results[(p.name, e.label)] = own
             for j, r in enumerate(own):
                 if r.ok:
-                    tasks.append((e.spec, p.to_dict(), seed_list[j], steps,
+                    tasks.append((e.spec, p.to_dict(), chosen[j], steps,
                                   out.settings["device"]))
                     where.append((e.label, j))
         replays = dict(zip(where, _replays(tasks, n_jobs)))

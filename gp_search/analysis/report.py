@@ -30,6 +30,7 @@ from gp_search.analysis.compare import (
     reliability,
 )
 from gp_search.environment import write_env
+from gp_search.lang.vocab import Route
 
 
 def json_safe(value):
@@ -43,7 +44,13 @@ def json_safe(value):
     return value
 
 
-def _f(x, spec: str, dash: str = "–") -> str:
+def number(x, spec: str, dash: str = "–") -> str:
+    """``x`` formatted with ``spec``, or ``dash`` where it is missing or not finite.
+
+    Example:
+        >>> number(0.81234, ".3f"), number(float("nan"), ".3f")
+        ('0.812', '–')
+    """
     return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else dash
 
 
@@ -62,7 +69,9 @@ def _csv(header, rows) -> str:
     return buf.getvalue()
 
 
-def _md_table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+def md_table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    """A Markdown table as lines; ``align``: one ``l``/``r`` per column (default: the first
+    left, the rest right); ``|`` inside cells is escaped."""
     align = align or "l" + "r" * (len(header) - 1)
     sep = ["---:" if a == "r" else "---" for a in align]
     cells = [header, sep] + rows
@@ -81,7 +90,7 @@ def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     rows = {(r["proxy"], r["loss"]): r for r in cmp.rows}
     header = ["loss"] + cmp.proxies + ["mean"]
     ce = [rows[(p, BASELINE)]["acc_mean"] for p in cmp.proxies]
-    out = [["CE (accuracy %)"] + [_f(100 * a, ".1f") for a in ce] + ["0"]]
+    out = [["CE (accuracy %)"] + [number(100 * a, ".1f") for a in ce] + ["0"]]
     for e in cmp.entries:
         if e.label == BASELINE:
             continue
@@ -89,20 +98,20 @@ def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
         for p in cmp.proxies:
             r = rows[(p, e.label)]
             diffs.append(r["diff_vs_ce"])
-            cells.append(f"{_f(100 * r['diff_vs_ce'], '+.2f')} "
-                         f"[{_f(100 * r['diff_ci_low'], '+.2f')}, "
-                         f"{_f(100 * r['diff_ci_high'], '+.2f')}]")
+            cells.append(f"{number(100 * r['diff_vs_ce'], '+.2f')} "
+                         f"[{number(100 * r['diff_ci_low'], '+.2f')}, "
+                         f"{number(100 * r['diff_ci_high'], '+.2f')}]")
         finite = [d for d in diffs if math.isfinite(d)]
         mean = 100 * sum(finite) / len(finite) if len(finite) == len(diffs) else math.nan
-        out.append([_code(e.label)] + cells + [_f(mean, "+.2f")])
+        out.append([_code(e.label)] + cells + [number(mean, "+.2f")])
     return header, out
 
 
 def calibration_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     """ECE (mean over seeds) and median top probability, loss by proxy."""
     rows = {(r["proxy"], r["loss"]): r for r in cmp.rows}
-    out = [[_code(e.label)] + [f"{_f(rows[(p, e.label)]['ece_mean'], '.3f')} "
-                               f"({_f(rows[(p, e.label)]['top_median'], '.2f')})"
+    out = [[_code(e.label)] + [f"{number(rows[(p, e.label)]['ece_mean'], '.3f')} "
+                               f"({number(rows[(p, e.label)]['top_median'], '.2f')})"
                                for p in cmp.proxies] for e in cmp.entries]
     return ["loss"] + cmp.proxies, out
 
@@ -115,13 +124,13 @@ def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]
     out = []
     for r in (r for r in cmp.rows if r["proxy"] == proxy):
         out.append([
-            _code(r["loss"]), f"{_f(100 * r['acc_mean'], '.2f')} ± {_f(100 * r['acc_std'], '.2f')}",
-            f"[{_f(100 * r['acc_ci_low'], '.2f')}, {_f(100 * r['acc_ci_high'], '.2f')}]",
-            _f(100 * r["diff_vs_ce"], "+.2f"),
-            f"[{_f(100 * r['diff_ci_low'], '+.2f')}, {_f(100 * r['diff_ci_high'], '+.2f')}]",
-            _f(r["p_value"], ".3g"), str(r["n"]),
-            f"{_f(r['ece_mean'], '.3f')} ± {_f(r['ece_std'], '.3f')}",
-            f"{_f(r['top_mean'], '.3f')} / {_f(r['top_median'], '.3f')}", r["not_ok"] or "–"])
+            _code(r["loss"]), f"{number(100 * r['acc_mean'], '.2f')} ± {number(100 * r['acc_std'], '.2f')}",
+            f"[{number(100 * r['acc_ci_low'], '.2f')}, {number(100 * r['acc_ci_high'], '.2f')}]",
+            number(100 * r["diff_vs_ce"], "+.2f"),
+            f"[{number(100 * r['diff_ci_low'], '+.2f')}, {number(100 * r['diff_ci_high'], '+.2f')}]",
+            number(r["p_value"], ".3g"), str(r["n"]),
+            f"{number(r['ece_mean'], '.3f')} ± {number(r['ece_std'], '.3f')}",
+            f"{number(r['top_mean'], '.3f')} / {number(r['top_median'], '.3f')}", r["not_ok"] or "–"])
     return header, out
 
 
@@ -163,17 +172,17 @@ def comparison_markdown(cmp: Comparison, command: str = "", shape_notes=(),
            (f"Mean change over n = {n} seed pairs and its paired 95 % t-interval in brackets; "
            "`mean`: unweighted mean over the proxies (as the paper's last column). The paper "
            "counted a change within ±0.5 as \"same as CE\" and gave no intervals."), ""]
-    md += _md_table(*summary_rows(cmp))
+    md += md_table(*summary_rows(cmp))
     md += ["", "## Calibration: ECE (median top softmax probability)", "",
            (f"ECE: mean over n = {n} seeds, 15 bins. In brackets: the median top probability "
             "over the held-out samples of all n seeds (far below the accuracy: under-confident; "
             "above it: over-confident)."), ""]
-    md += _md_table(*calibration_rows(cmp))
+    md += md_table(*calibration_rows(cmp))
     for p in cmp.proxies:
         md += ["", f"## {p}", "", f"{cmp.budgets[p]}; n = {n} seeds.", ""]
-        md += _md_table(*detail_rows(cmp, p))
+        md += md_table(*detail_rows(cmp, p))
     md += ["", "## Losses", ""]
-    md += _md_table(["label", "text", "from"], [[_code(e.label), f"`{e.spec}`", e.origin]
+    md += md_table(["label", "text", "from"], [[_code(e.label), f"`{e.spec}`", e.origin]
                                                 for e in cmp.entries], "lll")
     md += ["", "## Plots", "", "![per-element loss and slope](loss_shapes.png)", ""]
     md += [f"* {note}" for note in shape_notes] + ([""] if shape_notes else [])
@@ -269,11 +278,11 @@ def run_markdown(run) -> str:
                ("Routes per generation (candidates scored then): rejected before training, "
                "duplicate (same key or fingerprint), cached, trained to the full budget, halted "
                "short by successive halving."), ""]
-        header = ["generation", "best", "median"] + list(plots.ROUTES) + ["seconds (cumulative)"]
-        rows = [[str(r["generation"]), _f(r.get("best"), ".4f"), _f(r.get("median"), ".4f")]
-                + [str(r.get(k, 0)) for k in plots.ROUTES] + [_f(r.get("seconds"), ".1f")]
+        header = ["generation", "best", "median"] + [route.value for route in Route] + ["seconds (cumulative)"]
+        rows = [[str(r["generation"]), number(r.get("best"), ".4f"), number(r.get("median"), ".4f")]
+                + [str(r.get(k, 0)) for k in Route] + [number(r.get("seconds"), ".1f")]
                 for r in run.generations]
-        md += _md_table(header, rows)
+        md += md_table(header, rows)
         md.append("")
     md += ["## Hall of fame", ""]
     if run.hall_of_fame:
@@ -285,7 +294,7 @@ def run_markdown(run) -> str:
                   f"baselines on the test splits: `gp-search compare {proxy_flags} --run "
                   f"{run.path}`.")
         md.append("")
-        md += _md_table(["rank", "fitness (mean ± sd)", "n", "size", "canonical form"],
+        md += md_table(["rank", "fitness (mean ± sd)", "n", "size", "canonical form"],
                         [[str(e["rank"]), f"{e['fitness']:.4f} ± {e['std']:.4f}", str(e["n"]),
                           str(e["size"]), f"`{e['canonical']}`"] for e in run.hall_of_fame],
                         "rrrrl")

@@ -8,6 +8,8 @@ import math
 import sys
 from pathlib import Path
 
+from gp_search import environment
+from gp_search.cli import options
 from gp_search.cli import report as cli_report
 from gp_search.cli import reproduce as cli_reproduce
 from gp_search.cli import search as cli_run
@@ -15,6 +17,7 @@ from gp_search.lang.export import TARGETS
 from gp_search.lang.export import export as export_loss
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import REFERENCE
+from gp_search.seeds import job_count, seed_list
 
 
 class UsageError(Exception):
@@ -85,14 +88,6 @@ def cmd_proxies(args) -> int:
     return 0
 
 
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UsageError(f"{what} must be a count or a comma-separated list of integers, "
-                         f"got {text!r}") from None
-
-
 def _num(x: float, fmt: str) -> str:
     return format(x, fmt) if math.isfinite(x) else "-"
 
@@ -138,13 +133,8 @@ def cmd_evaluate(args) -> int:
     from gp_search.analysis.report import json_safe
     from gp_search.proxies.train import resolve_device
 
-    seeds = _int_list(args.seeds, "--seeds")
-    seeds = list(range(seeds[0])) if len(seeds) == 1 else seeds
-    if not seeds:
-        raise UsageError(f"--seeds must be at least 1, got {args.seeds!r}")
-    jobs = _int_list(args.jobs, "--jobs")
-    if len(jobs) != 1:
-        raise UsageError(f"--jobs must be one integer, got {args.jobs!r}")
+    seeds = seed_list(args.seeds, what="--seeds")
+    jobs = job_count(args.jobs, "--jobs")
     overrides = {k: v for k, v in (("steps", args.steps), ("data_root", args.data_root))
                  if v is not None}
     proxy = proxies.get(args.proxy, **overrides)
@@ -169,7 +159,7 @@ def cmd_evaluate(args) -> int:
 
     start = time.perf_counter()
     try:
-        results = evaluate(args.loss, proxy=proxy, seeds=seeds, jobs=jobs[0], device=device,
+        results = evaluate(args.loss, proxy=proxy, seeds=seeds, jobs=jobs, device=device,
                            backend=args.backend, scheduler=args.scheduler, batched=batched,
                            progress=progress)
     finally:
@@ -187,7 +177,7 @@ def cmd_evaluate(args) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     if args.json:
         doc = {"proxy": proxy.to_dict(), "spec": dataclasses.asdict(proxy.spec),
-               "spec_key": proxy.spec.key(), "device": device, "jobs": jobs[0],
+               "spec_key": proxy.spec.key(), "device": device, "jobs": jobs,
                "seeds": seeds, "seconds": seconds, "losses": summaries,
                "results": [r.to_dict() for r in results]}
         out = Path(args.json)
@@ -228,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", action="append", required=True,
                    help="a reference loss name or an expression; repeat for more")
     p.add_argument("--proxy", default="mnist1d-cnn", help="proxy name (see `gp-search proxies`)")
-    p.add_argument("--seeds", default="5", help="number of seeds (0..N-1) or a list such as 3,7,9")
-    p.add_argument("--jobs", default="1", help="worker processes (-1: one per core)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    options.add_seeds(p)
+    options.add_jobs(p)
+    options.add_device(p)
     p.add_argument("--backend", default="loky",
                    help="loky (local processes), sequential (this process) or dask")
     p.add_argument("--scheduler", default=None,
@@ -251,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # What env.json and the Markdown files record: the command as given, never rebuilt.
+    command = sys.argv if argv is None else ["gp-search", *map(str, argv)]
     try:
-        return args.func(args)
+        with environment.recording(command):
+            return args.func(args)
     except (UsageError, ExprError, ValueError, FileNotFoundError) as exc:
         print(f"gp-search {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -10,72 +10,12 @@ for a search run directory. Bad input raises ``ValueError``/``FileNotFoundError`
 
 from __future__ import annotations
 
-import os
-import platform
-import shlex
 import sys
 import time
-from pathlib import Path
 
-
-def _seeds(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--seeds must be a count or a comma-separated list of integers, got "
-                         f"{text!r}") from None
-    if len(values) == 1:
-        if values[0] < 2:
-            raise ValueError(f"--seeds must be at least 2 (a paired test needs 2 pairs), got "
-                             f"{values[0]}")
-        return list(range(values[0]))
-    if len(set(values)) != len(values) or any(v < 0 for v in values):
-        raise ValueError(f"--seeds list must hold distinct non-negative integers, got {text!r}")
-    return values
-
-
-def environment() -> dict:
-    """Versions and machine, for the record in ``compare.md``."""
-    import deap
-    import numpy
-    import sympy
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "sympy": sympy.__version__, "deap": deap.__version__,
-            "cpu": f"{cpu} ({os.cpu_count()} cores)", "os": platform.platform()}
-
-
-def _command(args) -> str:
-    """The command line that reproduces ``args`` (rebuilt from them, so also right in-process)."""
-    from gp_search.analysis.compare import DEFAULT_LOSSES
-
-    parts = ["compare"]
-    for name in args.proxy:
-        parts += ["--proxy", name]
-    parts += ["--seeds", args.seeds]
-    for flag, values in (("--loss", args.loss), ("--run", args.run)):
-        for v in values or ():
-            parts += [flag, v]
-    if args.baselines != ",".join(DEFAULT_LOSSES):
-        parts += ["--baselines", args.baselines]
-    parts += ["--jobs", str(args.jobs)]
-    for flag, value, default in (("--device", args.device, "cpu"),
-                                 ("--batched", args.batched, "auto"),
-                                 ("--steps", args.steps, None),
-                                 ("--data-root", args.data_root, None)):
-        if value != default:
-            parts += [flag, str(value)]
-    parts += ["--out", args.out]
-    return "gp-search " + " ".join(shlex.quote(a) for a in parts)
+from gp_search import environment
+from gp_search.cli import options
+from gp_search.seeds import job_count, seed_list
 
 
 def cmd_compare(args) -> int:
@@ -83,9 +23,8 @@ def cmd_compare(args) -> int:
     from gp_search.analysis.compare import compare, loss_entries
     from gp_search.analysis.report import format_table, write_comparison
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    seeds = _seeds(args.seeds)
+    jobs = job_count(args.jobs, "--jobs")
+    seeds = seed_list(args.seeds, minimum=2, what="--seeds")
     names = args.proxy or []
     if not names:
         raise ValueError(f"give at least one --proxy; known: {', '.join(proxies.names())}")
@@ -94,14 +33,15 @@ def cmd_compare(args) -> int:
     baselines = [b for b in args.baselines.split(",") if b.strip()]
     entries = loss_entries(args.loss or (), args.run or (), baselines)
     start = time.perf_counter()
-    cmp = compare(entries, names, seeds, jobs=args.jobs, device=args.device,
+    cmp = compare(entries, names, seeds, jobs=jobs, device=args.device,
                   batched={"auto": "auto", "on": True, "off": False}[args.batched],
                   steps=args.steps, data_root=args.data_root,
                   progress=lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - start
     print(format_table(cmp))
     try:
-        files = write_comparison(cmp, args.out, _command(args), environment())
+        files = write_comparison(cmp, args.out, environment.command_line(),
+                                 environment.versions())
     except OSError as exc:
         raise ValueError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"\n{len(entries)} losses x {len(names)} proxies x {len(seeds)} seeds in {seconds:.0f} s; "
@@ -131,18 +71,17 @@ def add_commands(sub) -> None:
                     "on each proxy; print and write the table (change vs CE with paired 95%% CI "
                     "and p-value, n, ECE, confidence) and the plots.")
     p.add_argument("--proxy", action="append", help="proxy name; repeat for more")
-    p.add_argument("--seeds", default="5",
-                   help="number of seeds (0..N-1, at least 2) or a list such as 3,7,9")
+    options.add_seeds(p, minimum=2)
     p.add_argument("--loss", action="append",
                    help="an extra loss: reference name or expression; repeatable")
     p.add_argument("--run", action="append",
                    help="a search run directory: its hall-of-fame #1 joins, labelled by run id")
     p.add_argument("--baselines", default=",".join(DEFAULT_LOSSES),
                    help="comma-separated reference losses; must include ce (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    options.add_jobs(p)
     p.add_argument("--out", default="results/compare", help="output directory (default "
                    "%(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    options.add_device(p)
     p.add_argument("--batched", default="auto", choices=("auto", "on", "off"),
                    help="population-batched training, as in gp-search evaluate (default auto)")
     p.add_argument("--steps", type=int, help="optimiser steps instead of each proxy's budget")

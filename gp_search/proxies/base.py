@@ -22,7 +22,11 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-STATUSES = ("ok", "rejected", "nan", "diverged", "timeout", "error")
+from gp_search.lang.checks import rule, validate
+from gp_search.lang.vocab import Status
+
+STATUSES = tuple(s.value for s in Status)
+"""The statuses as plain strings, in :class:`Status` order."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ class EvalResult:
         budget: the step budget it was asked for (successive halving asks for less).
     """
 
-    status: str
+    status: str = field(metadata={"help": "what became of the evaluation",
+                                  "choices": tuple(Status)})
     accuracy: float = math.nan
     train_loss: float = math.nan
     steps: int = 0
@@ -54,12 +59,11 @@ class EvalResult:
     budget: int = 0
 
     def __post_init__(self):
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        validate(self, "EvalResult field")
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN floats become ``None``)."""
@@ -75,21 +79,11 @@ class EvalResult:
         unknown = set(data) - set(names)
         if unknown:
             raise ValueError(f"unknown EvalResult field(s) {sorted(unknown)}")
-        kw = {}
-        for k, v in data.items():
-            want = names[k].type
-            if want == "float":
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                    raise ValueError(f"EvalResult field {k!r} must be a number or null, got {v!r}")
-                kw[k] = math.nan if v is None else float(v)
-            elif want == "int":
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise ValueError(f"EvalResult field {k!r} must be an integer, got {v!r}")
-                kw[k] = v
-            else:
-                if not isinstance(v, str):
-                    raise ValueError(f"EvalResult field {k!r} must be a string, got {v!r}")
-                kw[k] = v
+        # JSON writes NaN as null; every other check is the fields' own (validate).
+        kw = {k: (math.nan if v is None and names[k].type == "float" else v)
+              for k, v in data.items()}
+        if "status" not in kw:
+            raise ValueError("an EvalResult needs a 'status'")
         return cls(**kw)
 
     def same_outcome(self, other: "EvalResult") -> bool:
@@ -125,14 +119,17 @@ class ProxySpec:
     dataset: str
     model: str
     model_kw: tuple = ()
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    eval_batch: int = 2048
-    time_limit: float = 600.0
+    steps: int = rule(300, "optimiser steps of the full budget", min=1)
+    batch_size: int = rule(64, "training batch size", min=1)
+    lr: float = rule(1e-3, "Adam learning rate", above=0.0)
+    eval_batch: int = rule(2048, "batch size of the held-out evaluation", min=1)
+    time_limit: float = rule(600.0, "seconds before a training stops with 'timeout'", above=0.0)
     description: str = ""
     data_root: str | None = field(default=None, compare=False)
-    split: str = "test"
+    split: str = rule("test", "what the accuracy is measured on", choices=("test", "val"))
+
+    def __post_init__(self):
+        validate(self, "proxy field")
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""

@@ -1,6 +1,6 @@
 """Proxy rediscovery of NGL: the paper preset from scratch, and how close its best comes to NGL.
 
-``gp-search reproduce-ngl --mode proxy`` runs the engine's ``paper`` preset
+``gp-search reproduce-ngl proxy`` runs the engine's ``paper`` preset
 (:data:`gp_search.search.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
 and then measures, from the run directory alone:
 
@@ -37,7 +37,7 @@ from gp_search.environment import write_env
 from gp_search.rediscovery.symbolic import exact_form, symbolic_distance
 from gp_search.lang.expr import ExprError, parse
 from gp_search.lang.losses import NGL
-from gp_search.analysis.report import _f, _md_table, json_safe
+from gp_search.analysis.report import json_safe, md_table, number
 from gp_search.search.runner import (
     default_evaluator,
     draw_training_seeds,
@@ -81,7 +81,7 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
         results = evaluator(texts, ref.name, seeds, ref.steps)
         for i, text in enumerate(texts):
             chunk = results[i * len(seeds):(i + 1) * len(seeds)]
-            out[text].append([r.accuracy if r.status == "ok" else 0.0 for r in chunk])
+            out[text].append([r.accuracy if r.ok else 0.0 for r in chunk])
     return out
 
 
@@ -105,7 +105,7 @@ def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[
     out = []
     for loss in sorted(losses):
         if all((loss, s) in t for t in tables for s in seeds):
-            by_proxy = [[t[(loss, s)].accuracy if t[(loss, s)].status == "ok" else 0.0
+            by_proxy = [[t[(loss, s)].accuracy if t[(loss, s)].ok else 0.0
                          for s in seeds] for t in tables]
             out.append(sum(weighted(by_proxy, cfg)) / len(seeds))
     return out
@@ -224,7 +224,7 @@ def verdict(report: dict) -> str:
     ngl = f"NGL's proxy fitness {ref['mean']:.4f} (n = {ref['n']} seeds)"
     got = report["reached"]
     if got:
-        return (f"reached {ngl} at generation {got['generation']} ({_f(got['seconds'], '.0f')} s):"
+        return (f"reached {ngl} at generation {got['generation']} ({number(got['seconds'], '.0f')} s):"
                 f" best {got['best']:.4f}, {got['expression']}")
     return (f"did not reach {ngl} in {report['generations_run']} generations; best "
             f"{report['best']['fitness']:.4f}, {report['best']['expression']}")
@@ -233,20 +233,20 @@ def verdict(report: dict) -> str:
 def closeness_line(report: dict) -> str:
     """One line: how far the best is from NGL, and best − NGL on the fresh seeds."""
     best, diff = report["best"], report["fresh"][-1]["diff"]
-    return (f"best vs NGL: symbolic distance {_f(best['symbolic'], '.2f')}, exact "
-            f"{'yes' if best['exact'] else 'no'}, behavioural D {_f(best['distance'], '.2e')}, "
-            f"max relative gradient error {_f(best['max_grad_error'], '.2e')}; fresh seeds "
+    return (f"best vs NGL: symbolic distance {number(best['symbolic'], '.2f')}, exact "
+            f"{'yes' if best['exact'] else 'no'}, behavioural D {number(best['distance'], '.2e')}, "
+            f"max relative gradient error {number(best['max_grad_error'], '.2e')}; fresh seeds "
             f"(weighted fitness, n = {diff['n']}): best − NGL {diff['diff']:+.4f} "
             f"[{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
 
 
 def _ci(s: dict, spec: str = ".4f") -> str:
-    return f"{_f(s['mean'], spec)} [{_f(s['ci_low'], spec)}, {_f(s['ci_high'], spec)}]"
+    return f"{number(s['mean'], spec)} [{number(s['ci_low'], spec)}, {number(s['ci_high'], spec)}]"
 
 
 def _closeness_cells(c: dict) -> list[str]:
-    return [_f(c.get("symbolic"), ".2f"), "yes" if c.get("exact") else "no",
-            _f(c.get("distance"), ".2e"), _f(c.get("max_grad_error"), ".2e")]
+    return [number(c.get("symbolic"), ".2f"), "yes" if c.get("exact") else "no",
+            number(c.get("distance"), ".2e"), number(c.get("max_grad_error"), ".2e")]
 
 
 def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.png") -> str:
@@ -257,7 +257,7 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
     md = ["# Proxy rediscovery of NGL", "", verdict(report), "",
           (f"Search: the `{cfg['preset'] or 'custom'}` preset from random trees (NGL not seeded), seed "
            f"{cfg['seed']}, population {cfg['population']}, {report['generations_run']} "
-           f"generations, {_f(report['seconds_total'], '.0f')} s; fitness = weighted mean "
+           f"generations, {number(report['seconds_total'], '.0f')} s; fitness = weighted mean "
            f"accuracy on {_split_text(cfg)} over {proxies}, n = {cfg['seeds']} training seeds "
            f"per candidate "
            f"(`{report['run_dir']}`)."), "",
@@ -277,8 +277,8 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
            f"{_selection_note(cfg)}"), ""]
     rows = [[r["proxy"], _ci(r["best"]), _ci(r["ngl"]),
              f"{r['diff']['diff']:+.4f} [{r['diff']['ci_low']:+.4f}, {r['diff']['ci_high']:+.4f}]",
-             _f(r["diff"]["p_value"], ".2g"), str(r["diff"]["n"])] for r in report["fresh"]]
-    md += _md_table(["proxy", "best [95 % CI]", "NGL [95 % CI]", "best − NGL [95 % CI]",
+             number(r["diff"]["p_value"], ".2g"), str(r["diff"]["n"])] for r in report["fresh"]]
+    md += md_table(["proxy", "best [95 % CI]", "NGL [95 % CI]", "best − NGL [95 % CI]",
                      "p (paired t)", "n"], rows)
     md += ["", "## How far from NGL", "",
            ("*symbolic*: share of the sub-expressions of the two expanded forms (numbers "
@@ -288,9 +288,9 @@ def markdown(report: dict, command: str = "", figure: str = "proxy_rediscovery.p
             "change training), 0 identical … 1 unrelated; *E*: max relative error of dL/dp "
             "over the probes at that fit (targeted rediscovery calls E ≤ 1e-2 behavioural "
             "success)."), ""]
-    rows = [[str(r["generation"]), _f(r["seconds"], ".0f"), f"{r['best']:.4f}",
+    rows = [[str(r["generation"]), number(r["seconds"], ".0f"), f"{r['best']:.4f}",
              *_closeness_cells(r), f"`{r['expression']}`"] for r in report["trajectory"]]
-    md += _md_table(["generation", "seconds", "best fitness", "symbolic", "exact", "D", "E",
+    md += md_table(["generation", "seconds", "best fitness", "symbolic", "exact", "D", "E",
                      "best expression"], rows, "rrrrlrrl")
     if command:
         md += ["", "Command:", "", "```", command, "```"]

@@ -1,6 +1,6 @@
 """The targeted-rediscovery success table: k/N summary, per-seed rows, files, lever tables.
 
-``gp-search reproduce-ngl --mode target --seeds N --table DIR`` writes ``DIR/NAME.md`` (table,
+``gp-search reproduce-ngl target --seeds N --table DIR`` writes ``DIR/NAME.md`` (table,
 definitions, settings, levers, command, environment), ``NAME.csv`` (one row per seed) and
 ``NAME.json`` (counts and the full settings). An ablation is the same command with ``--set``
 and ``--table DIR/rediscovery_levers``; the main table lists each such summary by the settings
@@ -12,11 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import platform
-import time
 from pathlib import Path
 
-from gp_search.environment import write_env
+from gp_search.environment import versions, write_env
 
 LEVERS_DIR = "rediscovery_levers"
 """Subdirectory of ``--table`` whose ablation summaries the main table lists."""
@@ -83,21 +81,6 @@ def table_csv(outcomes: list) -> str:
         d["max_rel_grad_error"] = d.pop("max_grad_error")
         w.writerow(["" if d.get(c) is None else d[c] for c in CSV_COLUMNS])
     return buf.getvalue()
-
-
-def environment() -> dict:
-    """Versions and machine the table was produced with."""
-    import multiprocessing as mp
-
-    import deap
-    import numpy
-    import sympy
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "deap": deap.__version__, "sympy": sympy.__version__, "numpy": numpy.__version__,
-            "platform": platform.platform(), "cpus": mp.cpu_count(),
-            "date": time.strftime("%Y-%m-%d")}
 
 
 DEFINITIONS = [
@@ -167,7 +150,7 @@ def write_table(outcomes: list, directory: Path, command: str, rcfg,
     """
     directory.mkdir(parents=True, exist_ok=True)
     write_env(directory)
-    env = environment()
+    env = versions()
     settings = ", ".join(f"{k} = {v}" for k, v in rcfg.to_dict().items()
                          if k not in ("seed", "out"))
     md = ["# Targeted rediscovery of NGL", "",

@@ -34,13 +34,14 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gp_search.lang import primitives as P
 from gp_search import store
 from gp_search.search.config import SearchConfig
 from gp_search.environment import write_env
+from gp_search.lang.checks import rule, validate
 from gp_search.search.evolve import Search
 from gp_search.rediscovery.symbolic import exact_form
 from gp_search.lang.expr import LossExpr, parse
@@ -50,8 +51,8 @@ from gp_search.rediscovery.scorer import BehaviourScorer, materialise
 from gp_search.rediscovery.library import Library
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _f(default, help: str, **rules):
+    return rule(default, help, **rules)
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,14 @@ class RediscoveryConfig:
     """One targeted-rediscovery run. Every number is our choice (the paper published none)."""
 
     seed: int = _f(0, "seed of Python's random, which drives the whole search")
-    population: int = _f(1000, "individuals per generation (at most 1000)")
-    generations: int = _f(300, "generations after generation 0")
+    population: int = _f(1000, "individuals per generation (at most 1000)", min=2, max=1000)
+    generations: int = _f(300, "generations after generation 0", min=0)
     time_budget: float = _f(540.0, "stop after the generation that passes this many seconds "
-                                   "(the floor is 10 minutes a seed; 0: none)")
+                                   "(the floor is 10 minutes a seed; 0: none)",
+                            min=0.0, note="(0: none)")
     fit_steps: int = _f(4, "Levenberg-Marquardt steps on the constants of each new tree "
-                           "(Lamarckian: written back, so a lineage keeps refining)")
+                           "(Lamarckian: written back, so a lineage keeps refining)",
+                        min=0, max=100)
     polish: bool = _f(True, "prune and simplify every tree that beats the best so far")
     term_weights: bool = _f(True, "fit one least-squares weight per top-level additive term "
                                   "(linear scaling of additive terms) instead of one scale")
@@ -72,7 +75,8 @@ class RediscoveryConfig:
                               "most this many nodes as a new term to every new tree (0: off; "
                               "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
                               "whole, which makes exact success a lookup)")
-    parsimony: float = _f(0.05, "selection fitness = digits of agreement - parsimony * size")
+    parsimony: float = _f(0.05, "selection fitness = digits of agreement - parsimony * size",
+                          min=0.0)
     tournament_size: int = _f(5, "tournament selection size")
     crossover_prob: float = _f(0.8, "probability that a pair of offspring is crossed over")
     mutation_prob: float = _f(0.3, "probability that an offspring is mutated")
@@ -82,23 +86,16 @@ class RediscoveryConfig:
     max_size: int = _f(30, "static limit on tree size (nodes)")
     restart_after: int = _f(20, "restart from a new random population after this many "
                                 "generations without progress of the best (0: never)")
-    behavioural_tol: float = _f(1e-2, "behavioural success: max relative gradient error")
-    exact_rtol: float = _f(1e-3, "exact success: relative tolerance on every constant")
+    behavioural_tol: float = _f(1e-2, "behavioural success: max relative gradient error",
+                                above=0.0)
+    exact_rtol: float = _f(1e-3, "exact success: relative tolerance on every constant",
+                           above=0.0)
     confirm: bool = _f(False, "train a behavioural success and NGL on mnist1d-cnn (5 seeds); "
                               "it counts when its accuracy is within NGL's 95 % CI")
     out: str = _f("results/runs", "parent directory of run directories")
 
     def __post_init__(self):
-        rules = [("population", 2 <= self.population <= 1000, "must be in 2..1000"),
-                 ("generations", self.generations >= 0, "must be >= 0"),
-                 ("time_budget", self.time_budget >= 0, "must be >= 0 (0: none)"),
-                 ("fit_steps", 0 <= self.fit_steps <= 100, "must be in 0..100"),
-                 ("parsimony", self.parsimony >= 0, "must be >= 0"),
-                 ("behavioural_tol", self.behavioural_tol > 0, "must be > 0"),
-                 ("exact_rtol", self.exact_rtol > 0, "must be > 0")]
-        for name, ok, rule in rules:
-            if not ok:
-                raise ValueError(f"rediscovery field {name!r} {rule}; got {getattr(self, name)!r}")
+        validate(self, "rediscovery field")
 
     def search_config(self) -> SearchConfig:
         """The engine's config: paper primitive set, no seeds, nothing NGL-specific."""

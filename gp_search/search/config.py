@@ -8,122 +8,104 @@ constant range) are our own choices, marked as such.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
+from gp_search.lang.checks import rule, validate
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+
+def _f(default, help: str, **rules):
+    return rule(default, help, **rules)
+
+
+def _names(what: str):
+    return (lambda cfg, v: all(isinstance(x, str) and x for x in v), what)
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Everything that decides a search; stored as ``config.json`` in the run directory."""
+    """Everything that decides a search; stored as ``config.json`` in the run directory.
 
-    population: int = _f(32, "individuals per generation")
-    generations: int = _f(8, "generations after the initial population (generation 0)")
-    proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy")
-    proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)")
-    seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)")
+    Each field's rules (range, choices) sit in its metadata and are checked by
+    :func:`gp_search.lang.checks.validate` when the config is made.
+    """
+
+    population: int = _f(32, "individuals per generation", min=2, max=100_000)
+    generations: int = _f(8, "generations after the initial population (generation 0)",
+                          min=0, max=100_000)
+    proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy",
+                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v),
+                               "name at least one proxy"))
+    proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)",
+                              check=(lambda c, v: not v or (
+                                  len(v) == len(c.proxies)
+                                  and all(isinstance(w, (int, float)) and w > 0 for w in v)),
+                                  "be empty or one positive weight per proxy"))
+    seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)",
+                    min=1, max=100)
     fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
                                    "of each proxy's training split, held out; the test split "
-                                   "stays unseen by the search) or 'test'")
-    primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'")
-    init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth")
-    init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth")
-    max_height: int = _f(10, "static limit on tree height after variation")
-    max_size: int = _f(40, "static limit on tree size (nodes) after variation")
-    tournament_size: int = _f(3, "tournament selection size")
-    crossover_prob: float = _f(0.7, "probability that a pair of offspring is crossed over")
-    mutation_prob: float = _f(0.3, "probability that an offspring is mutated")
-    repair_tries: int = _f(10, "offspring failing screening or cloning a tree are re-mutated up to this many times")
-    elitism: int = _f(2, "best individuals copied unchanged into the next generation")
-    parsimony: float = _f(0.0005, "penalised fitness = accuracy - parsimony * size (selection only)")
-    const_range: float = _f(3.0, "ephemeral constants uniform on [-const_range, const_range]")
-    hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)")
+                                   "stays unseen by the search) or 'test'",
+                            choices=("val", "test"))
+    primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'",
+                            choices=("paper", "extended"))
+    init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth",
+                             check=(lambda c, v: 0 <= v <= c.init_max_depth,
+                                    "satisfy 0 <= init_min_depth <= init_max_depth"))
+    init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth",
+                             check=(lambda c, v: v <= c.max_height, "be <= max_height"))
+    max_height: int = _f(10, "static limit on tree height after variation", min=1, max=30)
+    max_size: int = _f(40, "static limit on tree size (nodes) after variation", min=3, max=500)
+    tournament_size: int = _f(3, "tournament selection size",
+                              check=(lambda c, v: 1 <= v <= c.population, "be in 1..population"))
+    crossover_prob: float = _f(0.7, "probability that a pair of offspring is crossed over",
+                               min=0.0, max=1.0)
+    mutation_prob: float = _f(0.3, "probability that an offspring is mutated", min=0.0, max=1.0)
+    repair_tries: int = _f(10, "offspring failing screening or cloning a tree are re-mutated up to this many times",
+                           min=0, max=1000)
+    elitism: int = _f(2, "best individuals copied unchanged into the next generation",
+                      check=(lambda c, v: 0 <= v < c.population, "be in 0..population-1"))
+    parsimony: float = _f(0.0005, "penalised fitness = accuracy - parsimony * size (selection only)",
+                          min=0.0)
+    const_range: float = _f(3.0, "ephemeral constants uniform on [-const_range, const_range]",
+                            above=0.0)
+    hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)",
+                           min=1, max=10_000)
     successive_halving: bool = _f(True, "train all new candidates briefly, promote the best to full budget")
-    halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta")
+    halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta",
+                          min=2, max=100)
     dedup_fingerprint: bool = _f(True, "reuse fitness of candidates with the same behavioural fingerprint")
     optimize_constants: bool = _f(False, "after the search, tune the constants of the best losses")
-    constant_evals: int = _f(8, "constant optimisation: trainings per tuned loss")
-    seed_individuals: tuple = _f((), "losses put into generation 0 (names like 'ngl' or expressions)")
+    constant_evals: int = _f(8, "constant optimisation: trainings per tuned loss", min=1, max=100_000)
+    seed_individuals: tuple = _f((), "losses put into generation 0 (names like 'ngl' or expressions)",
+                                 check=_names("be a list of loss names or expressions"))
     seed: int = _f(0, "master seed: draws every training seed and drives the evolution")
-    jobs: int = _f(1, "parallel training processes")
-    backend: str = _f("loky", "'loky' (joblib processes), 'sequential' or 'dask'")
-    scheduler: str = _f("", "Dask scheduler address tcp://HOST:PORT (empty: start a local cluster)")
-    device: str = _f("auto", "'cpu', 'cuda' or 'auto'")
-    steps: int = _f(0, "override of every proxy's full step budget (0: the proxy's own)")
-    time_budget: float = _f(0.0, "stop after the generation that passes this many seconds (0: none)")
-    train_timeout: float = _f(600.0, "seconds after which one training gets status 'timeout'")
+    jobs: int = _f(1, "parallel training processes", min=1, max=1024)
+    backend: str = _f("loky", "'loky' (joblib processes), 'sequential' or 'dask'",
+                      choices=("loky", "sequential", "dask"))
+    scheduler: str = _f("", "Dask scheduler address tcp://HOST:PORT (empty: start a local cluster)",
+                        check=(lambda c, v: not v or v.startswith(("tcp://", "tls://", "inproc://")),
+                               "be empty or an address like tcp://HOST:PORT"))
+    device: str = _f("auto", "'cpu', 'cuda' or 'auto'", choices=("cpu", "cuda", "auto"))
+    steps: int = _f(0, "override of every proxy's full step budget (0: the proxy's own)",
+                    min=0, max=10_000_000, note="(0 = the proxy's own budget)")
+    time_budget: float = _f(0.0, "stop after the generation that passes this many seconds (0: none)",
+                            min=0.0)
+    train_timeout: float = _f(600.0, "seconds after which one training gets status 'timeout'",
+                              above=0.0)
     data_root: str = _f("", "directory of user-supplied datasets (file-backed proxies)")
-    out: str = _f("results/runs", "parent directory of run directories")
+    out: str = _f("results/runs", "parent directory of run directories",
+                  check=(lambda c, v: bool(v), "not be empty"))
     cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
     preset: str = _f("", "preset the run started from (informational)")
 
     def __post_init__(self):
-        for name, type_ in _TYPES.items():
-            value = getattr(self, name)
-            if type_ is tuple and isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
         self.validate()
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field, the rule and the value."""
-        for name, type_ in _TYPES.items():
-            value = getattr(self, name)
-            ok = isinstance(value, type_) and not (type_ in (int, float) and isinstance(value, bool))
-            if type_ is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-                ok = True
-            if not ok:
-                raise ValueError(f"config field {name!r} must be {type_.__name__}, got {value!r}")
-        rules = [
-            ("population", 2 <= self.population <= 100_000, "must be in 2..100000"),
-            ("generations", 0 <= self.generations <= 100_000, "must be in 0..100000"),
-            ("proxies", len(self.proxies) >= 1 and all(isinstance(p, str) for p in self.proxies),
-             "must name at least one proxy"),
-            ("proxy_weights", not self.proxy_weights or (
-                len(self.proxy_weights) == len(self.proxies)
-                and all(isinstance(w, (int, float)) and w > 0 for w in self.proxy_weights)),
-             "must be empty or one positive weight per proxy"),
-            ("seeds", 1 <= self.seeds <= 100, "must be in 1..100"),
-            ("fitness_split", self.fitness_split in ("val", "test"), "must be 'val' or 'test'"),
-            ("primitive_set", self.primitive_set in ("paper", "extended"), "must be 'paper' or 'extended'"),
-            ("init_min_depth", 0 <= self.init_min_depth <= self.init_max_depth,
-             "must satisfy 0 <= init_min_depth <= init_max_depth"),
-            ("init_max_depth", self.init_max_depth <= self.max_height, "must be <= max_height"),
-            ("max_height", 1 <= self.max_height <= 30, "must be in 1..30"),
-            ("max_size", 3 <= self.max_size <= 500, "must be in 3..500"),
-            ("tournament_size", 1 <= self.tournament_size <= self.population,
-             "must be in 1..population"),
-            ("crossover_prob", 0.0 <= self.crossover_prob <= 1.0, "must be in [0, 1]"),
-            ("mutation_prob", 0.0 <= self.mutation_prob <= 1.0, "must be in [0, 1]"),
-            ("elitism", 0 <= self.elitism < self.population, "must be in 0..population-1"),
-            ("repair_tries", 0 <= self.repair_tries <= 1000, "must be in 0..1000"),
-            ("parsimony", math.isfinite(self.parsimony) and self.parsimony >= 0, "must be >= 0"),
-            ("const_range", math.isfinite(self.const_range) and self.const_range > 0, "must be > 0"),
-            ("hall_of_fame", 1 <= self.hall_of_fame <= 10_000, "must be in 1..10000"),
-            ("halving_eta", 2 <= self.halving_eta <= 100, "must be in 2..100"),
-            ("constant_evals", 1 <= self.constant_evals <= 100_000, "must be in 1..100000"),
-            ("jobs", 1 <= self.jobs <= 1024, "must be in 1..1024"),
-            ("backend", self.backend in ("loky", "sequential", "dask"),
-             "must be 'loky', 'sequential' or 'dask'"),
-            ("scheduler", not self.scheduler or self.scheduler.startswith(("tcp://", "tls://", "inproc://")),
-             "must be empty or an address like tcp://HOST:PORT"),
-            ("device", self.device in ("cpu", "cuda", "auto"), "must be 'cpu', 'cuda' or 'auto'"),
-            ("steps", 0 <= self.steps <= 10_000_000,
-             "must be in 0..10000000 (0 = the proxy's own budget)"),
-            ("time_budget", math.isfinite(self.time_budget) and self.time_budget >= 0, "must be >= 0"),
-            ("train_timeout", math.isfinite(self.train_timeout) and self.train_timeout > 0, "must be > 0"),
-            ("out", bool(self.out), "must not be empty"),
-            ("seed_individuals", all(isinstance(s, str) and s for s in self.seed_individuals),
-             "must be a list of loss names or expressions"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise ValueError(f"config field {name!r} {rule}; got {getattr(self, name)!r}")
+        validate(self, "config field")
 
     def weights(self) -> tuple[float, ...]:
         """Normalised proxy weights."""
@@ -151,9 +133,6 @@ class SearchConfig:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {exc}") from None
 
-
-_TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[f.type]
-          for f in fields(SearchConfig)}
 
 PRESETS: dict[str, dict] = {
     # A few minutes on 2 CPU cores, embedded data.

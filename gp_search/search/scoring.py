@@ -33,6 +33,7 @@ from gp_search.lang.expr import ExprError, LossExpr
 from gp_search.search.screen import Verdict, screen
 from gp_search.store import Cache
 from gp_search.proxies.base import EvalResult
+from gp_search.lang.vocab import Fidelity, Route, Status
 
 WORST = 0.0
 
@@ -56,8 +57,8 @@ class Score:
     fitness: float
     std: float = 0.0
     n: int = 0
-    status: str = "ok"
-    fidelity: str = "full"
+    status: str = Status.OK
+    fidelity: str = Fidelity.FULL
     message: str = ""
 
     def to_json(self) -> dict:
@@ -107,7 +108,7 @@ class Scorer:
             return False
         known = self.by_key.get(key)
         if known is not None:
-            return known.status != "rejected"
+            return known.status != Status.REJECTED
         if key not in self.verdicts:
             self.verdicts[key] = screen(expr)
         return self.verdicts[key].passed
@@ -133,7 +134,7 @@ class Scorer:
             ``cached`` (no training ran), ``trained`` (trained now, to the full budget), ``short``
             (trained now, halted by successive halving).
         """
-        counts = dict(rejected=0, duplicate=0, cached=0, trained=0, short=0)
+        counts = {route: 0 for route in Route}
         train_start = self.seconds_training
         keys: list[str | None] = []
         fresh: dict[str, LossExpr] = {}  # canonical -> expr to score, in first-seen order
@@ -143,22 +144,22 @@ class Scorer:
                 key = e.canonical
             except ExprError:  # a constant overflows: no key to remember
                 keys.append(None)
-                counts["rejected"] += 1
+                counts[Route.REJECTED] += 1
                 continue
             keys.append(key)
             if key in self.by_key or key in fresh or key in aliases:
-                counts["duplicate"] += 1
+                counts[Route.DUPLICATE] += 1
                 continue
             verdict = self.verdicts.pop(key, None) or screen(e)
             if not verdict.passed:
-                self.by_key[key] = Score(WORST, status="rejected", fidelity="none",
+                self.by_key[key] = Score(WORST, status=Status.REJECTED, fidelity=Fidelity.NONE,
                                          message=f"{verdict.check}: {verdict.message}")
-                counts["rejected"] += 1
+                counts[Route.REJECTED] += 1
                 continue
             fp = e.fingerprint if self.dedup_fp else None
             if fp is not None and fp in self.by_fingerprint:
                 aliases[key] = self.by_fingerprint[fp]  # scored before, or earlier in this batch
-                counts["duplicate"] += 1
+                counts[Route.DUPLICATE] += 1
                 continue
             if fp is not None:
                 self.by_fingerprint[fp] = key
@@ -167,7 +168,7 @@ class Scorer:
         for key, rep in aliases.items():
             self.by_key[key] = self.by_key[rep]
         counts["seconds_training"] = self.seconds_training - train_start
-        rejected = Score(WORST, status="rejected", fidelity="none", message="invalid expression")
+        rejected = Score(WORST, status=Status.REJECTED, fidelity=Fidelity.NONE, message="invalid expression")
         return [self.by_key[k] if k is not None else rejected for k in keys], counts
 
     def _score_fresh(self, fresh: dict[str, LossExpr], counts: dict, halving: bool) -> None:
@@ -181,23 +182,23 @@ class Scorer:
         promoted = need
         full: dict[str, Score] = {}
         if halving and len(need) > self.eta:
-            short = self._run(need, texts, "short", trained)
+            short = self._run(need, texts, Fidelity.SHORT, trained)
             order = sorted(need, key=lambda k: -short[k].fitness)  # stable: ties keep first-seen
             promoted = order[: math.ceil(len(need) / self.eta)]
             for k in need:
                 if k not in promoted:
                     self.by_key[k] = short[k]
         if promoted:
-            full.update(self._run(promoted, texts, "full", trained))
+            full.update(self._run(promoted, texts, Fidelity.FULL, trained))
         for k in fresh:
             if full.get(k) is not None:
                 self.by_key[k] = full[k]
-            route = "cached" if k not in trained else (
-                "trained" if self.by_key[k].fidelity == "full" else "short")
+            route = Route.CACHED if k not in trained else (
+                Route.TRAINED if self.by_key[k].fidelity == Fidelity.FULL else Route.SHORT)
             counts[route] += 1
 
     def _budget(self, proxy: ProxyRef, fidelity: str) -> int:
-        return proxy.steps if fidelity == "full" else max(1, proxy.steps // self.eta)
+        return proxy.steps if fidelity == Fidelity.FULL else max(1, proxy.steps // self.eta)
 
     def _run(self, keys: list[str], texts: dict, fidelity: str, trained: set) -> dict[str, Score]:
         results: dict[str, dict] = {k: {} for k in keys}
@@ -221,7 +222,7 @@ class Scorer:
                     results[k][(p.name, s)] = r
                     if k in todo:
                         rows.append((k, p.key, s, budget, r))
-            if fidelity == "full":
+            if fidelity == Fidelity.FULL:
                 self.full_trainings += len(todo) * len(self.seeds)
             else:
                 self.short_trainings += len(todo) * len(self.seeds)
@@ -229,11 +230,11 @@ class Scorer:
         return {k: self._aggregate(results[k], fidelity) for k in keys}
 
     def _aggregate(self, results: dict, fidelity: str) -> Score:
-        bad = next((r for r in results.values() if r.status != "ok"), None)
+        bad = next((r for r in results.values() if r.status != Status.OK), None)
         if bad is not None:
             return Score(WORST, 0.0, len(self.seeds), bad.status, fidelity, bad.message)
         per_seed = per_seed_fitness(
             [[results[(p.name, s)].accuracy for s in self.seeds] for p in self.proxies],
             [p.weight for p in self.proxies])
         std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
-        return Score(float(per_seed.mean()), std, len(self.seeds), "ok", fidelity)
+        return Score(float(per_seed.mean()), std, len(self.seeds), Status.OK, fidelity)

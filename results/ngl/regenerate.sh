@@ -5,10 +5,10 @@
 #   2. rediscovery_levers/: targeted rediscovery over 5 seeds with 240 s a seed, one lever
 #      changed each;
 #   3. rediscovery.md/.csv/.json: targeted rediscovery of NGL over 10 seeds, behavioural
-#      successes confirmed on mnist1d-cnn (gp-search reproduce-ngl --mode target --confirm);
+#      successes confirmed on mnist1d-cnn (gp-search reproduce-ngl target --confirm);
 #      it lists the lever tables of step 2;
 #   4. proxy_rediscovery.md/.json/.png: the paper preset from scratch, compared with NGL
-#      (gp-search reproduce-ngl --mode proxy).
+#      (gp-search reproduce-ngl proxy).
 # Run directories go to results/runs (ignored by git). Deterministic per seed on CPU; only the
 # wall times depend on the machine (see README.md). Steps 2-4 take about 1-2 hours on 2 cores;
 # `regenerate.sh compare|levers|target|proxy` runs one step.
@@ -30,7 +30,7 @@ done
 
 if [[ $step == all || $step == compare ]]; then
     gp-search compare --proxy digits-mlp --proxy digits-cnn --proxy mnist1d-cnn --seeds 5 \
-        --jobs 2 --out results/ngl
+        --jobs 2 --device cpu --out results/ngl
 fi
 
 if [[ $step == all || $step == levers ]]; then
@@ -39,7 +39,7 @@ if [[ $step == all || $step == levers ]]; then
     while read -r name sets; do
         args=()
         for s in $sets; do args+=(--set "$s"); done
-        gp-search reproduce-ngl --mode target --seeds 5 --time-budget 240 --jobs 2 \
+        gp-search reproduce-ngl target --seeds 5 --time-budget 240 --jobs 2 \
             --out results/runs/rediscovery-levers --table results/ngl/rediscovery_levers \
             --table-name "$name" "${args[@]}"
     done <<'LEVERS'
@@ -58,11 +58,11 @@ LEVERS
 fi
 
 if [[ $step == all || $step == target ]]; then
-    gp-search reproduce-ngl --mode target --seeds 10 --jobs 2 --confirm \
+    gp-search reproduce-ngl target --seeds 10 --jobs 2 --confirm \
         --out results/runs/rediscovery --table results/ngl --table-name rediscovery
 fi
 
 if [[ $step == all || $step == proxy ]]; then
-    gp-search reproduce-ngl --mode proxy --seed 0 --jobs 2 --out results/runs/proxy-rediscovery \
+    gp-search reproduce-ngl proxy --seed 0 --jobs 2 --out results/runs/proxy-rediscovery \
         --table results/ngl
 fi
