@@ -6,7 +6,7 @@ and SGD trainings (``ProxySpec.optimizer == "sgd"``) train ``s·f``. This script
 proxy with ``optimizer="sgd"`` (test split, the proxy's own budget and batch size):
 
 * ``--sweep``: CE's test accuracy for each lr of ``--lrs`` (how ``train.SGD_LR`` was chosen);
-* otherwise: CE, NGL, the two found losses of issue 15 scaled (as SGD trains them) and unscaled
+* otherwise: CE, NGL (at s = 1 and at its computed s), the two found losses of issue 15 scaled (as SGD trains them) and unscaled
   (s = 1, the loss as found), at lr ``--lr``, each minus CE with a paired 95 % CI over the seeds.
 
     python benchmarks/bench_sgd.py --proxy digits-mlp --sweep --seeds 2
@@ -18,7 +18,7 @@ import dataclasses
 
 from gp_search import parse, proxies
 from gp_search.analysis.stats import paired
-from gp_search.lang.losses import REFERENCE, Loss, from_expr, loss_scale
+from gp_search.lang.losses import REFERENCE, Loss, from_expr, grad_scale, loss_scale
 from gp_search.proxies.train import SGD_LR, one_thread, train_one
 
 FOUND = {"quick": "0.326933*exp(y_pred*y_real + exp(y_pred) - sin(y_real))",
@@ -49,6 +49,8 @@ def main() -> None:
         return
     spec = proxies.get(args.proxy, optimizer="sgd", lr=args.lr).spec
     rows = {"ce": REFERENCE["ce"], "ngl": REFERENCE["ngl"]}
+    ngl, s_ngl = REFERENCE["ngl"], grad_scale(REFERENCE["ngl"].fn)  # not applied by the rule
+    rows[f"ngl, s = {s_ngl:.4g}"] = Loss("ngl scaled", lambda z, t: ngl.fn(z, t) * s_ngl, "s*ngl")
     for name, text in FOUND.items():
         found = from_expr(parse(text))
         rows[f"{name}, s = {loss_scale(found):.4g}"] = found
