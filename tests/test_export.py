@@ -12,6 +12,7 @@ import torch
 
 import gp_search
 from gp_search.lang.export import export, identifier
+from gp_search.lang.losses import grad_scale, loss_scale
 
 EXPRS = [gp_search.NGL_PREFIX, "(y_pred - y_real)**2", "y_pred*y_real + sin(1)*y_pred",
          "tanh(y_pred) - plog(y_pred)*y_real + pdiv(y_pred, y_real + 0.5) + max(y_pred, 0.3)",
@@ -57,8 +58,14 @@ def _run_exported(path, name, target, tmp_path, cls=""):
 
 
 def _toolkit_values(expr, data):
+    """The toolkit's values times the scale the export applies (1 where no gradient, as for
+    a constant)."""
     loss = expr.to_torch()
-    return [loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item() for k in "ab"]
+    try:
+        s = loss_scale(expr)
+    except ValueError:
+        s = 1.0
+    return [s * loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item() for k in "ab"]
 
 
 @pytest.mark.parametrize("text", EXPRS)
@@ -117,3 +124,36 @@ def test_identifier(raw, want):
 def test_unknown_target():
     with pytest.raises(ValueError, match="unknown export target 'c\\+\\+'"):
         export(gp_search.NGL, "c++")
+
+
+FOUND = "-sin(cos(y_real) + 0.118524 - 6.09702*exp(-y_pred))"
+
+
+def test_export_applies_the_scale_and_says_so(tmp_path):
+    expr = gp_search.parse(FOUND)
+    s = grad_scale(expr.to_torch())
+    assert 1 < s < 1e3 and loss_scale(expr) == s
+    src = export(expr, "torch", name="found")
+    assert f"Scale s = {s!r}" in src and f"return {s!r} * (" in src
+    path = tmp_path / "found.py"
+    path.write_text(src)
+    got, data = _run_exported(path, "found", "torch", tmp_path, cls="FoundLoss")
+    plain = [expr.to_torch()(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item()
+             for k in "ab"]
+    assert got[0] == pytest.approx(s * plain[0], rel=1e-6)
+    assert got[2] == pytest.approx(s * plain[1], rel=1e-6)
+    given = export(expr, "numpy", name="found", scale=2.5)
+    assert "return 2.5 * (" in given and "Scale s = 2.5 (given)" in given
+
+
+def test_reference_trees_keep_scale_one():
+    src = export(gp_search.NGL, "torch", name="ngl")
+    assert "return 1.0 * (" in src and "published scale" in src
+    assert loss_scale(gp_search.NGL) == 1.0
+    assert grad_scale(gp_search.NGL.to_torch()) > 5   # what NGL would get if it were found
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "big", True])
+def test_bad_scale_is_refused(bad):
+    with pytest.raises(ValueError, match="scale must be 'auto' or a positive finite number"):
+        export(gp_search.NGL, "torch", scale=bad)

@@ -9,7 +9,7 @@ from gp_search import NGL
 from gp_search import parse
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import from_tree
-from gp_search.search.screen import screen
+from gp_search.search.screen import CLASSES, screen
 
 
 @pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_pred*y_real",
@@ -42,3 +42,43 @@ def test_random_trees_always_get_a_verdict():
         passed += v.passed
         assert v.passed or v.check in ("structural", "numeric", "behavioural", "error")
     assert 0 < passed < 300
+
+
+REFERENCE_TREES = {"ce": "-y_real*plog(y_pred)", "ngl": NGL.prefix,
+                   "focal": "-y_real*(1 - y_pred)**2*plog(y_pred)",
+                   "label_smoothing": "-(0.9*y_real + 0.01)*plog(y_pred)"}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_TREES))
+def test_reference_losses_pass_at_every_class_count(name):
+    assert CLASSES == (2, 3, 10, 100)
+    assert screen(parse(REFERENCE_TREES[name])).passed
+
+
+@pytest.mark.parametrize("text", [
+    "0.326933*exp(y_pred*y_real + exp(y_pred) - sin(y_real))",   # found by the quick preset
+    "-sin(cos(y_real) + 0.118524 - 6.09702*exp(-y_pred))",        # found by the paper preset
+])
+def test_found_losses_that_fail_at_two_classes_are_rejected(text):
+    e = parse(text)
+    assert screen(e, (10,)).passed          # what the 10-class screening let through
+    verdict = screen(e)
+    assert not verdict.passed and verdict.check == "behavioural"
+    assert "at K = 2 classes" in verdict.message
+    assert not screen(e, (3,)).passed
+
+
+def test_each_class_count_follows_its_own_path():
+    # Flattening every K into one evaluation must not change any K's verdict.
+    random.seed(5)
+    ps = P.pset("paper")
+    for _ in range(60):
+        e = from_tree(gp.PrimitiveTree(gp.genHalfAndHalf(ps, 1, 5)), "paper")
+        alone = all(screen(e, (k,)).passed for k in CLASSES)
+        assert screen(e).passed == alone, e.canonical
+
+
+@pytest.mark.parametrize("classes", [(), (1,), (10, 0), (2.0,), (True,)])
+def test_bad_class_counts_are_refused(classes):
+    with pytest.raises(ValueError, match="classes must be"):
+        screen(NGL, classes)

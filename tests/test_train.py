@@ -213,3 +213,73 @@ def test_cuda_training_matches_cpu_closely():
     cpu = train_one(SYN, REFERENCE["ngl"], seed=0, device="cpu")
     assert gpu.status == "ok" and abs(gpu.accuracy - cpu.accuracy) <= 0.02
     assert abs(gpu.train_loss - cpu.train_loss) < 1e-2
+
+
+# ---------------------------------------------------------------- SGD and the loss scale
+
+FOUND = "0.326933*exp(y_pred*y_real + exp(y_pred) - sin(y_real))"
+
+
+def test_scale_of_ce_is_one_and_scales_inversely():
+    from gp_search import parse
+    from gp_search.lang.losses import grad_scale, loss_scale
+
+    assert grad_scale(cross_entropy) == pytest.approx(1.0, abs=1e-6)
+    assert loss_scale(REFERENCE["ce"]) == 1.0 and loss_scale(REFERENCE["ngl"]) == 1.0
+    f = parse(FOUND).to_torch()
+    s = grad_scale(f)
+    assert s > 1  # this found loss moves logits more gently than CE
+    assert grad_scale(lambda z, t: 7 * f(z, t)) == pytest.approx(s / 7, rel=1e-9)
+    assert loss_scale(resolve(FOUND)) == s
+
+
+def test_no_usable_scale_is_an_error_naming_it():
+    from gp_search.lang.losses import grad_scale
+
+    with pytest.raises(ValueError, match="no usable scale"):
+        grad_scale(lambda z, t: (z * 0).sum())
+
+
+def test_optimizer_field_keeps_adam_keys_and_refuses_unknown_values():
+    sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
+    assert proxies.get("synthetic-mlp").spec.key() == SYN.key()
+    assert SYN.optimizer == "adam" and "optimizer" not in SYN.key()
+    assert sgd.key() != proxies.get("synthetic-mlp", lr=0.1).spec.key()
+    with pytest.raises(ValueError, match="'optimizer' must be 'adam' or 'sgd'; got 'rmsprop'"):
+        proxies.get("synthetic-mlp", optimizer="rmsprop")
+
+
+def test_sgd_training_runs_and_is_deterministic_per_seed():
+    sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
+    a = train_one(sgd, REFERENCE["ce"], seed=1, steps=60)
+    assert a.status == "ok" and a.accuracy > 0.5
+    assert a.same_outcome(train_one(sgd, REFERENCE["ce"], seed=1, steps=60))
+    assert not a.same_outcome(train_one(sgd, REFERENCE["ce"], seed=2, steps=60))
+    adam = train_one(SYN, REFERENCE["ce"], seed=1, steps=60)
+    assert adam.train_loss != a.train_loss  # another optimiser, another path
+
+
+def test_sgd_trains_an_expression_times_its_scale_and_adam_does_not():
+    from gp_search.lang.losses import loss_scale
+
+    sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
+    found = resolve(FOUND)
+    s = loss_scale(found)
+    by_hand = Loss("by hand", lambda z, t: found.fn(z, t) * s, "s*f")  # no expr: scale 1
+    unscaled = Loss("as found", found.fn, "f")
+    got = train_one(sgd, found, seed=0, steps=30)
+    assert got.train_loss == train_one(sgd, by_hand, seed=0, steps=30).train_loss
+    assert got.train_loss != train_one(sgd, unscaled, seed=0, steps=30).train_loss
+    assert (train_one(SYN, found, seed=0, steps=30).train_loss
+            == train_one(SYN, unscaled, seed=0, steps=30).train_loss)
+
+
+def test_batched_training_declines_sgd():
+    from gp_search.proxies import batched
+
+    sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
+    assert not batched.pays_off(sgd, 8, "cpu") and batched.pays_off(SYN, 8, "cpu")
+    losses = [REFERENCE["ce"], resolve(FOUND)]
+    got = batched.train_population(sgd, losses, seed=0, steps=20)
+    for loss, res in zip(losses, got):
+        assert res.same_outcome(train_one(sgd, loss, seed=0, steps=20))

@@ -16,12 +16,29 @@ Conventions (our documented choices where the literature leaves one):
 * ``ce_l2`` — CE plus ``λ/2·Σ‖w‖²`` with λ = 5e-4. The penalty needs the weights, so the loss
   carries ``l2 = 5e-4`` and the proxy training adds the penalty over all weight matrices and
   kernels (not biases) to the loss before the backward pass (plain L2, not decoupled decay).
+
+Scale (:func:`grad_scale`, :func:`loss_scale`). Under Adam a loss's scale is invisible; under SGD
+it is the learning rate. A found loss gets the positive factor
+
+    s = median over K in (2, 10, 100) of ||∇CE|| / ||∇f||
+
+(gradients of the batch loss w.r.t. the logits, Frobenius norms, on a fixed probe: 256 rows of
+K logits ~ N(0, 1) and uniform random targets from ``torch.Generator().manual_seed(0)``, in
+float64), so that ``s·f`` moves the logits as hard as CE on the probe. CE's own scale is 1 by
+construction. Reference losses keep the scale they were published with, s = 1 exactly (NGL, MSE
+and every name of :data:`REFERENCE`, also when NGL or MSE is given as its tree): they are
+compared as their authors defined them. The export (:func:`gp_search.lang.export.export`)
+multiplies by s, and SGD trainings (``ProxySpec.optimizer == "sgd"``) train ``s·f``; Adam
+trainings ignore it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+import math
+import statistics
 
 import torch
 
@@ -149,3 +166,83 @@ class NGLLoss(torch.nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return REFERENCE["ngl"].fn(logits, target)
+
+
+SCALE_CLASSES = (2, 10, 100)
+SCALE_ROWS = 256
+SCALE_SEED = 0
+
+
+def _scale_probes() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(SCALE_SEED)
+    return [(torch.randn(SCALE_ROWS, k, generator=g, dtype=torch.float64),
+             torch.randint(0, k, (SCALE_ROWS,), generator=g)) for k in SCALE_CLASSES]
+
+
+def _grad_norm(fn: Callable, logits: torch.Tensor, target: torch.Tensor) -> float:
+    z = logits.clone().requires_grad_(True)
+    with torch.enable_grad():
+        value = fn(z, target)
+        if not value.requires_grad:
+            return 0.0
+        (grad,) = torch.autograd.grad(value, z)
+    return float(grad.norm())
+
+
+def grad_scale(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    """The factor s that gives ``fn`` CE's mean logit-gradient norm on the fixed probe.
+
+    Args:
+        fn: a loss ``(logits, target) -> scalar`` (any :class:`Loss` or ``LossExpr.to_torch()``).
+
+    Returns:
+        ``s = median over K in SCALE_CLASSES of ||∇CE|| / ||∇fn||`` (see the module docstring);
+        ``grad_scale(cross_entropy) == 1`` and ``grad_scale(7·f) == grad_scale(f) / 7``.
+
+    Raises:
+        ValueError: the gradient of ``fn`` is zero or not finite at some K of the probe (such a
+            loss has no usable scale; screening rejects it).
+
+    Example:
+        >>> grad_scale(cross_entropy)
+        1.0
+    """
+    ratios = []
+    for (logits, target), k in zip(_scale_probes(), SCALE_CLASSES):
+        norm = _grad_norm(fn, logits, target)
+        if not (math.isfinite(norm) and norm > 0):
+            raise ValueError(f"the loss has no usable scale: its logit gradient norm is {norm} "
+                             f"on the scale probe at K = {k} (it must be finite and > 0)")
+        ratios.append(_grad_norm(cross_entropy, logits, target) / norm)
+    return statistics.median(ratios)
+
+
+_SCALES: dict[str, float] = {}
+
+
+def loss_scale(loss: "Loss | LossExpr") -> float:
+    """The scale an SGD training and the export give ``loss``: 1.0 for reference losses.
+
+    Args:
+        loss: a :class:`Loss` or a :class:`LossExpr`.
+
+    Returns:
+        ``1.0`` exactly for a name of :data:`REFERENCE` or a tree equal to a reference's (NGL,
+        MSE); else :func:`grad_scale` of its function (cached per canonical form).
+
+    Raises:
+        ValueError: see :func:`grad_scale`.
+    """
+    if isinstance(loss, Loss):
+        if loss.expr is None or loss.name in REFERENCE:
+            return 1.0
+        loss = loss.expr
+    key = loss.canonical
+    if key in _REFERENCE_CANONICAL:
+        return 1.0
+    if key not in _SCALES:
+        _SCALES[key] = grad_scale(loss.to_torch())
+    return _SCALES[key]
+
+
+_REFERENCE_CANONICAL = {ref.expr.canonical for ref in REFERENCE.values() if ref.expr is not None}

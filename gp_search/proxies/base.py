@@ -27,6 +27,8 @@ from gp_search.lang.vocab import Status
 
 STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
+OPTIMIZERS = ("adam", "sgd")
+"""The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class ProxySpec:
         model_kw: keyword arguments of the model (as a sorted tuple of pairs, hashable).
         steps: optimiser steps of the full budget.
         batch_size: training batch size.
-        lr: Adam learning rate (betas 0.9/0.999, eps 1e-8, no weight decay).
+        lr: learning rate of the optimiser (Adam: betas 0.9/0.999, eps 1e-8, no weight decay).
         eval_batch: batch size for the held-out evaluation (memory only; never the result).
         time_limit: seconds after which a training stops with status ``timeout``.
         description: one line for listings.
@@ -113,6 +115,10 @@ class ProxySpec:
             ``"val"`` (a fixed, stratified fifth of the training split held out and not trained
             on — :func:`gp_search.proxies.data.validation_split` — for model selection such as a search's
             fitness, so the test split stays unseen).
+        optimizer: ``"adam"`` (every registered proxy) or ``"sgd"`` (SGD with momentum 0.9, no
+            weight decay; an expression loss trains multiplied by its scale
+            :func:`gp_search.lang.losses.loss_scale`; set ``lr`` too: SGD needs a larger one,
+            see :mod:`gp_search.proxies.train`).
     """
 
     name: str
@@ -127,6 +133,8 @@ class ProxySpec:
     description: str = ""
     data_root: str | None = field(default=None, compare=False)
     split: str = rule("test", "what the accuracy is measured on", choices=("test", "val"))
+    optimizer: str = rule("adam", "the optimiser (SGD: momentum 0.9, loss times its scale)",
+                          choices=OPTIMIZERS)
 
     def __post_init__(self):
         validate(self, "proxy field")
@@ -138,5 +146,7 @@ class ProxySpec:
                    "name": self.name}
         if self.split != "test":  # keys of test-split results stay what they always were
             payload["split"] = self.split
+        if self.optimizer != "adam":  # keys of Adam results stay what they always were
+            payload["optimizer"] = self.optimizer
         blob = json.dumps(payload, sort_keys=True).encode()
         return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]

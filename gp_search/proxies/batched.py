@@ -27,7 +27,7 @@ sequential :func:`gp_search.proxies.train.train_one`) are trained together, each
 
 Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
 ``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
-than ``mlp`` train sequentially.
+than ``mlp``, and SGD trainings (``spec.optimizer == "sgd"``), train sequentially.
 
 When it pays (:func:`pays_off`), measured on this 2-core CPU (AMD EPYC, AVX-512, torch 2.13)
 with one torch thread (as ``Proxy.evaluate_many`` trains), candidates per second over 100 steps,
@@ -89,7 +89,7 @@ def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
         True for MLPs with ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_CANDIDATES`` and at most
         ``CPU_MAX_PARAMS`` parameters per candidate (measurements in the module docstring).
     """
-    if spec.model not in SUPPORTED_MODELS or n < 2:
+    if spec.model not in SUPPORTED_MODELS or spec.optimizer != "adam" or n < 2:
         return False
     if torch.device(device).type == "cuda":
         return True
@@ -142,7 +142,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
             results[i] = EvalResult("rejected", message=why, **common)
         else:
             todo.append(i)
-    if spec.model not in SUPPORTED_MODELS or len(todo) < 2:
+    if spec.model not in SUPPORTED_MODELS or spec.optimizer != "adam" or len(todo) < 2:
         for i in todo:
             results[i] = train.train_one(spec, losses[i], seed, budget, device)
         return results

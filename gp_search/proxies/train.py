@@ -1,7 +1,7 @@
 """The short training loop for one loss (sequential path): a proxy's budget in, an EvalResult out.
 
-One evaluation builds the proxy's model from the seed, trains it with Adam on batches drawn from
-the seed, and measures held-out accuracy. The same seed gives every candidate the same initial
+One evaluation builds the proxy's model from the seed, trains it with the spec's optimiser on
+batches drawn from the seed, and measures held-out accuracy. The same seed gives every candidate the same initial
 weights (:func:`gp_search.proxies.models.build`) and the same batch order (:func:`batch_indices`): common
 random numbers, so candidates are compared on equal terms.
 
@@ -21,7 +21,16 @@ Failure is a status (see :mod:`gp_search.proxies.base`), decided by these rules:
 The checks cost one fused max-norm over the parameters and one host synchronisation per step
 (loss and norm fetched together): Adam turns a non-finite gradient entry into a non-finite
 parameter, so a finite parameter norm proves the gradients were finite, and the gradients are
-only inspected (to tell ``nan`` from ``diverged``) once the norm is bad.
+only inspected (to tell ``nan`` from ``diverged``) once the norm is bad (SGD likewise: a
+non-finite gradient makes its parameter non-finite).
+
+Optimiser (``spec.optimizer``): ``"adam"`` — ``torch.optim.Adam`` (fused), the loss as it is;
+every registered proxy. ``"sgd"`` — ``torch.optim.SGD`` with momentum :data:`SGD_MOMENTUM`, no
+weight decay, and an expression loss multiplied by its scale s
+(:func:`gp_search.lang.losses.loss_scale`: CE's logit-gradient norm on a fixed probe; reference
+losses keep s = 1), because under SGD the scale of a loss is its learning rate; ``train_loss``
+is then the scaled loss. A loss with no usable scale is ``rejected``. SGD needs a larger ``lr``
+than Adam: :data:`SGD_LR` was chosen with CE from {0.01, 0.03, 0.1, 0.3} (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -46,6 +55,11 @@ PARAM_LIMIT = 1e4
 """Largest parameter magnitude a healthy training reaches. Initial weights are below 1 and Adam
 moves a parameter by about ``lr`` (at most ~3·lr) per step, so with the registered budgets
 (lr ≤ 3e-3, ≤ 1000 steps) no parameter can honestly get past a few units; 1e4 means blow-up."""
+
+SGD_MOMENTUM = 0.9
+SGD_LR = 0.1
+"""Learning rate to give a proxy with ``optimizer="sgd"`` (``proxies.get(name, optimizer="sgd",
+lr=SGD_LR)``): the best of {0.01, 0.03, 0.1, 0.3} for CE on digits-mlp and mnist1d-cnn."""
 
 TAIL_FRACTION = 0.1
 """``train_loss`` is the mean loss over this last fraction of the steps taken."""
@@ -258,14 +272,26 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
                          **dict(spec.model_kw)).to(device)
     params = list(model.parameters())
     weights = [p for p in params if p.dim() > 1]
-    # Fused Adam: one kernel for all parameters, where torch has one for the device.
-    opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
+    scale = 1.0
+    if spec.optimizer == "sgd":
+        from gp_search.lang.losses import loss_scale
+
+        try:
+            scale = loss_scale(loss)
+        except ValueError as exc:
+            return report("rejected", 0, str(exc))
+        opt = torch.optim.SGD(params, lr=spec.lr, momentum=SGD_MOMENTUM)
+    else:
+        # Fused Adam: one kernel for all parameters, where torch has one for the device.
+        opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
     batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(device)
     x, y = ds.x_train, ds.y_train
     history = []
     for step in range(budget):
         idx = batches[step]
         value = loss.fn(model(x[idx]), y[idx])
+        if scale != 1.0:  # SGD only: the loss's scale is its learning rate (module docstring)
+            value = value * scale
         if loss.l2 > 0:  # ce_l2: the penalty needs the weights, which only the training has
             value = value + loss.l2 / 2 * sum(w.square().sum() for w in weights)
         opt.zero_grad(set_to_none=True)

@@ -8,12 +8,22 @@ Most random trees cannot teach a network anything. A candidate is rejected — s
    that float32 can hold (it compiles).
 2. **numeric**: in float32, as it will train, its value and its gradient w.r.t. the logits must be
    finite on a probe batch that includes extreme probabilities (softmax of logits up to ±60, so
-   p from ~1e-26 to 1), and the gradient must not vanish (norm ≥ ``GRAD_FLOOR``).
+   p from ~1e-26 to 1), and the gradient must not vanish (norm ≥ ``GRAD_FLOOR``), at every class
+   count of :data:`CLASSES`.
 3. **behavioural** (the rejection protocol of EvoMAL / AutoLoss-Zero, our constants): optimise a
-   free batch of logits directly with the loss — 64 samples, 10 classes, logits from N(0, 1)
-   (fixed generator), random targets, Adam lr 0.1, up to 40 steps (checked every 10) — and
-   require the accuracy of the argmax to reach at least 0.8 (chance is 0.1; CE and NGL reach 1.0). A loss that does not pull
-   predictions towards the target is useless as a training signal.
+   free batch of logits directly with the loss — 64 samples, logits from N(0, 1) (fixed
+   generator), random targets, Adam lr 0.1, up to 40 steps (checked every 10) — and require the
+   accuracy of the argmax to reach at least 0.8 at every class count of :data:`CLASSES` (chance
+   is 1/K; CE and NGL reach 1.0). A loss that does not pull predictions towards the target is
+   useless as a training signal.
+
+Why several class counts: a loss of ``y_pred`` and ``y_real`` sees K only through the softmax,
+and what pulls the right class up at K = 10 can push it down at K = 2 (where p_t > 0.5 is
+common) — e.g. ``0.326933*exp(y_pred*y_real + exp(y_pred) - sin(y_real))``, found by a
+10-class search, passes here at K = 10 and reaches accuracy 0.14 at K = 2. Each check runs all class counts
+in one pass: the loss is elementwise, so the probes of every K are flattened into one tensor and
+the loss is evaluated once per step; Adam is elementwise too, so each K's logits follow exactly
+the path they would alone. ``benchmarks/bench_screen.py`` measures the cost and what it rejects.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ import torch
 
 from gp_search.lang.expr import GRAD_FLOOR, ExprError, LossExpr
 
-BEHAVIOUR_SAMPLES, BEHAVIOUR_CLASSES, BEHAVIOUR_STEPS, BEHAVIOUR_LR = 64, 10, 40, 0.1
+CLASSES = (2, 3, 10, 100)
+"""Class counts at which the numeric and behavioural checks run; a loss must pass at every one."""
+BEHAVIOUR_SAMPLES, BEHAVIOUR_STEPS, BEHAVIOUR_LR = 64, 40, 0.1
 BEHAVIOUR_MIN_ACCURACY = 0.8
 
 
@@ -37,31 +49,58 @@ class Verdict:
     message: str = ""
 
 
-def _numeric_probes() -> tuple[torch.Tensor, torch.Tensor]:
+def _numeric_probes(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """68 rows of K logits: N(0, s²) rows for s in 0.1, 1, 5, 20, and 4 extreme rows."""
     g = torch.Generator().manual_seed(1234)
-    k = 10
     rows = [torch.randn(16, k, generator=g) * s for s in (0.1, 1.0, 5.0, 20.0)]
     extreme = torch.zeros(4, k)
-    extreme[0, 0], extreme[1, 3], extreme[2, :] = 60.0, -60.0, torch.linspace(-30, 30, k)
-    extreme[3, 5] = 30.0
+    extreme[0, 0], extreme[1, 3 % k], extreme[2, :] = 60.0, -60.0, torch.linspace(-30, 30, k)
+    extreme[3, 5 % k] = 30.0
     logits = torch.cat(rows + [extreme])
     target = torch.randint(0, k, (logits.shape[0],), generator=g)
-    target[-4:] = torch.tensor([0, 0, 9, 2])  # extreme rows with right and wrong targets
+    target[-4:] = torch.tensor([0, 0, k - 1, 2 % k])  # extreme rows with right and wrong targets
     return logits, target
 
 
-_NUMERIC = _numeric_probes()
-
-
-def _behaviour_batch() -> tuple[torch.Tensor, torch.Tensor]:
+def _behaviour_batch(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(4321)
-    logits = torch.randn(BEHAVIOUR_SAMPLES, BEHAVIOUR_CLASSES, generator=g)
-    target = torch.randint(0, BEHAVIOUR_CLASSES, (BEHAVIOUR_SAMPLES,), generator=g)
+    logits = torch.randn(BEHAVIOUR_SAMPLES, k, generator=g)
+    target = torch.randint(0, k, (BEHAVIOUR_SAMPLES,), generator=g)
     return logits, target
 
 
-_BEHAVIOUR = _behaviour_batch()
-_BEHAVIOUR_ONEHOT = torch.nn.functional.one_hot(_BEHAVIOUR[1], BEHAVIOUR_CLASSES).float()
+class _Probes:
+    """Probe batches of several class counts, evaluated by an elementwise loss in one call.
+
+    ``f(p, t)`` is elementwise, so the probabilities and one-hot targets of every K are
+    flattened into one vector: one evaluation of the tree per step instead of one per K. The
+    loss is the sum of each K's mean, so each K's logits get exactly the gradient of its own mean.
+    """
+
+    def __init__(self, make, classes: tuple[int, ...]):
+        self.classes = classes
+        batches = [make(k) for k in classes]
+        self.logits = [z for z, _ in batches]
+        self.target = [t for _, t in batches]
+        self.onehot = torch.cat([torch.nn.functional.one_hot(t, k).float().flatten()
+                                 for (_, t), k in zip(batches, classes)])
+        self.sizes = [z.numel() for z in self.logits]
+
+    def losses(self, f, zs: list[torch.Tensor]) -> torch.Tensor:
+        """Each K's mean of ``f`` over its probe batch, as a vector of len(classes)."""
+        p = torch.cat([torch.softmax(z, dim=1).flatten() for z in zs])
+        out = f(p, self.onehot).expand_as(p)
+        return torch.stack([part.mean() for part in out.split(self.sizes)])
+
+
+_CACHE: dict[tuple, _Probes] = {}
+
+
+def _probes(make, classes: tuple[int, ...]) -> _Probes:
+    key = (make.__name__, tuple(classes))
+    if key not in _CACHE:
+        _CACHE[key] = _Probes(make, tuple(classes))
+    return _CACHE[key]
 
 
 def structural(expr: LossExpr) -> Verdict:
@@ -77,20 +116,25 @@ def structural(expr: LossExpr) -> Verdict:
     return Verdict(True)
 
 
-def numeric(expr: LossExpr) -> Verdict:
-    logits, target = _NUMERIC
-    z = logits.clone().requires_grad_(True)
+def numeric(expr: LossExpr, classes: tuple[int, ...] = CLASSES) -> Verdict:
+    probes = _probes(_numeric_probes, classes)
+    zs = [z.clone().requires_grad_(True) for z in probes.logits]
     with torch.enable_grad():
-        value = expr.to_torch()(z, target)
-        if not torch.isfinite(value):
-            return Verdict(False, "numeric", f"loss is {value.item()} on the probes (float32)")
-        if not value.requires_grad:
+        values = probes.losses(expr.elementwise, zs)
+        finite = torch.isfinite(values)
+        if not finite.all():
+            k = classes[int((~finite).nonzero()[0])]
+            return Verdict(False, "numeric", f"loss is {values[~finite][0].item()} on the probes "
+                                             f"at K = {k} classes (float32)")
+        if not values.requires_grad:
             return Verdict(False, "numeric", "loss has no gradient w.r.t. the logits")
-        (grad,) = torch.autograd.grad(value, z)
-    if not torch.isfinite(grad).all():
-        return Verdict(False, "numeric", "gradient is not finite on the probes (float32)")
-    if grad.norm() < GRAD_FLOOR:
-        return Verdict(False, "numeric", "gradient vanishes on the probes")
+        grads = torch.autograd.grad(values.sum(), zs)
+    for k, grad in zip(classes, grads):
+        if not torch.isfinite(grad).all():
+            return Verdict(False, "numeric", f"gradient is not finite on the probes at K = {k} "
+                                             "classes (float32)")
+        if grad.norm() < GRAD_FLOOR:
+            return Verdict(False, "numeric", f"gradient vanishes on the probes at K = {k} classes")
     return Verdict(True)
 
 
@@ -98,36 +142,46 @@ def _accuracy(z: torch.Tensor, target: torch.Tensor) -> float:
     return (z.argmax(1) == target).float().mean().item()
 
 
-def behavioural(expr: LossExpr) -> Verdict:
-    logits, target = _BEHAVIOUR
-    z = logits.clone()
-    m, v = torch.zeros_like(z), torch.zeros_like(z)
-    f, t = expr.elementwise, _BEHAVIOUR_ONEHOT
+def behavioural(expr: LossExpr, classes: tuple[int, ...] = CLASSES) -> Verdict:
+    probes = _probes(_behaviour_batch, classes)
+    zs = [z.clone() for z in probes.logits]
+    ms, vs = [torch.zeros_like(z) for z in zs], [torch.zeros_like(z) for z in zs]
+    f = expr.elementwise
     b1, b2 = 0.9, 0.999
+    reached = [False] * len(classes)  # a K passes once its accuracy reaches the bar at a check
     for step in range(1, BEHAVIOUR_STEPS + 1):
         # Adam written out: torch.optim's per-step overhead is 10x this whole check.
-        zz = z.requires_grad_(True)
+        zs = [z.detach().requires_grad_(True) for z in zs]
         with torch.enable_grad():
-            value = f(torch.softmax(zz, dim=1), t).mean()
+            value = probes.losses(f, zs).sum()
             if not torch.isfinite(value):
                 return Verdict(False, "behavioural", "loss became non-finite while optimising logits")
-            (g,) = torch.autograd.grad(value, zz)
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        m_hat, v_hat = m / (1 - b1**step), v / (1 - b2**step)
-        z = (z.detach() - BEHAVIOUR_LR * m_hat / (v_hat.sqrt() + 1e-8))
-        if step % 10 == 0 and _accuracy(z, target) >= BEHAVIOUR_MIN_ACCURACY:
-            return Verdict(True)  # good losses get there early; no need to run all steps
-    acc = _accuracy(z, target)
-    if acc < BEHAVIOUR_MIN_ACCURACY:
-        return Verdict(False, "behavioural",
-                       f"optimising logits with it reaches accuracy {acc:.2f} < "
-                       f"{BEHAVIOUR_MIN_ACCURACY} (it does not pull predictions to the target)")
-    return Verdict(True)
+            grads = torch.autograd.grad(value, zs)
+        for i, (g, m, v) in enumerate(zip(grads, ms, vs)):
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            m_hat, v_hat = m / (1 - b1**step), v / (1 - b2**step)
+            zs[i] = zs[i].detach() - BEHAVIOUR_LR * m_hat / (v_hat.sqrt() + 1e-8)
+        if step % 10 == 0:
+            reached = [r or _accuracy(z, t) >= BEHAVIOUR_MIN_ACCURACY
+                       for r, z, t in zip(reached, zs, probes.target)]
+            if all(reached):
+                return Verdict(True)  # good losses get there early; no need to run all steps
+    k, acc = next((k, _accuracy(z, t)) for k, z, t, r in zip(classes, zs, probes.target, reached)
+                  if not r)
+    return Verdict(False, "behavioural",
+                   f"optimising logits with it reaches accuracy {acc:.2f} < "
+                   f"{BEHAVIOUR_MIN_ACCURACY} at K = {k} classes (it does not pull predictions "
+                   "to the target)")
 
 
-def screen(expr: LossExpr) -> Verdict:
+def screen(expr: LossExpr, classes: tuple[int, ...] = CLASSES) -> Verdict:
     """Run the checks in order of cost; the first failure decides.
+
+    Args:
+        expr: the candidate loss.
+        classes: class counts at which the numeric and behavioural checks run (each at least
+            2); ``(10,)`` is the screening as it was before class counts were checked.
 
     Returns:
         A :class:`Verdict`; never raises for a bad expression.
@@ -137,9 +191,12 @@ def screen(expr: LossExpr) -> Verdict:
         >>> screen(NGL).passed
         True
     """
+    classes = tuple(classes)
+    if not classes or any(isinstance(k, bool) or not isinstance(k, int) or k < 2 for k in classes):
+        raise ValueError(f"classes must be a non-empty tuple of integers >= 2, got {classes!r}")
     try:
         for check in (structural, numeric, behavioural):
-            verdict = check(expr)
+            verdict = check(expr) if check is structural else check(expr, classes)
             if not verdict.passed:
                 return verdict
     except (ExprError, RuntimeError, ValueError, OverflowError, ZeroDivisionError) as exc:
