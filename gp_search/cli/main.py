@@ -15,6 +15,7 @@ from gp_search.lang.export import TARGETS
 from gp_search.lang.export import export as export_loss
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import REFERENCE
+from gp_search.parallel.evaluate import BACKENDS
 
 
 class UsageError(Exception):
@@ -231,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="5", help="number of seeds (0..N-1) or a list such as 3,7,9")
     p.add_argument("--jobs", default="1", help="worker processes (-1: one per core)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--backend", default="loky",
-                   help="loky (local processes), sequential (this process) or dask")
+    p.add_argument("--backend", default="loky", choices=sorted(BACKENDS),
+                   help="; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()))
     p.add_argument("--scheduler", default=None,
                    help="with --backend dask: address of a running Dask scheduler "
                         "(tcp://host:8786); without it a local cluster is started")
