@@ -224,11 +224,20 @@ def test_both_scorers_implement_the_whole_scorer_protocol(tmp_path):
         scorers = [Scorer([], [0], cache, evaluator=None), BehaviourScorer(ngl_target(False))]
         for scorer in scorers:
             assert isinstance(scorer, ScorerProtocol)
+            assert ScorerProtocol not in type(scorer).__mro__  # structural, not inherited stubs
             for m in methods:  # same parameters, defaults and annotations as the contract
                 assert inspect.signature(getattr(type(scorer), m)) == \
                     inspect.signature(getattr(ScorerProtocol, m)), (type(scorer).__name__, m)
     finally:
         cache.close()
+
+    class NoRewrite:  # what evolve once looked for with getattr: now a scorer must have it
+        def score(self, exprs, halving=True): ...
+        def accept(self, expr): ...
+        def state(self): ...
+        def restore(self, state): ...
+
+    assert not isinstance(NoRewrite(), ScorerProtocol)
 
 
 def test_the_loop_calls_only_the_scorer_protocol_and_discovers_nothing():

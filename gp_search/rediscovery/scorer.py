@@ -25,7 +25,7 @@ from deap import gp
 
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import ExprError, LossExpr, parse
-from gp_search.search.scoring import Score, ScorerProtocol
+from gp_search.search.scoring import Score
 from gp_search.rediscovery.behaviour import Fit, Target, constant_slots, terms
 from gp_search.rediscovery.library import Library
 
@@ -119,8 +119,9 @@ def with_constants(tree, theta) -> list:
 
 # --- the scorer ----------------------------------------------------------------------------------
 
-class BehaviourScorer(ScorerProtocol):
-    """Fitness = digits of agreement with a target's behaviour; a :class:`ScorerProtocol`.
+class BehaviourScorer:
+    """Fitness = digits of agreement with a target's behaviour; implements
+    :class:`gp_search.search.scoring.ScorerProtocol`.
 
     Each new tree has its variable-free subtrees folded to constants, then its constants fitted
     (``fit_steps`` LM steps from its own values) and written back (:meth:`rewrite`, the

@@ -39,7 +39,7 @@ from gp_search.search.scoring import Score, ScorerProtocol
 from gp_search.store import Cache, random_state_to_json
 
 INIT_DRAWS = 200
-"""Initial trees are redrawn until one passes screening, at most this many draws each."""
+"""Initial trees are redrawn until the scorer accepts one, at most this many draws each."""
 
 Hook = Callable[[dict], None]
 """A subscriber: called with the event's record (a JSON-ready dict)."""

@@ -90,7 +90,9 @@ class ScorerProtocol(Protocol):
 
     Two implementations: :class:`Scorer` (proxy trainings, the search's) and
     ``gp_search.rediscovery.scorer.BehaviourScorer`` (behavioural distance to a target). Each
-    offers every method below with the same signature (a test compares them).
+    defines every method below itself, with the same signature (structural typing: they do not
+    inherit these stubs, so ``isinstance(x, ScorerProtocol)`` fails for one that lacks a method;
+    a test checks both, signatures included).
 
     Contract:
 
@@ -130,7 +132,7 @@ class ScorerProtocol(Protocol):
         ...
 
 
-class Scorer(ScorerProtocol):
+class Scorer:
     """Scores candidates by proxy training for one run; remembers every canonical form and
     fingerprint it saw. Implements :class:`ScorerProtocol`."""
 
