@@ -69,9 +69,9 @@ def main() -> None:
         rows = []
         t0 = time.perf_counter()
 
-        def sample(event: str, rec: dict) -> None:
-            g = rec.get("generation", -1)
-            if event != "generation" or g % args.every:
+        def sample(rec: dict) -> None:
+            g = rec["generation"]
+            if g % args.every:
                 return
             sc = search.scorer
             rows.append((g, proc.memory_info().rss / 2**20, len(sc.by_key),
@@ -84,7 +84,7 @@ def main() -> None:
                   f"sympy cache {rows[-1][5]:>6}  checkpoint {rows[-1][6]:8.1f} KiB  "
                   f"{rows[-1][7]:6.0f} s", flush=True)
 
-        search.hooks.insert(0, sample)  # before the checkpoint writer: the size lags by one
+        search.hooks.after_generation.insert(0, sample)  # before the checkpoint writer: the size lags by one
         print(f"# memory: {args.generations} generations, population {args.population}, "
               f"synthetic-mlp 5 steps, sequential; load average {os.getloadavg()[0]:.2f}",
               flush=True)

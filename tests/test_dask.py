@@ -58,7 +58,7 @@ def test_local_cluster_is_real_reused_and_free_of_the_malloc_trap(local):
     # ...but these workers do not have it, and neither does this process.
     assert set(local.run(dask_backend._malloc_trim).values()) == {None}
     assert dask_backend.MALLOC_VAR not in os.environ
-    ran_on = set(BACKENDS["dask"](os.getpid, [()] * 6, 2, None))
+    ran_on = set(BACKENDS["dask"].run(os.getpid, [()] * 6, 2, None))
     assert ran_on <= set(pids.values())
     assert dask_backend.client(None, 2) is local and _worker_pids(local) == pids
 
@@ -94,7 +94,7 @@ def test_worker_killed_mid_batch_loses_nothing(local):
     tasks = [([loss], wire, seed, 1500, "cpu", False)
              for loss in ("ce", "ngl", "mse", "focal") for seed in (0, 1)]
     before = _worker_pids(local)
-    outputs = BACKENDS["dask"](_run_task, tasks, 2, None)  # all submitted now
+    outputs = BACKENDS["dask"].run(_run_task, tasks, 2, None)  # all submitted now
     victim = None
     deadline = time.time() + 120
     while victim is None and time.time() < deadline:  # a worker in the middle of a training
@@ -124,7 +124,7 @@ def test_stuck_task_is_abandoned_as_timeout_and_the_rest_finish(local):
     before = _worker_pids(local)
     tasks = [(0.1,), (3600.0,), (0.1,), (0.1,), (0.1,)]
     t0 = time.monotonic()
-    outs = list(BACKENDS["dask"](_blocked_then_pid, tasks, 2, None, timeout=3.0,
+    outs = list(BACKENDS["dask"].run(_blocked_then_pid, tasks, 2, None, timeout=3.0,
                                  on_failure=lambda task, status, msg: (status, task, msg)))
     # A hang guard, not a speed claim: abandoned once past 3 s (looked at every second),
     # far below the 120 s that restart_workers could block for.
@@ -135,7 +135,7 @@ def test_stuck_task_is_abandoned_as_timeout_and_the_rest_finish(local):
     assert dask_backend.client(None, 2) is local
     after = _worker_pids(local)
     assert len(after) == 2 and len(set(after.values()) & set(before.values())) == 1  # one killed
-    assert set(BACKENDS["dask"](os.getpid, [()] * 4, 2, None)) <= set(after.values())
+    assert set(BACKENDS["dask"].run(os.getpid, [()] * 4, 2, None)) <= set(after.values())
 
 
 def test_a_worker_lost_twice_in_the_lost_worker_window_comes_back(local):
@@ -152,7 +152,7 @@ def test_a_worker_lost_twice_in_the_lost_worker_window_comes_back(local):
         os.kill(before[victim], signal.SIGKILL)
         tasks = [(3600.0,), (3600.0,), (0.1,), (0.1,), (0.1,)]
         t0 = time.monotonic()
-        outs = list(BACKENDS["dask"](_blocked_then_pid, tasks, 2, None, timeout=3.0,
+        outs = list(BACKENDS["dask"].run(_blocked_then_pid, tasks, 2, None, timeout=3.0,
                                      on_failure=lambda task, status, msg: (status, task)))
         assert time.monotonic() - t0 < 200  # hang guard (restart_workers alone could block 120 s)
         assert outs[:2] == [("timeout", (3600.0,))] * 2
@@ -160,7 +160,7 @@ def test_a_worker_lost_twice_in_the_lost_worker_window_comes_back(local):
         assert dask_backend.client(None, 2) is local
         after = _worker_pids(local)
     assert len(after) == 2 and before[victim] not in after.values()
-    ran_on = set(BACKENDS["dask"](_blocked_then_pid, [(0.5,)] * 6, 2, None))
+    ran_on = set(BACKENDS["dask"].run(_blocked_then_pid, [(0.5,)] * 6, 2, None))
     assert ran_on <= set(after.values())
 
 
@@ -258,7 +258,7 @@ def test_joining_an_existing_cluster(cluster, tmp_path):
 
 def test_losing_the_scheduler_stops_the_batch_with_a_clear_error(cluster):
     address, scheduler = cluster
-    outputs = BACKENDS["dask"](time.sleep, [(0.5,)] * 20, 2, address)
+    outputs = BACKENDS["dask"].run(time.sleep, [(0.5,)] * 20, 2, address)
     assert next(outputs) is None
     os.killpg(scheduler.pid, signal.SIGKILL)
     with pytest.raises(dask_backend.ClusterError, match="gp-search resume"):
@@ -299,16 +299,16 @@ def test_a_task_that_keeps_killing_its_worker_becomes_an_error():
     # os._exit(1) takes its worker process down every time it runs; with allowed-failures 0
     # the scheduler gives up after the first death (the default, 3, after the fourth).
     with own_cluster(2, **{"distributed.scheduler.allowed-failures": 0}) as address:
-        outs = list(BACKENDS["dask"](os._exit, [(1,)], 2, address,
+        outs = list(BACKENDS["dask"].run(os._exit, [(1,)], 2, address,
                                      on_failure=lambda task, status, msg: (status, msg)))
         assert len(outs) == 1 and outs[0][0] == "error" and "KilledWorker" in outs[0][1]
-        good = BACKENDS["dask"](os.getpid, [()] * 2, 2, address)
+        good = BACKENDS["dask"].run(os.getpid, [()] * 2, 2, address)
         assert all(isinstance(pid, int) for pid in good)  # the cluster serves on
 
 
 def test_a_cluster_without_workers_stops_the_batch(monkeypatch):
     monkeypatch.setattr(dask_backend, "NO_WORKERS_PATIENCE", 2.0)
     with own_cluster(0) as address:
-        outputs = BACKENDS["dask"](os.getpid, [()], 0, address)
+        outputs = BACKENDS["dask"].run(os.getpid, [()], 0, address)
         with pytest.raises(dask_backend.ClusterError, match="no Dask worker"):
             list(outputs)

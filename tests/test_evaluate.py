@@ -47,7 +47,7 @@ def test_jobs_invariance_holds_for_batched_populations_too():
 
 
 def test_loky_workers_are_kept_alive_across_calls():
-    run = BACKENDS["loky"]
+    run = BACKENDS["loky"].run
     first = set(run(os.getpid, [()] * 8, 2, None))
     second = set(run(os.getpid, [()] * 8, 2, None))
     assert os.getpid() not in first | second  # real worker processes
@@ -103,3 +103,39 @@ def test_missing_data_files_fail_once_up_front(tmp_path):
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         evaluate(["ce", "ngl"], proxy="fashion-mnist-cnn", seeds=3,
                  proxy_overrides={"data_root": str(tmp_path)})
+
+
+def test_backends_are_one_registry_of_records_that_the_cli_offers():
+    from gp_search.cli.main import build_parser
+    from gp_search.parallel import dask_cluster
+    from gp_search.parallel.evaluate import Backend
+
+    assert sorted(BACKENDS) == ["dask", "loky", "sequential"]
+    assert all(isinstance(b, Backend) and b.name == k and b.help for k, b in BACKENDS.items())
+    assert [k for k, b in BACKENDS.items() if b.hard_limit] == ["dask"]
+    assert BACKENDS["dask"].run is dask_cluster.run
+    for name in BACKENDS:
+        assert build_parser().parse_args(["evaluate", "--loss", "ce", "--backend", name]) \
+            .backend == name
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--loss", "ce", "--backend", "spark"])
+
+
+def test_a_hard_limit_backend_gets_the_timeout_and_the_failure_callback(monkeypatch):
+    from gp_search.parallel import dask_cluster
+    from gp_search.parallel.evaluate import Backend, _sequential
+
+    seen = []
+
+    def in_process(fn, tasks, jobs, scheduler=None, **extra):
+        seen.append(extra)
+        outputs = list(_sequential(fn, tasks, jobs, scheduler))
+        outputs[-1] = extra["on_failure"](tasks[-1], "timeout", "stuck")  # as dask does
+        return iter(outputs)
+
+    monkeypatch.setitem(BACKENDS, "in-process", Backend("in-process", in_process, True, "test"))
+    rs = evaluate(["ce", "ngl"], proxy="synthetic-mlp", seeds=[0], steps=5, batched=False,
+                  backend="in-process", proxy_overrides={"time_limit": 100.0})
+    assert len(seen) == 1 and seen[0]["timeout"] == dask_cluster.hard_limit(100.0)
+    assert [r.status for r in rs] == ["ok", "timeout"] and rs[1].message == "stuck"
+    assert (rs[1].loss, rs[1].proxy, rs[1].seed, rs[1].budget) == ("ngl", "synthetic-mlp", 0, 5)

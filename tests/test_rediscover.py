@@ -157,9 +157,44 @@ def test_stop_ends_the_loop_after_the_generation(tmp_path):
 
     search, _ = _search(tmp_path)
     search.cfg = replace(search.cfg, generations=5)
-    search.hooks.append(lambda ev, rec: search.stop() if rec.get("generation") == 1 else None)
+    search.hooks.after_generation.append(
+        lambda rec: search.stop() if rec["generation"] == 1 else None)
     search.run()
     assert search.generation == 1 and search.finished
+
+
+def test_hooks_are_called_by_name_in_order(tmp_path):
+    from dataclasses import replace
+
+    search, _ = _search(tmp_path)
+    search.cfg = replace(search.cfg, generations=2)
+    calls = []
+    search.hooks.before_generation.append(lambda rec: calls.append(("before", rec)))
+    search.hooks.after_generation.append(lambda rec: calls.append(("after", rec["generation"])))
+    search.hooks.after_generation.append(lambda rec: calls.append(("after2", rec["generation"])))
+    search.hooks.end_of_run.append(lambda rec: calls.append(("end", rec)))
+    search.run()
+    assert calls == [("after", 0), ("after2", 0),
+                     ("before", {"generation": 1}), ("after", 1), ("after2", 1),
+                     ("before", {"generation": 2}), ("after", 2), ("after2", 2),
+                     ("end", {"generation": 2, "reason": "generations"})]
+
+
+@pytest.mark.parametrize("how, reason", [("stop", "stopped"), ("budget", "time_budget")])
+def test_end_of_run_says_why_the_loop_ended(tmp_path, how, reason):
+    from dataclasses import replace
+
+    search, _ = _search(tmp_path)
+    search.cfg = replace(search.cfg, generations=5,
+                         time_budget=1e-9 if how == "budget" else 0.0)
+    if how == "stop":
+        search.hooks.after_generation.append(
+            lambda rec: search.stop() if rec["generation"] == 1 else None)
+    ends = []
+    search.hooks.end_of_run.append(ends.append)
+    search.run()
+    last = 1 if how == "stop" else 0  # a budget of 1 ns is spent by generation 0
+    assert ends == [{"generation": last, "reason": reason}] and search.generation == last
 
 
 # --- a tiny run end to end ------------------------------------------------------------------------

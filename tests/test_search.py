@@ -206,3 +206,102 @@ def test_signal_handlers_are_put_back_after_a_search(tmp_path):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     run_search(small(tmp_path, generations=0), quiet=True)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# --- the seams: the scorer protocol, DEAP's own operators -----------------------------------------
+
+def test_both_scorers_implement_the_whole_scorer_protocol(tmp_path):
+    import inspect
+
+    from gp_search.rediscovery.scorer import BehaviourScorer
+    from gp_search.rediscovery.targeted import ngl_target
+    from gp_search.search.scoring import Scorer, ScorerProtocol
+
+    methods = ("score", "accept", "rewrite", "state", "restore")
+    assert {m for m in methods if callable(getattr(ScorerProtocol, m, None))} == set(methods)
+    cache = store.Cache(tmp_path / "c.sqlite")
+    try:
+        scorers = [Scorer([], [0], cache, evaluator=None), BehaviourScorer(ngl_target(False))]
+        for scorer in scorers:
+            assert isinstance(scorer, ScorerProtocol)
+            assert ScorerProtocol not in type(scorer).__mro__  # structural, not inherited stubs
+            for m in methods:  # same parameters, defaults and annotations as the contract
+                assert inspect.signature(getattr(type(scorer), m)) == \
+                    inspect.signature(getattr(ScorerProtocol, m)), (type(scorer).__name__, m)
+    finally:
+        cache.close()
+
+    class NoRewrite:  # what evolve once looked for with getattr: now a scorer must have it
+        def score(self, exprs, halving=True): ...
+        def accept(self, expr): ...
+        def state(self): ...
+        def restore(self, state): ...
+
+    assert not isinstance(NoRewrite(), ScorerProtocol)
+
+
+def test_the_loop_calls_only_the_scorer_protocol_and_discovers_nothing():
+    import ast
+    import inspect
+
+    from gp_search.search import evolve
+    from gp_search.search.scoring import ScorerProtocol
+
+    tree = ast.parse(inspect.getsource(evolve))
+    called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.value, ast.Attribute) and node.value.attr == "scorer"}
+    assert called and called <= {"score", "accept", "rewrite", "state", "restore"}
+    assert all(callable(getattr(ScorerProtocol, m)) for m in called)
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert not names & {"getattr", "hasattr"}
+
+
+def _population(n: int, seed: int):
+    import random
+
+    from gp_search.search import variation as ops
+
+    cfg = SearchConfig(population=n, seed=seed)
+    tb = ops.toolbox(cfg)
+    random.seed(seed)
+    pop = [tb.init() for _ in range(n)]
+    for i, ind in enumerate(pop):
+        ind.fitness.values = (float(i % 3),)  # many ties
+    return cfg, tb, pop
+
+
+def test_varand_draws_exactly_as_the_hand_written_loop_it_replaced():
+    import random
+
+    from deap import algorithms
+
+    def hand_written(parents, tb, cx_prob, mut_prob):  # gp_search 0.x's operators.vary
+        offspring = [tb.clone(ind) for ind in parents]
+        for i in range(1, len(offspring), 2):
+            if random.random() < cx_prob:
+                offspring[i - 1], offspring[i] = tb.mate(offspring[i - 1], offspring[i])
+                del offspring[i - 1].fitness.values, offspring[i].fitness.values
+        for i, ind in enumerate(offspring):
+            if random.random() < mut_prob:
+                (offspring[i],) = tb.mutate(ind)
+                del offspring[i].fitness.values
+        return offspring
+
+    cfg, tb, pop = _population(40, 3)
+    random.seed(5)
+    a = hand_written(pop, tb, cfg.crossover_prob, cfg.mutation_prob)
+    after_a = random.random()
+    random.seed(5)
+    b = algorithms.varAnd(pop, tb, cfg.crossover_prob, cfg.mutation_prob)
+    after_b = random.random()
+    assert [str(i) for i in a] == [str(i) for i in b] and after_a == after_b
+    assert [i.fitness.valid for i in a] == [i.fitness.valid for i in b]
+    assert [str(i) for i in a] != [str(i) for i in pop]  # something was varied
+
+
+def test_selbest_keeps_ties_in_population_order_as_the_sort_it_replaced():
+    from deap import tools
+
+    _, _, pop = _population(30, 4)
+    by_hand = sorted(pop, key=lambda i: -i.fitness.values[0])[:10]
+    assert [id(i) for i in tools.selBest(pop, 10)] == [id(i) for i in by_hand]

@@ -17,6 +17,7 @@ from gp_search.lang.export import TARGETS
 from gp_search.lang.export import export as export_loss
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import REFERENCE
+from gp_search.parallel.evaluate import BACKENDS
 from gp_search.seeds import job_count, seed_list
 
 
@@ -221,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_seeds(p)
     options.add_jobs(p)
     options.add_device(p)
-    p.add_argument("--backend", default="loky",
-                   help="loky (local processes), sequential (this process) or dask")
+    p.add_argument("--backend", default="loky", choices=sorted(BACKENDS),
+                   help="; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()))
     p.add_argument("--scheduler", default=None,
                    help="with --backend dask: address of a running Dask scheduler "
                         "(tcp://host:8786); without it a local cluster is started")

@@ -1,10 +1,12 @@
 """Dask cluster backend: local cluster or an existing scheduler; retries on lost workers.
 
-``run(fn, tasks, jobs, scheduler)`` is a :data:`gp_search.parallel.evaluate.BACKENDS` entry. Without a
-scheduler address it starts a :class:`distributed.LocalCluster` on 127.0.0.1 (``jobs`` worker
-processes, one thread each) the first time it is needed and keeps it for the life of the process
-(closed at exit), so workers and the data they loaded survive between generations. With an
-address (``tcp://HOST:PORT``) it joins that cluster and waits until ``jobs`` workers are there.
+``run(fn, tasks, jobs, scheduler)`` runs the ``dask`` entry of
+:data:`gp_search.parallel.evaluate.BACKENDS` (one with ``hard_limit``: it also takes ``timeout``
+and ``on_failure``). Without a scheduler address it starts a :class:`distributed.LocalCluster`
+on 127.0.0.1 (``jobs`` worker processes, one thread each) the first time it is needed and keeps
+it for the life of the process (closed at exit), so workers and the data they loaded survive
+between generations. With an address (``tcp://HOST:PORT``) it joins that cluster and waits until
+``jobs`` workers are there.
 
 Tasks travel as the plain data ``gp_search.parallel.evaluate`` gives them (loss texts, a proxy dict, a
 seed, a step count); results come back in task order, so the results are the same as with loky
@@ -309,9 +311,6 @@ def run(fn: Callable, tasks: Sequence[tuple], jobs: int, scheduler: str | None =
         raise
     return _Batch(c, futures, list(tasks), timeout, on_failure, state,
                   None if scheduler else jobs).outputs()
-
-
-run.hard_limit = True  # gp_search.parallel.evaluate passes timeout and on_failure to this backend
 
 
 class _Batch:

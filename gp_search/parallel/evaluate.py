@@ -10,9 +10,10 @@ A task is either one loss with one seed (sequential training) or, when populatio
 training pays (``gp_search.proxies.batched.pays_off``) or is asked for, every loss with one seed. Batches
 never depend on ``jobs`` either.
 
-Backends are one small function each, ``backend(fn, tasks, jobs, scheduler) -> iterator of
-fn(*task)`` in task order; add one to :data:`BACKENDS` (``scheduler`` is the address of a
-cluster, for backends that have one). A backend marked ``hard_limit`` (``dask``, in
+Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the CLI's
+``--backend`` choices come from it). Each wraps one small function, ``run(fn, tasks, jobs,
+scheduler) -> iterator of fn(*task)`` in task order (``scheduler`` is the address of a cluster,
+for backends that have one). A backend with ``hard_limit`` (``dask``, in
 :mod:`gp_search.parallel.dask_cluster`) also takes ``timeout`` and ``on_failure``: a task stuck past
 ``dask_backend.hard_limit(time_limit)`` becomes status ``timeout``, one that keeps killing its
 workers status ``error``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from gp_search import proxies
 from gp_search.parallel import dask_cluster as dask_backend
@@ -65,11 +67,32 @@ def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = N
         delayed(fn)(*task) for task in tasks)
 
 
-BACKENDS: dict[str, Callable[..., Iterator]] = {
-    "dask": dask_backend.run,  # local cluster, or the cluster at ``scheduler``
-    "loky": _loky,
-    "sequential": _sequential,
-}
+@dataclass(frozen=True)
+class Backend:
+    """One way to run tasks, as :func:`evaluate` uses it.
+
+    Attributes:
+        name: its key in :data:`BACKENDS` (the ``backend`` argument, ``--backend``).
+        run: ``run(fn, tasks, jobs, scheduler, **extra) -> iterator of fn(*task)`` in task
+            order; ``extra`` is ``timeout`` and ``on_failure`` when ``hard_limit`` is set.
+        hard_limit: it can abandon a task stuck past a wall-clock limit (and kill its worker);
+            without it, the trainings' own clock, checked after every step, is the only limit.
+        help: one line for the command line's help.
+    """
+
+    name: str
+    run: Callable[..., Iterator]
+    hard_limit: bool
+    help: str
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("dask", dask_backend.run, hard_limit=True,
+            help="a Dask cluster: a local one, or the one at --scheduler"),
+    Backend("loky", _loky, hard_limit=False, help="joblib's local worker processes"),
+    Backend("sequential", _sequential, hard_limit=False, help="every training in this process"),
+)}
+"""Every backend by name; add a :class:`Backend` here to offer another."""
 
 
 def _failed_task(task: tuple, status: str, message: str) -> list[EvalResult]:
@@ -199,12 +222,12 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
         plan = [([i * len(seed_list) + j], ([text], wire, seed, steps, device, False))
                 for i, text in enumerate(texts) for j, seed in enumerate(seed_list)]
 
-    run = BACKENDS[backend]
+    chosen = BACKENDS[backend]
     # A backend that can abandon a stuck task (dask) gets a hard limit per task; the others
     # rely on the trainings' own clock, checked after every step.
     extra = {"timeout": dask_backend.hard_limit(proxy.spec.time_limit),
-             "on_failure": _failed_task} if getattr(run, "hard_limit", False) else {}
-    outputs = run(_run_task, [args for _, args in plan], n_jobs, scheduler, **extra)
+             "on_failure": _failed_task} if chosen.hard_limit else {}
+    outputs = chosen.run(_run_task, [args for _, args in plan], n_jobs, scheduler, **extra)
     results: list[EvalResult | None] = [None] * total
     done = 0
     if progress is not None:

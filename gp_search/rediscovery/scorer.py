@@ -1,10 +1,9 @@
 """The scorer of targeted rediscovery: fitted, extended, polished trees, scored by behaviour.
 
-:class:`BehaviourScorer` duck-types :class:`gp_search.search.scoring.Scorer` (``score``, ``state``,
-``restore``, ``seeds``) so that the engine's one generation loop, :class:`gp_search.search.evolve.Search`,
-drives it, and adds the two optional hooks ``Search`` looks for: ``accept_initial`` (what a
-usable tree is, for the start and for repairing offspring) and ``rewrite`` (Lamarckian: the trees
-the scores belong to). Each new tree is
+:class:`BehaviourScorer` implements :class:`gp_search.search.scoring.ScorerProtocol`, so that the
+engine's one generation loop, :class:`gp_search.search.evolve.Search`, drives it: ``accept``
+(what a usable tree is, for the start and for repairing offspring) and ``rewrite`` (Lamarckian:
+the trees the scores belong to) do real work here. Each new tree is
 
 1. folded — variable-free subtrees become one fittable constant;
 2. fitted — a few Levenberg–Marquardt steps on its constants (:mod:`gp_search.rediscovery.behaviour`),
@@ -121,7 +120,8 @@ def with_constants(tree, theta) -> list:
 # --- the scorer ----------------------------------------------------------------------------------
 
 class BehaviourScorer:
-    """Fitness = digits of agreement with a target's behaviour; duck-types :class:`scoring.Scorer`.
+    """Fitness = digits of agreement with a target's behaviour; implements
+    :class:`gp_search.search.scoring.ScorerProtocol`.
 
     Each new tree has its variable-free subtrees folded to constants, then its constants fitted
     (``fit_steps`` LM steps from its own values) and written back (:meth:`rewrite`, the
@@ -154,26 +154,31 @@ class BehaviourScorer:
         self.polishes = 0
         self._pending: list = []
 
-    # -- the duck-typed interface of scoring.Scorer --
+    # -- ScorerProtocol --
     def state(self) -> dict:
+        """Counters and the best fitness (the fit memo is rebuilt as trees come back)."""
         return {"evaluations": self.evaluations, "polishes": self.polishes, "best": self.best,
                 "extensions": self.extensions}
 
     def restore(self, state: dict) -> None:
+        """Take back what :meth:`state` gave."""
         self.evaluations = int(state.get("evaluations", 0))
         self.polishes = int(state.get("polishes", 0))
         self.extensions = int(state.get("extensions", 0))
         self.best = float(state.get("best", -math.inf))
 
-    def accept_initial(self, expr: LossExpr) -> bool:
+    def accept(self, expr: LossExpr) -> bool:
         """A usable tree uses both variables and is finite on the probes (the cheap part of the
         project's screening; no training, and nothing about the target)."""
         names = {n.value for n in expr.tree if not isinstance(n, gp.Primitive)}
         return {P.PRED, P.REAL} <= names and math.isfinite(
             self.target.distance(expr.tree).max_grad_error)
 
-    def score(self, exprs: list[LossExpr]) -> tuple[list[Score], dict]:
-        """Score candidates; :meth:`rewrite` then gives the trees the scores belong to."""
+    def score(self, exprs: list[LossExpr], halving: bool = True) -> tuple[list[Score], dict]:
+        """Score candidates; :meth:`rewrite` then gives the trees the scores belong to.
+
+        ``halving`` is ignored: there are no training budgets to cut (every fit is complete).
+        """
         counts = dict(rejected=0, duplicate=0, cached=0, trained=0, short=0)
         scores, self._pending = [], []
         for e in exprs:
@@ -190,7 +195,7 @@ class BehaviourScorer:
             self._pending.append(self.rewrites[key])
         return scores, counts
 
-    def rewrite(self, exprs: list[LossExpr]) -> list:
+    def rewrite(self, exprs: list[LossExpr]) -> list[list | None]:
         """The fitted (and maybe polished) tree for each candidate of the last :meth:`score`."""
         assert len(exprs) == len(self._pending), "rewrite() must follow score() on the same batch"
         return self._pending

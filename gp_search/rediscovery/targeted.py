@@ -201,7 +201,7 @@ class _Tracker:
             self.restarts += 1
         self.search, self.stagnant, self._since = search, False, 0
         self._best_penalised = -math.inf
-        search.hooks.append(self.on_event)
+        search.hooks.after_generation.append(self.after_generation)
 
     def exact_shown(self) -> str:
         """The exact find, in the form that matches NGL (its overall factor fixed)."""
@@ -211,9 +211,7 @@ class _Tracker:
         """The loss an individual (by prefix text) proposes."""
         return materialise(_expr(prefix).tree, self.scorer.fit_of(prefix), self.rcfg.term_weights)
 
-    def on_event(self, event: str, payload: dict) -> None:
-        if event != "generation":
-            return
+    def after_generation(self, payload: dict) -> None:
         # The best SCAN by penalised fitness, then the best SCAN by raw fitness (str() of a
         # tree costs ~0.2 ms: not for the whole population every generation).
         pop = sorted(self.search.population, key=lambda i: -i.fitness.values[0])

@@ -2,15 +2,18 @@
 
 Read :meth:`Search.run` as its own pseudocode::
 
-    population = initialise()            # ramped half-and-half, redrawn until screening passes
-    score(population)                    # gp_search.search.scoring: reject, dedup, cache, halve, train
+    population = initialise()            # ramped half-and-half, redrawn until scorer.accept
+    score(population)                    # ScorerProtocol.score, then .rewrite (Lamarckian)
     for generation in 1..G:
-        elite     = best `elitism` by penalised fitness
-        offspring = vary(select(population))   # tournament; crossover; one of four mutations
-        offspring = repair(offspring)          # re-mutate rejected offspring and clones
+        hooks.before_generation(generation)
+        elite     = selBest(population, elitism)   # by penalised fitness
+        offspring = varAnd(select(population))      # tournament; crossover; one of 4 mutations
+        offspring = repair(offspring)               # re-mutate rejected offspring and clones
         score(offspring)
         population = elite + offspring
-        hall_of_fame.update(population); emit("generation", record)   # log, checkpoint, print
+        hall_of_fame.update(population)
+        hooks.after_generation(record)   # the log, the checkpoint, the progress line
+    hooks.end_of_run(reason)             # generations done, time budget spent, or stop() asked
 
 All randomness comes from Python's ``random`` (seeded from ``cfg.seed`` and checkpointed), and
 the training seeds are drawn from it once, before anything is dispatched, so the hall of fame
@@ -23,20 +26,48 @@ import bisect
 import random
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from deap import algorithms, tools
 
 from gp_search.search import variation as ops
 from gp_search.search.config import SearchConfig
 from gp_search.lang.expr import ExprError, LossExpr, parse
-from gp_search.search.scoring import Score, Scorer
-from gp_search.search.screen import screen
+from gp_search.search.scoring import Score, ScorerProtocol
 from gp_search.store import Cache, random_state_to_json
 
 INIT_DRAWS = 200
-"""Initial trees are redrawn until one passes screening, at most this many draws each."""
+"""Initial trees are redrawn until the scorer accepts one, at most this many draws each."""
 
-Hook = Callable[[str, dict], None]
+Hook = Callable[[dict], None]
+"""A subscriber: called with the event's record (a JSON-ready dict)."""
+
+
+@dataclass
+class Hooks:
+    """The loop's named events and their subscribers, called in list order (EvoTorch style).
+
+    Attributes:
+        before_generation: ``{"generation": g}`` before generation ``g >= 1`` is bred (not
+            for generation 0, the initial population, nor once the time budget is spent).
+        after_generation: the generation's record (the line of ``generations.jsonl``) after
+            generation ``g >= 0`` is scored and the hall of fame updated; the run's state
+            (:meth:`Search.state`) is that generation's.
+        end_of_run: ``{"generation": g, "reason": r}`` when the loop ends normally, ``r`` one
+            of ``"generations"`` (all done), ``"time_budget"`` (spent before generation
+            ``g + 1``), ``"stopped"`` (:meth:`Search.stop`). Not called when interrupted.
+    """
+
+    before_generation: list[Hook] = field(default_factory=list)
+    after_generation: list[Hook] = field(default_factory=list)
+    end_of_run: list[Hook] = field(default_factory=list)
+
+
+def _call(hooks: list[Hook], record: dict) -> None:
+    for hook in hooks:
+        hook(record)
 
 
 def _hof_key(entry: dict) -> tuple:
@@ -48,6 +79,11 @@ class HallOfFame:
 
     Keyed by canonical form, and by fingerprint too, so a loss and its positively scaled or
     shifted copy (the same training signal) take one place, the first found.
+
+    Not DEAP's ``tools.HallOfFame``: that keeps individuals, deduplicates by tree equality and
+    admits any evaluated one; this keeps JSON-ready records (what ``hall_of_fame.csv`` and the
+    checkpoint hold), admits only full-budget ``ok`` scores, deduplicates by behaviour and
+    breaks fitness ties by size, then canonical text.
     """
 
     def __init__(self, size: int, entries: list[dict] | None = None):
@@ -79,12 +115,20 @@ class HallOfFame:
 
 
 class Search:
-    """One search run in a run directory (new or resumed)."""
+    """One search run in a run directory (new or resumed).
 
-    def __init__(self, cfg: SearchConfig, run_dir: Path, scorer: Scorer, cache: Cache,
-                 hooks: list[Hook] | None = None):
+    Args:
+        cfg: the run's configuration.
+        run_dir: where the run's files live (the hooks write them; ``Search`` itself does not).
+        scorer: turns trees into scores (:class:`ScorerProtocol`).
+        cache: the run's training cache (closed by the caller), or None.
+        hooks: subscribers to the loop's events; more can be added to ``search.hooks``.
+    """
+
+    def __init__(self, cfg: SearchConfig, run_dir: Path, scorer: ScorerProtocol,
+                 cache: Cache | None, hooks: Hooks | None = None):
         self.cfg, self.run_dir, self.scorer, self.cache = cfg, Path(run_dir), scorer, cache
-        self.hooks = list(hooks or [])
+        self.hooks = hooks if hooks is not None else Hooks()
         self.tb = ops.toolbox(cfg)
         self.hof = HallOfFame(cfg.hall_of_fame)
         self.population: list = []
@@ -93,35 +137,23 @@ class Search:
         self.finished = False
         self.stop_requested = False
 
-    # -- events --
     def stop(self) -> None:
         """Ask the loop to end after the current generation (e.g. from a hook: target reached)."""
         self.stop_requested = True
 
-    def emit(self, event: str, payload: dict) -> None:
-        for hook in self.hooks:
-            hook(event, payload)
-
     # -- individuals --
     def _expr(self, ind) -> LossExpr:
         return LossExpr(ind, self.cfg.primitive_set)
-
-    def _acceptor(self) -> Callable[[LossExpr], bool]:
-        # A scorer may say what a usable tree is (``accept_initial(expr) -> bool``); the default
-        # is the full screening (memoised by the scorer when it offers ``acceptable``).
-        return (getattr(self.scorer, "accept_initial", None)
-                or getattr(self.scorer, "acceptable", None) or (lambda e: screen(e).passed))
 
     def _repair(self, offspring: list, parents: list, elite: list) -> list:
         """Re-vary offspring that fail screening or copy a tree already in the new population:
         mutate a fresh copy of the same parent, up to ``cfg.repair_tries`` times, so rejected
         trees and clones do not crowd out trainable, new ones (copies of good trees survive
         through elitism and selection anyway)."""
-        accept = self._acceptor()
         taken = {str(i) for i in elite}
         for i, ind in enumerate(offspring):
             for _ in range(self.cfg.repair_tries):
-                if str(ind) not in taken and self._usable(ind, accept):
+                if str(ind) not in taken and self._usable(ind):
                     break
                 (ind,) = self.tb.mutate(self.tb.clone(parents[i]))
                 del ind.fitness.values
@@ -129,14 +161,13 @@ class Search:
             offspring[i] = ind
         return offspring
 
-    def _usable(self, ind, accept) -> bool:
+    def _usable(self, ind) -> bool:
         try:
-            return accept(self._expr(ind))
+            return self.scorer.accept(self._expr(ind))
         except ExprError:
             return False
 
     def _initial(self) -> list:
-        accept = self._acceptor()
         pop = []
         for text in self.cfg.seed_individuals:
             pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
@@ -144,7 +175,7 @@ class Search:
             for _ in range(INIT_DRAWS):
                 ind = self.tb.init()
                 try:
-                    if accept(self._expr(ind)):
+                    if self.scorer.accept(self._expr(ind)):
                         break
                 except ExprError:
                     continue
@@ -156,15 +187,13 @@ class Search:
         exprs = [self._expr(ind) for ind in pop]
         t0 = time.perf_counter()
         scores, counts = self.scorer.score(exprs)
-        rewrite = getattr(self.scorer, "rewrite", None)
-        if rewrite is not None:
-            # Lamarckian hook: a scorer that fits constants or simplifies trees returns the tree
-            # each score belongs to (None: unchanged); the individual takes it over before the
-            # hall of fame records it, so offspring inherit the fitted constants.
-            for i, tree in enumerate(rewrite(exprs)):
-                if tree is not None:
-                    pop[i][0:len(pop[i])] = tree
-                    exprs[i] = self._expr(pop[i])
+        # Lamarckian: a scorer that fits constants or simplifies trees returns the tree each
+        # score belongs to (None: unchanged); the individual takes it over before the hall of
+        # fame records it, so offspring inherit the fitted constants.
+        for i, tree in enumerate(self.scorer.rewrite(exprs)):
+            if tree is not None:
+                pop[i][0:len(pop[i])] = tree
+                exprs[i] = self._expr(pop[i])
         counts["seconds_scoring"] = time.perf_counter() - t0
         for ind, expr, s in zip(pop, exprs, scores):
             ind.fitness.values = (s.fitness - self.cfg.parsimony * expr.size,)
@@ -183,22 +212,30 @@ class Search:
         if self.generation < 0:
             self.population = self._initial()
             self._finish_generation(0, self._score(self.population), start, 0.0)
-        while self.generation < self.cfg.generations and not self.stop_requested:
-            if self.cfg.time_budget and time.perf_counter() - start > self.cfg.time_budget:
-                self.emit("time_budget", {"generation": self.generation})
+        reason = "generations"
+        while self.generation < self.cfg.generations:
+            if self.stop_requested:
+                reason = "stopped"
                 break
+            if self.cfg.time_budget and time.perf_counter() - start > self.cfg.time_budget:
+                reason = "time_budget"
+                break
+            _call(self.hooks.before_generation, {"generation": self.generation + 1})
             t0 = time.perf_counter()
-            pop = sorted(self.population, key=lambda i: -i.fitness.values[0])
-            elite = [self.tb.clone(i) for i in pop[: self.cfg.elitism]]
+            # selBest sorts stably, best first: ties keep population order, as before.
+            elite = [self.tb.clone(i) for i in tools.selBest(self.population, self.cfg.elitism)]
             parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
-            offspring = ops.vary(parents, self.tb, self.cfg.crossover_prob, self.cfg.mutation_prob)
+            offspring = algorithms.varAnd(parents, self.tb, self.cfg.crossover_prob,
+                                          self.cfg.mutation_prob)
             offspring = self._repair(offspring, parents, elite)
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring
             self._finish_generation(self.generation + 1, counts, start, vary_seconds)
+        if self.stop_requested and reason == "generations":
+            reason = "stopped"  # asked during the last generation
         self.finished = True
-        self.emit("finished", {"generation": self.generation})
+        _call(self.hooks.end_of_run, {"generation": self.generation, "reason": reason})
         return self.hof
 
     def _finish_generation(self, gen: int, counts: dict, start: float, vary_seconds: float) -> None:
@@ -213,7 +250,7 @@ class Search:
                   "seconds_scoring": round(counts.get("seconds_scoring", 0.0), 4),
                   "seconds_training": round(counts.get("seconds_training", 0.0), 4),
                   "seconds": round(self.elapsed, 3)}
-        self.emit("generation", record)
+        _call(self.hooks.after_generation, record)
 
     # -- checkpoint state --
     def state(self) -> dict:

@@ -136,18 +136,26 @@ def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | 
                     cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint)
     search = Search(cfg, run_dir, scorer, cache)
 
-    def on_event(event: str, payload: dict) -> None:
-        if event == "generation":
-            store.append_generation(run_dir, payload)
-            store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
-            store.write_checkpoint(run_dir, {**search.state(), "train_seeds": seeds})
-            if not quiet:
-                print(_summary(cfg, payload), flush=True)
-        elif event == "time_budget" and not quiet:
-            print(f"time budget of {cfg.time_budget:g}s reached after generation "
-                  f"{payload['generation']}", flush=True)
+    def log(record: dict) -> None:
+        store.append_generation(run_dir, record)
+        store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
 
-    search.hooks.append(on_event)
+    def checkpoint(record: dict) -> None:
+        store.write_checkpoint(run_dir, {**search.state(), "train_seeds": seeds})
+
+    def show(record: dict) -> None:
+        print(_summary(cfg, record), flush=True)
+
+    def show_end(record: dict) -> None:
+        if record["reason"] == "time_budget":
+            print(f"time budget of {cfg.time_budget:g}s reached after generation "
+                  f"{record['generation']}", flush=True)
+
+    # In this order: the log line and hall of fame, then the checkpoint that covers them
+    # (resume truncates the log to the checkpoint), then the progress line.
+    search.hooks.after_generation += [log, checkpoint] + ([] if quiet else [show])
+    if not quiet:
+        search.hooks.end_of_run.append(show_end)
     return search
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -85,8 +85,57 @@ class ProxyRef:
     weight: float
 
 
+@runtime_checkable
+class ScorerProtocol(Protocol):
+    """What :class:`gp_search.search.evolve.Search` needs of a scorer, and all it calls.
+
+    Two implementations: :class:`Scorer` (proxy trainings, the search's) and
+    ``gp_search.rediscovery.scorer.BehaviourScorer`` (behavioural distance to a target). Each
+    defines every method below itself, with the same signature (structural typing: they do not
+    inherit these stubs, so ``isinstance(x, ScorerProtocol)`` fails for one that lacks a method;
+    a test checks both, signatures included).
+
+    Contract:
+
+    * :meth:`score` — one :class:`Score` per candidate, in order, and the counts by route
+      (``rejected``, ``duplicate``, ``cached``, ``trained``, ``short``; ``seconds_training``
+      optional). A bad candidate is a status in its Score, never an exception. ``halving=False``
+      asks for every new candidate at the full budget (constant tuning); a scorer without
+      budgets ignores it.
+    * :meth:`accept` — would this tree be worth scoring? The search redraws initial trees and
+      re-mutates offspring until it says yes (or the tries run out). Cheap; no training.
+    * :meth:`rewrite` — called right after :meth:`score` on the same batch: for each candidate,
+      the tree (node list) its score belongs to, or ``None`` when it is the candidate's own.
+      A scorer that fits constants or simplifies trees returns them here, and the individual
+      takes them over (Lamarckian); one that does not returns ``None`` for each.
+    * :meth:`state` / :meth:`restore` — the scorer's memory as JSON-ready data for the
+      checkpoint, and back; ``restore({})`` is a fresh scorer.
+    """
+
+    def score(self, exprs: list[LossExpr], halving: bool = True) -> tuple[list[Score], dict]:
+        """Score a batch of candidates; see the class contract."""
+        ...
+
+    def accept(self, expr: LossExpr) -> bool:
+        """Whether a tree is usable (initial trees, repaired offspring)."""
+        ...
+
+    def rewrite(self, exprs: list[LossExpr]) -> list[list | None]:
+        """The tree each score of the last :meth:`score` belongs to (``None``: unchanged)."""
+        ...
+
+    def state(self) -> dict:
+        """The scorer's memory for the checkpoint (JSON-ready)."""
+        ...
+
+    def restore(self, state: dict) -> None:
+        """Take back what :meth:`state` gave."""
+        ...
+
+
 class Scorer:
-    """Scores candidates for one run; remembers every canonical form and fingerprint it saw."""
+    """Scores candidates by proxy training for one run; remembers every canonical form and
+    fingerprint it saw. Implements :class:`ScorerProtocol`."""
 
     def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
                  evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
@@ -100,7 +149,7 @@ class Scorer:
         self.seconds_training = 0.0
         self.verdicts: dict[str, Verdict] = {}  # screening memo (derivable, not checkpointed)
 
-    def acceptable(self, expr: LossExpr) -> bool:
+    def accept(self, expr: LossExpr) -> bool:
         """Would this candidate be trained (or reuse a trained score)? Screening, memoised."""
         try:
             key = expr.canonical
@@ -115,11 +164,14 @@ class Scorer:
 
     # -- persistence (checkpoint) --
     def state(self) -> dict:
+        """Scores by canonical form, fingerprints and training counts (the screening memo is
+        derivable and left out)."""
         return {"by_key": {k: s.to_json() for k, s in self.by_key.items()},
                 "by_fingerprint": dict(self.by_fingerprint),
                 "full_trainings": self.full_trainings, "short_trainings": self.short_trainings}
 
     def restore(self, state: dict) -> None:
+        """Take back what :meth:`state` gave."""
         self.by_key = {k: Score(**v) for k, v in state.get("by_key", {}).items()}
         self.by_fingerprint = dict(state.get("by_fingerprint", {}))
         self.full_trainings = int(state.get("full_trainings", 0))
@@ -170,6 +222,10 @@ class Scorer:
         counts["seconds_training"] = self.seconds_training - train_start
         rejected = Score(WORST, status=Status.REJECTED, fidelity=Fidelity.NONE, message="invalid expression")
         return [self.by_key[k] if k is not None else rejected for k in keys], counts
+
+    def rewrite(self, exprs: list[LossExpr]) -> list[list | None]:
+        """Training changes no tree: ``None`` for each candidate."""
+        return [None] * len(exprs)
 
     def _score_fresh(self, fresh: dict[str, LossExpr], counts: dict, halving: bool) -> None:
         if not fresh:

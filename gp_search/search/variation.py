@@ -1,5 +1,8 @@
 """DEAP wiring: the individual class, initialisation, crossover, the four mutations and the limits.
 
+The variation step itself is DEAP's ``algorithms.varAnd`` on this module's toolbox (called by
+:mod:`gp_search.search.evolve`): clone, cross consecutive pairs, mutate each.
+
 DEAP's ``creator`` classes are global state: they are created once, here, at import, guarded
 against re-creation. All randomness comes from Python's ``random`` module (DEAP's operators use
 it), which the search seeds from the master seed and checkpoints.
@@ -43,7 +46,12 @@ def is_constant(node) -> bool:
 
 
 def mut_constant(ind, ps: gp.PrimitiveSet, const_range: float):
-    """Perturb one constant of ``ind`` in place (or insert one where a terminal stands)."""
+    """Perturb one constant of ``ind`` in place (or insert one where a terminal stands).
+
+    Not DEAP's ``gp.mutEphemeral(mode="one")``: that redraws the constant from its generator
+    (uniform over the whole range), this moves it by a relative step, so a good value is refined
+    rather than replaced; and a tree without constants gets one here.
+    """
     idx = [i for i, n in enumerate(ind) if is_constant(n)]
     if idx:
         i = random.choice(idx)
@@ -81,17 +89,3 @@ def toolbox(cfg: SearchConfig) -> base.Toolbox:
         tb.decorate(op, gp.staticLimit(key=len, max_value=cfg.max_size))
     return tb
 
-
-def vary(parents: list, tb: base.Toolbox, cx_prob: float, mut_prob: float) -> list:
-    """Clone, cross over consecutive pairs with ``cx_prob``, mutate each with ``mut_prob``
-    (DEAP's ``varAnd``); changed offspring lose their fitness."""
-    offspring = [tb.clone(ind) for ind in parents]
-    for i in range(1, len(offspring), 2):
-        if random.random() < cx_prob:
-            offspring[i - 1], offspring[i] = tb.mate(offspring[i - 1], offspring[i])
-            del offspring[i - 1].fitness.values, offspring[i].fitness.values
-    for i, ind in enumerate(offspring):
-        if random.random() < mut_prob:
-            (offspring[i],) = tb.mutate(ind)
-            del offspring[i].fitness.values
-    return offspring
