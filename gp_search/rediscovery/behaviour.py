@@ -49,11 +49,10 @@ D_FLOOR = 1e-10
 MAX_CONSTANT = 1e4
 """Fitted constants are kept within ±this (a larger step is refused)."""
 
-_UNARY = {  # name -> (φ, φ', φ'')
-    "exp": (np.exp, np.exp, np.exp),
-    "sin": (np.sin, np.cos, lambda x: -np.sin(x)),
-    "cos": (np.cos, lambda x: -np.sin(x), lambda x: -np.cos(x)),
-}
+# name -> (φ, φ', φ''): the paper set's one-argument primitives, their derivatives derived from
+# the primitive table's SymPy column. add, sub and mul are the hyper-dual sum and product rules.
+_UNARY = {name: P.numpy_derivatives(name, 2) for name in P.names("paper")
+          if P.BY_NAME[name].arity == 1}
 _BINARY = ("add", "sub", "mul")
 
 
