@@ -309,6 +309,17 @@ class Target:
         """Levenberg–Marquardt on the tree's constants, the weights eliminated by variable
         projection, started from the tree's own constants.
 
+        Written by hand rather than ``scipy.optimize.least_squares`` because, on the fits a
+        targeted rediscovery makes (200 random ``paper`` trees with constants, NGL target, term
+        weights, the same residual and analytic Jacobian, one thread, load average ~11), it is
+        as good for a fixed budget and faster: 4 steps took 2.52 s in all against 4.46 s
+        (1.77×) for ``least_squares(method="trf", max_nfev=5)`` (the same 5 folds), with mean
+        ``D`` 0.8928 vs 0.8897 (each better on 82 / 72 trees, the rest equal);
+        ``least_squares`` to its default tolerances reached mean ``D`` 0.8893 in 4.4× the time,
+        and 12 LM steps 0.8917 in 2.3× (``python benchmarks/bench_fit.py --trees 200``). The
+        search calls it with a few steps on every new tree and writes the constants back
+        (Lamarckian), so the per-fit cost is what counts.
+
         Args:
             tree: the candidate tree (not modified).
             steps: LM iterations (each one fold of the tree with ``θ`` derivatives).
