@@ -26,6 +26,17 @@ sequential :func:`gp_search.proxies.train.train_one`) are trained together, each
   it failed: its status, step and message are exactly the sequential ones. ``timeout``: the
   stack's wall time passed ``spec.time_limit`` (checked with the others).
 
+Why by hand, not ``torch.func``: the library way to train a population,
+``torch.func.stack_module_state`` + ``vmap(functional_call)`` with autograd and
+``torch.optim.Adam(fused=True)`` on the stacked tensors, fed by the same loss program
+(``benchmarks/bench_proxies.py`` path (f)), was slower on ``digits-mlp``, one thread, same
+candidates, steps and seed, rounds alternating, under a load average of 6-11: this path ran
+2.00x its speed at P = 32 (per-round median, range 1.96-2.04, n = 2 rounds; best 10.5 against
+5.4 cand/s) and 1.61x at P = 128 (range 1.18-3.19, n = 4 rounds; best 29.3 against 12.9 cand/s),
+with test accuracies equal to one test image (``--paths c,f --threads 1 --candidates 32
+--repeat 2``, then ``--candidates 128 --repeat 4``). An earlier P = 128 run at load 10-11 gave a
+median 1.36x over 2 rounds (0.67-2.05): under that load the rounds are noisy.
+
 Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
 ``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
 than ``mlp`` train sequentially.
