@@ -155,8 +155,7 @@ def from_dict(data: dict) -> Proxy:
 
 
 def batched_module():
-    """``gp_search.proxies.batched``, the population-batched training (it always ships; imported
-    on first use, as it imports the training modules)."""
+    """``gp_search.proxies.batched``, the population-batched training (it always ships)."""
     from gp_search.proxies import batched
     return batched
 

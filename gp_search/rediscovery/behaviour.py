@@ -27,8 +27,9 @@ size ``a``, which Adam ignores. The distance ignores exactly that family:
 A tree is folded once, in float64 NumPy over all probes, into its value, ``∂/∂p`` and — when its
 constants ``θ`` are fitted — ``∂/∂θ`` and ``∂²/∂p∂θ`` (forward-mode hyper-dual arithmetic), so
 the constant fit (Levenberg–Marquardt on ``θ`` and ``a``; ``b, c, d`` projected out) needs no
-autograd and no code generation. Trees over the ``paper`` primitive set only. A
-:class:`Library` holds the columns of all small constant-free trees, so the best extra term for a
+autograd and no code generation per tree (each primitive's φ' and φ'' come from the primitive
+table, :func:`gp_search.lang.primitives.numpy_derivatives`). Trees over the ``paper`` primitive
+set only. A :class:`Library` holds the columns of all small constant-free trees, so the best extra term for a
 candidate is one matrix product away.
 """
 
