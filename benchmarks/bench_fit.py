@@ -46,7 +46,7 @@ from gp_search.rediscovery.targeted import ngl_target
 
 
 def fits_to_make(n: int, seed: int) -> list[list]:
-    """The node lists of ``n`` random trees with at least one constant, folded as the search does."""
+    """Node lists of ``n`` random trees with at least one constant, folded as the search does."""
     random.seed(seed)
     ps, out = P.pset("paper"), []
     while len(out) < n:

@@ -326,7 +326,8 @@ def main(argv=None) -> None:
             ic, jf = (next(i for i, p in enumerate(paths) if p[0].startswith(k) and p[1] == t)
                       for k in ("(c)", "(f)"))
             r = sorted(tf / tc for tc, tf in zip(times[ic], times[jf]))
-            print(f"  threads {t}: (c) is {statistics.median(r):.2f}x (f) [{r[0]:.2f}, {r[-1]:.2f}]")
+            print(f"  threads {t}: (c) is {statistics.median(r):.2f}x (f) "
+                  f"[{r[0]:.2f}, {r[-1]:.2f}]")
 
 if __name__ == "__main__":
     main()

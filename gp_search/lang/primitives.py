@@ -160,7 +160,7 @@ def _infix(op: str) -> dict:
     return {t: f"({{0}} {op} {{1}})" for t in ("torch", "numpy", "jax")}
 
 
-# --- gradient kernels (the torch_grad column) ------------------------------------------------------
+# --- gradient kernels (the torch_grad column) --------------------------------------------------
 
 def _mul(a, b, o):
     """``a * b``, into ``o`` when given."""
@@ -286,7 +286,7 @@ def _row(name: str) -> Primitive:
     return BY_NAME[name]
 
 
-# --- derivative views ------------------------------------------------------------------------------
+# --- derivative views --------------------------------------------------------------------------
 
 def gradients(name: str, g: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Gradients of a primitive's arguments by its ``torch_grad`` column.
