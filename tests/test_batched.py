@@ -248,17 +248,20 @@ def test_chunks_give_the_same_results(monkeypatch):
         assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-6)
 
 
-def test_adam_fallback_matches_torch_adam():
+def test_fused_adam_step_matches_torch_adam():
+    """The private fused kernel the batched path calls equals the public ``torch.optim.Adam``."""
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(500, generator=gen)
     mine, ref = start.clone(), start.clone().requires_grad_(True)
-    m, v = torch.zeros(500), torch.zeros(500)
+    m, v, step_t = torch.zeros(500), torch.zeros(500), torch.zeros(())
     opt = torch.optim.Adam([ref], lr=1e-3)
     for step in range(1, 8):
         g = torch.randn(500, generator=gen) * 10.0 ** (step % 4 - 2)
         ref.grad = g.clone()
         opt.step()
-        batched._adam_step(mine, g, m, v, step, 1e-3)
+        step_t += 1
+        batched._adam_step(mine, g, m, v, step_t, 1e-3)
+    assert not torch.equal(mine, start)
     assert torch.allclose(mine, ref.detach(), rtol=0, atol=1e-7)
 
 

@@ -360,3 +360,54 @@ def test_deprecated_mode_flag_still_runs_and_the_table_records_the_command_given
         _cli(["reproduce-ngl", "--seeds", "1"])
     with pytest.raises(ValueError, match="disagree"):
         _cli(["reproduce-ngl", "target", "--mode", "proxy"])
+
+
+def test_fold_derivatives_equal_torch_autograd():
+    """The hyper-dual fold (its φ', φ'' from the primitive table's SymPy column) ≡ autograd."""
+    import random
+
+    import numpy as np
+    import torch
+    from deap import gp
+
+    from gp_search.lang import primitives as P
+    from gp_search.rediscovery.behaviour import fold, probe_elements
+
+    p_np, t_np = probe_elements()
+    random.seed(3)
+    checked = 0
+    while checked < 30:
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(P.pset("paper"), 1, 4))
+        slots = constant_slots(tree)
+        if not slots:
+            continue
+        theta = np.array([float(tree[i].value) for i in slots])
+        with np.errstate(all="ignore"):
+            v, vp, vt, vpt = fold(tree, p_np, t_np, theta)
+        if not all(np.all(np.isfinite(a)) and np.abs(a).max() < 1e8 for a in (v, vp, vt, vpt)):
+            continue
+        p = torch.tensor(p_np, requires_grad=True)
+        th = torch.tensor(theta)[:, None].repeat(1, len(p_np)).requires_grad_(True)  # per element
+        stack, k = [], len(slots)
+        for node in reversed(tree):
+            if isinstance(node, gp.Primitive):
+                stack.append(P.BY_NAME[node.name].torch_fn(*(stack.pop() for _ in range(node.arity))))
+            elif node.value == P.PRED:
+                stack.append(p)
+            elif node.value == P.REAL:
+                stack.append(torch.tensor(t_np))
+            elif isinstance(type(node), gp.MetaEphemeral):
+                k -= 1
+                stack.append(th[k])
+            else:
+                stack.append(torch.full_like(p, float(node.value)))
+        value = stack[0] + 0 * p  # every tree here depends on something with a gradient
+        d_p, d_t = torch.autograd.grad(value.sum(), (p, th), create_graph=True, allow_unused=True)
+        d_pt = torch.autograd.grad(d_p.sum(), th, allow_unused=True)[0] if d_p.requires_grad \
+            else None
+        zero = torch.zeros_like(th)
+        for mine, ref in ((v, value), (vp, d_p), (vt, d_t if d_t is not None else zero),
+                          (vpt, d_pt if d_pt is not None else zero)):
+            np.testing.assert_allclose(np.broadcast_to(mine, ref.shape), ref.detach().numpy(),
+                                       rtol=1e-9, atol=1e-9, err_msg=str(tree))
+        checked += 1

@@ -2,7 +2,11 @@
 
 One row per primitive (PySR/gplearn style). Everything else is a view of this table: the DEAP
 primitive set (:func:`pset`), the SymPy builder used by :mod:`gp_search.lang.expr`, the torch functions
-used to compile trees, and the source templates the exporters print.
+used to compile trees, the source templates the exporters print, the forward and gradient kernels
+of the batched loss programs (:mod:`gp_search.proxies.batched_loss`), and the NumPy derivatives of
+the rediscovery's behavioural distance (:func:`numpy_derivatives`, SymPy's derivative of the
+row's SymPy form). Adding a primitive means adding one row here; ``tests/test_primitives.py``
+checks every row's torch ≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
 
 Primitive sets, selectable by name:
 
@@ -29,6 +33,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import sympy
 import torch
 from deap import gp
@@ -63,15 +68,28 @@ class plog(_Protected):  # noqa: N801 - SymPy function names print as written
     nargs = 1
     _math = staticmethod(lambda x: math.log(abs(x) + EPS))
 
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.sign(x) / (sympy.Abs(x) + EPS)
+
 
 class pdiv(_Protected):  # noqa: N801
     nargs = 2
     _math = staticmethod(lambda a, b: a * b / (b * b + EPS))
 
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        w = b**2 + EPS
+        return b / w if argindex == 1 else a * (EPS - b**2) / w**2
+
 
 class psqrt(_Protected):  # noqa: N801
     nargs = 1
     _math = staticmethod(lambda x: math.sqrt(abs(x) + EPS))
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.sign(x) / (2 * psqrt(x))
 
 
 def _safe(fn: Callable) -> Callable:
@@ -101,6 +119,15 @@ class Primitive:
         sympy_head: the SymPy function class this primitive prints as, when it prints as a call
             (``sympy.exp``); ``None`` for algebra that SymPy absorbs into Add/Mul/Pow.
         source: per export target, a ``str.format`` template over the argument sources.
+        torch_out: ``torch_out(*args, out=...)`` computes what ``torch_fn`` computes, op for op,
+            into the tensor ``out`` (the batched loss programs write into buffers kept across
+            steps).
+        torch_grad: ``torch_grad(g, *args, y, need, into)`` -> one gradient per argument, given
+            the gradient ``g`` of the value ``y``; written as PyTorch's autograd formula for the
+            same operations (``derivatives.yaml``), so it equals autograd of ``torch_fn`` to
+            rounding (e.g. ``minimum`` splits ``g`` in half on ties). ``need[j]`` False: argument
+            j needs no gradient (``None`` is returned); ``into[j]``, when not ``None``, is a tensor
+            the gradient may be written into (saving a copy). :func:`gradients` calls it plainly.
         sets: the primitive sets that contain it.
     """
 
@@ -111,6 +138,8 @@ class Primitive:
     sympy_fn: Callable
     sympy_head: type | None
     source: dict
+    torch_out: Callable
+    torch_grad: Callable
     sets: tuple = ("paper", "extended")
 
 
@@ -126,42 +155,109 @@ def _call(fn: str) -> dict:
     return {"torch": f"torch.{fn}({{0}})", "numpy": f"np.{fn}({{0}})", "jax": f"jnp.{fn}({{0}})"}
 
 
+def _infix(op: str) -> dict:
+    """Source templates for an infix operator, the same in torch, numpy and jax."""
+    return {t: f"({{0}} {op} {{1}})" for t in ("torch", "numpy", "jax")}
+
+
+# --- gradient kernels (the torch_grad column) --------------------------------------------------
+
+def _mul(a, b, o):
+    """``a * b``, into ``o`` when given."""
+    return torch.mul(a, b, out=o) if o is not None else a * b
+
+
+def _neg(g, o):
+    return torch.neg(g, out=o) if o is not None else -g
+
+
+def _grad_min_max(self_loses):
+    """minimum / maximum: ``where(a == b, g/2, g)``, masked where that argument did not win."""
+    def grad(g, a, b, y, need, into):
+        half = torch.where(a == b, g / 2, g)
+        return (half.masked_fill(self_loses(a, b), 0) if need[0] else None,
+                half.masked_fill(self_loses(b, a), 0) if need[1] else None)
+    return grad
+
+
+def _grad_pdiv(g, a, b, y, need, into):
+    """``(a*b) / w`` with ``w = b*b + EPS``: div's formulas, then mul's (b*b counts twice)."""
+    w = (b * b).add_(EPS)
+    du = g / w
+    ga = _mul(du, b, into[0]) if need[0] else None
+    gb = None
+    if need[1]:
+        dw = -g * (((a * b) / w) / w)  # div's "other" derivative: -grad * (self / other) / other
+        gb = torch.add(du * a, dw * b + dw * b, out=into[1])
+    return ga, gb
+
+
+def _grad_sgn_scaled(denom):
+    """``(g / denom) * sgn(x)``: the chain through ``abs`` of plog and psqrt."""
+    return lambda g, a, y, need, into: (_mul(g / denom(a, y), torch.sgn(a), into[0]),)
+
+
 _E = "extended",
 
 TABLE: tuple[Primitive, ...] = (
     Primitive("add", 2, operator.add, _safe(lambda a, b: a + b), lambda a, b: a + b, None,
-              {"torch": "({0} + {1})", "numpy": "({0} + {1})", "jax": "({0} + {1})"}),
+              _infix("+"), lambda a, b, out: torch.add(a, b, out=out),
+              lambda g, a, b, y, need, into: (g if need[0] else None, g if need[1] else None)),
     Primitive("sub", 2, operator.sub, _safe(lambda a, b: a - b), lambda a, b: a - b, None,
-              {"torch": "({0} - {1})", "numpy": "({0} - {1})", "jax": "({0} - {1})"}),
+              _infix("-"), lambda a, b, out: torch.sub(a, b, out=out),
+              lambda g, a, b, y, need, into: (g if need[0] else None,
+                                              _neg(g, into[1]) if need[1] else None)),
     Primitive("mul", 2, operator.mul, _safe(lambda a, b: a * b), lambda a, b: a * b, None,
-              {"torch": "({0} * {1})", "numpy": "({0} * {1})", "jax": "({0} * {1})"}),
-    Primitive("exp", 1, torch.exp, _safe(math.exp), sympy.exp, sympy.exp, _call("exp")),
-    Primitive("cos", 1, torch.cos, _safe(math.cos), sympy.cos, sympy.cos, _call("cos")),
-    Primitive("sin", 1, torch.sin, _safe(math.sin), sympy.sin, sympy.sin, _call("sin")),
+              _infix("*"), lambda a, b, out: torch.mul(a, b, out=out),
+              lambda g, a, b, y, need, into: (_mul(g, b, into[0]) if need[0] else None,
+                                              _mul(g, a, into[1]) if need[1] else None)),
+    Primitive("exp", 1, torch.exp, _safe(math.exp), sympy.exp, sympy.exp, _call("exp"),
+              lambda a, out: torch.exp(a, out=out),
+              lambda g, a, y, need, into: (_mul(g, y, into[0]),)),
+    Primitive("cos", 1, torch.cos, _safe(math.cos), sympy.cos, sympy.cos, _call("cos"),
+              lambda a, out: torch.cos(a, out=out),
+              lambda g, a, y, need, into: (_mul(g, torch.sin(a).neg_(), into[0]),)),
+    Primitive("sin", 1, torch.sin, _safe(math.sin), sympy.sin, sympy.sin, _call("sin"),
+              lambda a, out: torch.sin(a, out=out),
+              lambda g, a, y, need, into: (_mul(g, torch.cos(a), into[0]),)),
     Primitive("neg", 1, operator.neg, _safe(lambda a: -a), lambda a: -a, None,
-              {"torch": "(-{0})", "numpy": "(-{0})", "jax": "(-{0})"}, _E),
+              {"torch": "(-{0})", "numpy": "(-{0})", "jax": "(-{0})"},
+              lambda a, out: torch.neg(a, out=out),
+              lambda g, a, y, need, into: (_neg(g, into[0]),), _E),
     Primitive("square", 1, torch.square, _safe(lambda a: a * a), lambda a: a**2, None,
-              {"torch": "({0} ** 2)", "numpy": "({0} ** 2)", "jax": "({0} ** 2)"}, _E),
-    Primitive("tanh", 1, torch.tanh, _safe(math.tanh), sympy.tanh, sympy.tanh, _call("tanh"), _E),
-    Primitive("abs", 1, torch.abs, _safe(abs), sympy.Abs, sympy.Abs, _call("abs"), _E),
+              {"torch": "({0} ** 2)", "numpy": "({0} ** 2)", "jax": "({0} ** 2)"},
+              lambda a, out: torch.square(a, out=out),
+              lambda g, a, y, need, into: (_mul(g, a * 2, into[0]),), _E),
+    Primitive("tanh", 1, torch.tanh, _safe(math.tanh), sympy.tanh, sympy.tanh, _call("tanh"),
+              lambda a, out: torch.tanh(a, out=out),
+              lambda g, a, y, need, into: (torch.ops.aten.tanh_backward(g, y),), _E),
+    Primitive("abs", 1, torch.abs, _safe(abs), sympy.Abs, sympy.Abs, _call("abs"),
+              lambda a, out: torch.abs(a, out=out),
+              lambda g, a, y, need, into: (_mul(g, torch.sgn(a), into[0]),), _E),
     Primitive("min", 2, lambda a, b: torch.minimum(*_tensors(a, b)), _safe(min), sympy.Min, sympy.Min,
               {"torch": "torch.minimum(torch.as_tensor({0}), torch.as_tensor({1}))", "numpy": "np.minimum({0}, {1})",
-               "jax": "jnp.minimum({0}, {1})"}, _E),
+               "jax": "jnp.minimum({0}, {1})"},
+              lambda a, b, out: torch.minimum(a, b, out=out), _grad_min_max(torch.gt), _E),
     Primitive("max", 2, lambda a, b: torch.maximum(*_tensors(a, b)), _safe(max), sympy.Max, sympy.Max,
               {"torch": "torch.maximum(torch.as_tensor({0}), torch.as_tensor({1}))", "numpy": "np.maximum({0}, {1})",
-               "jax": "jnp.maximum({0}, {1})"}, _E),
+               "jax": "jnp.maximum({0}, {1})"},
+              lambda a, b, out: torch.maximum(a, b, out=out), _grad_min_max(torch.lt), _E),
     Primitive("plog", 1, lambda x: torch.log(torch.abs(x) + EPS), _safe(plog._math), plog, plog,
               {"torch": f"torch.log(torch.abs({{0}}) + {EPS!r})",
                "numpy": f"np.log(np.abs({{0}}) + {EPS!r})",
-               "jax": f"jnp.log(jnp.abs({{0}}) + {EPS!r})"}, _E),
+               "jax": f"jnp.log(jnp.abs({{0}}) + {EPS!r})"},
+              lambda a, out: torch.log(torch.abs(a).add_(EPS), out=out),
+              _grad_sgn_scaled(lambda a, y: torch.abs(a).add_(EPS)), _E),
     Primitive("pdiv", 2, lambda a, b: a * b / (b * b + EPS), _safe(pdiv._math), pdiv, pdiv,
               {t: f"({{0}} * {{1}} / ({{1}} ** 2 + {EPS!r}))" for t in ("torch", "numpy", "jax")},
-              _E),
+              lambda a, b, out: torch.div(a * b, (b * b).add_(EPS), out=out), _grad_pdiv, _E),
     Primitive("psqrt", 1, lambda x: torch.sqrt(torch.abs(x) + EPS), _safe(psqrt._math), psqrt,
               psqrt,
               {"torch": f"torch.sqrt(torch.abs({{0}}) + {EPS!r})",
                "numpy": f"np.sqrt(np.abs({{0}}) + {EPS!r})",
-               "jax": f"jnp.sqrt(jnp.abs({{0}}) + {EPS!r})"}, _E),
+               "jax": f"jnp.sqrt(jnp.abs({{0}}) + {EPS!r})"},
+              lambda a, out: torch.sqrt(torch.abs(a).add_(EPS), out=out),
+              _grad_sgn_scaled(lambda a, y: 2 * y), _E),
 )
 
 BY_NAME: dict[str, Primitive] = {p.name: p for p in TABLE}
@@ -182,6 +278,81 @@ def names(set_name: str = "paper") -> tuple[str, ...]:
 def _check_set(set_name: str) -> None:
     if set_name not in SET_NAMES:
         raise ValueError(f"unknown primitive set {set_name!r}; choose one of {list(SET_NAMES)}")
+
+
+def _row(name: str) -> Primitive:
+    if name not in BY_NAME:
+        raise ValueError(f"unknown primitive {name!r}; choose one of {sorted(BY_NAME)}")
+    return BY_NAME[name]
+
+
+# --- derivative views --------------------------------------------------------------------------
+
+def gradients(name: str, g: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gradients of a primitive's arguments by its ``torch_grad`` column.
+
+    Args:
+        name: the primitive.
+        g: the gradient of its value (broadcastable to the value's shape).
+        args: its arguments, as tensors.
+
+    Returns:
+        One gradient per argument; equal to torch autograd of ``torch_fn`` to rounding.
+
+    Example:
+        >>> x = torch.tensor([0.0, 1.0])
+        >>> gradients("sin", torch.ones(2), x)[0]
+        tensor([1.0000, 0.5403])
+    """
+    prim = _row(name)
+    y = prim.torch_fn(*args)
+    return prim.torch_grad(g, *args, y, (True,) * prim.arity, (None,) * prim.arity)
+
+
+_X = sympy.Symbol("x", real=True)
+"""The table's own variable for the derivatives lambdified from the SymPy column."""
+
+
+@functools.cache
+def numpy_derivatives(name: str, order: int = 2) -> tuple[Callable, ...]:
+    """A one-argument primitive and its derivatives as NumPy functions, from its SymPy form.
+
+    Derived once per (name, order) by ``sympy.diff`` and ``sympy.lambdify`` of the table's own
+    SymPy column (never of user text), so no derivative is written twice.
+
+    Args:
+        name: a one-argument primitive whose SymPy derivatives have NumPy forms (``exp``, ``sin``,
+            ``cos``, ``tanh``, ``neg``, ``square``; ``abs`` to order 1).
+        order: highest derivative.
+
+    Returns:
+        ``(f, f', …, f^(order))``, each mapping a float64 array to an array (a constant
+        derivative returns a scalar, which broadcasts).
+
+    Raises:
+        ValueError: an unknown or two-argument primitive, or a derivative with no NumPy form.
+
+    Example:
+        >>> f, d1, d2 = numpy_derivatives("cos")
+        >>> float(d1(0.5)) == -math.sin(0.5)
+        True
+    """
+    prim = _row(name)
+    if prim.arity != 1:
+        raise ValueError(f"numpy_derivatives takes a one-argument primitive; {name!r} has "
+                         f"{prim.arity} arguments")
+    expr, out = prim.sympy_fn(_X), []
+    for k in range(order + 1):
+        fn = sympy.lambdify(_X, expr, modules="numpy")
+        try:
+            fn(np.array([0.5, -0.5]))
+        except (NameError, TypeError) as exc:  # e.g. plog, or DiracDelta in abs''
+            what = f"derivative {k} of {name!r} ({expr})" if k else f"{name!r}"
+            raise ValueError(f"{what} has no NumPy form" + (f"; use order < {k}" if k else ""))\
+                from exc
+        out.append(fn)
+        expr = sympy.diff(expr, _X)
+    return tuple(out)
 
 
 # --- DEAP view -----------------------------------------------------------------------------------

@@ -15,15 +15,27 @@ sequential :func:`gp_search.proxies.train.train_one`) are trained together, each
   called per candidate on their slice with autograd. ``loss.l2`` adds ``λ/2·Σ‖W‖²`` per candidate.
 * **One fused Adam step** over the flat buffer: ``torch._fused_adam_``, the kernel behind
   ``torch.optim.Adam(fused=True)`` (same math as the default ``Adam``: bias corrections, ``eps``
-  outside the square root; equal to it to 1 ulp), one pass over memory instead of the seven of a
-  hand-written step (:func:`_adam_step`, the fallback): 0.40 ms against 5.8 ms per step for the
-  1.23 M parameters of 128 ``digits-mlp`` candidates (one thread, best of 50).
+  outside the square root; equal to it to 1 ulp, ``tests/test_batched.py``), one pass over memory
+  instead of the seven of a step written with tensor operations: 0.40 ms against 5.8 ms per step
+  for the 1.23 M parameters of 128 ``digits-mlp`` candidates (one thread, best of 50). Every
+  torch this project supports (the pin is 2.13) has the kernel on CPU and CUDA.
 * **Isolation**: no operation mixes candidates, so a NaN stays in its own slice. Each step stores
   every candidate's loss and logit-gradient sum on the device (no host sync); every
   :data:`CHECK_EVERY` steps the host looks, drops a candidate that went non-finite or past
   ``train.PARAM_LIMIT`` from the stack, and re-runs it alone with ``train_one``, which stops where
   it failed: its status, step and message are exactly the sequential ones. ``timeout``: the
   stack's wall time passed ``spec.time_limit`` (checked with the others).
+
+Why by hand, not ``torch.func``: the library way to train a population,
+``torch.func.stack_module_state`` + ``vmap(functional_call)`` with autograd and
+``torch.optim.Adam(fused=True)`` on the stacked tensors, fed by the same loss program
+(``benchmarks/bench_proxies.py`` path (f)), was slower on ``digits-mlp``, one thread, same
+candidates, steps and seed, rounds alternating, under a load average of 6-11: this path ran
+2.00x its speed at P = 32 (per-round median, range 1.96-2.04, n = 2 rounds; best 10.5 against
+5.4 cand/s) and 1.61x at P = 128 (range 1.18-3.19, n = 4 rounds; best 29.3 against 12.9 cand/s),
+with test accuracies equal to one test image (``--paths c,f --threads 1 --candidates 32
+--repeat 2``, then ``--candidates 128 --repeat 4``). An earlier P = 128 run at load 10-11 gave a
+median 1.36x over 2 rounds (0.67-2.05): under that load the rounds are noisy.
 
 Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
 ``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
@@ -178,13 +190,11 @@ def _params(spec: ProxySpec) -> int:
     return sum(o * (i + 1) for i, o in _layer_shapes(spec, train.dataset_for(spec)))
 
 
-def _adam_step(theta, grad, m, v, step: int, lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
-    """``torch.optim.Adam``'s single-tensor step, written out (fallback for ``_fused_adam_``)."""
-    m.lerp_(grad, 1 - beta1)
-    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    step_size = lr / (1 - beta1 ** step)
-    denom = (v.sqrt() / math.sqrt(1 - beta2 ** step)).add_(eps)
-    theta.addcdiv_(m, denom, value=-step_size)
+def _adam_step(theta, grad, m, v, step_t: torch.Tensor, lr: float) -> None:
+    """One ``torch.optim.Adam`` step (defaults: betas 0.9, 0.999, eps 1e-8) over flat tensors, in
+    place, by the fused kernel; ``step_t`` is the step count after this step (a 0-d tensor)."""
+    torch._fused_adam_([theta], [grad], [m], [v], [], [step_t], lr=lr, beta1=0.9, beta2=0.999,
+                       weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
 
 
 class _Population:
@@ -216,7 +226,6 @@ class _Population:
         # One-hot targets of every step, made once, transposed like the logits: (steps, C, B).
         self.t = torch.nn.functional.one_hot(self.y, ds.num_classes).transpose(1, 2).float()
         self._bufs: dict = {}
-        self._fused = hasattr(torch, "_fused_adam_")
         self._compile()
 
     # -- state -----------------------------------------------------------------------------------
@@ -353,12 +362,7 @@ class _Population:
         # No host sync: the checks read these histories every CHECK_EVERY steps.
         self.loss_hist[step].index_copy_(0, self.hist_cols, value)
         self.step_t += 1
-        if self._fused:
-            torch._fused_adam_([self.theta], [self.grad], [self.m], [self.v], [], [self.step_t],
-                               lr=self.spec.lr, beta1=0.9, beta2=0.999, weight_decay=0.0,
-                               eps=1e-8, amsgrad=False, maximize=False)
-        else:
-            _adam_step(self.theta, self.grad, self.m, self.v, step + 1, self.spec.lr)
+        _adam_step(self.theta, self.grad, self.m, self.v, self.step_t, self.spec.lr)
 
     # -- checks, evaluation ------------------------------------------------------------------------
     def _check(self, s0: int, s1: int) -> None:

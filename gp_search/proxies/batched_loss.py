@@ -15,8 +15,9 @@ beforehand with the same ``math_fn`` as :func:`gp_search.lang.expr.compile_eleme
 agree with ``LossExpr.elementwise``.
 
 The gradient with respect to ``p`` is computed by hand in reverse level order
-(:meth:`LossProgram.backward`), each operator's derivative written as PyTorch's autograd formula
-for it, so results match the autograd of the per-candidate loss to rounding. No autograd graph is
+(:meth:`LossProgram.backward`) with each operator's ``torch_grad`` from the primitive table
+(PyTorch's autograd formula for it), so results match the autograd of the per-candidate loss to
+rounding. No autograd graph is
 built: on a CPU the bookkeeping of a few hundred small operations per step costs as much as the
 arithmetic.
 """
@@ -34,84 +35,13 @@ from deap import gp
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import LossExpr, float32_constant
 
-EPS = P.EPS
-
-
-# --- forward kernels: write f(args) into ``out`` (a block of rows of V) -------------------------
-# Each one computes exactly what the primitive's torch_fn computes, op for op. add and sub share
-# one block per level: ``a + s*b`` with s = ±1 per row (``addcmul``), bit for bit ``a + b`` /
-# ``a - b`` (multiplying by ±1 is exact).
-FORWARD: dict[str, Callable] = {
-    "mul": lambda a, b, out: torch.mul(a, b, out=out),
-    "exp": lambda a, out: torch.exp(a, out=out),
-    "cos": lambda a, out: torch.cos(a, out=out),
-    "sin": lambda a, out: torch.sin(a, out=out),
-    "neg": lambda a, out: torch.neg(a, out=out),
-    "square": lambda a, out: torch.square(a, out=out),
-    "tanh": lambda a, out: torch.tanh(a, out=out),
-    "abs": lambda a, out: torch.abs(a, out=out),
-    "min": lambda a, b, out: torch.minimum(a, b, out=out),
-    "max": lambda a, b, out: torch.maximum(a, b, out=out),
-    "plog": lambda a, out: torch.log(torch.abs(a).add_(EPS), out=out),
-    "pdiv": lambda a, b, out: torch.div(a * b, (b * b).add_(EPS), out=out),
-    "psqrt": lambda a, out: torch.sqrt(torch.abs(a).add_(EPS), out=out),
-}
-
-
-# --- backward kernels: (grad of out, *args, out, need, outs) -> grads of the args ------------
-# Written as PyTorch's derivatives.yaml formulas, so the rounding matches the autograd of the
-# sequential path: e.g. cos' = grad * -sin(x), minimum splits the gradient in half on ties.
-# ``need[j]`` False: argument j needs no gradient (None is returned); ``outs[j]``, when given, is
-# where argument j's gradient goes (a block of rows of the gradient buffer), saving a copy.
-
-def _mul(a, b, o):
-    return torch.mul(a, b, out=o) if o is not None else a * b
-
-
-def _bw_min_max(g, a, b, need, outs, self_loses):
-    """minimum / maximum: ``where(a == b, g/2, g)`` masked where that argument did not win."""
-    half = torch.where(a == b, g / 2, g)
-    ga = half.masked_fill(self_loses(a, b), 0) if need[0] else None
-    gb = half.masked_fill(self_loses(b, a), 0) if need[1] else None
-    return ga, gb
-
-
-def _bw_pdiv(g, a, b, out, need, outs):
-    w = (b * b).add_(EPS)
-    du = g / w
-    ga = _mul(du, b, outs[0]) if need[0] else None
-    gb = None
-    if need[1]:
-        dw = -g * (((a * b) / w) / w)  # div's "other" derivative: -grad * (self / other) / other
-        gb = torch.add(du * a, dw * b + dw * b, out=outs[1])  # b*b contributes twice
-    return ga, gb
-
-
-def _sgn_scaled(g, denom, a, o):
-    """``(g / denom) * sgn(a)``: the chain through ``abs`` of plog and psqrt."""
-    return _mul(g / denom, torch.sgn(a), o)
-
-
-BACKWARD: dict[str, Callable] = {
-    "mul": lambda g, a, b, out, need, outs: (_mul(g, b, outs[0]) if need[0] else None,
-                                             _mul(g, a, outs[1]) if need[1] else None),
-    "exp": lambda g, a, out, need, outs: (_mul(g, out, outs[0]),),
-    "cos": lambda g, a, out, need, outs: (_mul(g, torch.sin(a).neg_(), outs[0]),),
-    "sin": lambda g, a, out, need, outs: (_mul(g, torch.cos(a), outs[0]),),
-    "neg": lambda g, a, out, need, outs: (torch.neg(g, out=outs[0]) if outs[0] is not None
-                                          else -g,),
-    "square": lambda g, a, out, need, outs: (_mul(g, a * 2, outs[0]),),
-    "tanh": lambda g, a, out, need, outs: (torch.ops.aten.tanh_backward(g, out),),
-    "abs": lambda g, a, out, need, outs: (_mul(g, torch.sgn(a), outs[0]),),
-    "min": lambda g, a, b, out, need, outs: _bw_min_max(g, a, b, need, outs, torch.gt),
-    "max": lambda g, a, b, out, need, outs: _bw_min_max(g, a, b, need, outs, torch.lt),
-    "plog": lambda g, a, out, need, outs: (_sgn_scaled(g, torch.abs(a).add_(EPS), a, outs[0]),),
-    "pdiv": _bw_pdiv,
-    "psqrt": lambda g, a, out, need, outs: (_sgn_scaled(g, 2 * out, a, outs[0]),),
-}
-
-missing = {p.name for p in P.TABLE} - {"add", "sub"} - (set(FORWARD) & set(BACKWARD))
-assert not missing, f"primitives without a batched kernel: {missing}"
+# The kernels are the table's: torch_out writes a primitive's value into a block of rows, op for
+# op as its torch_fn; torch_grad is PyTorch's autograd formula for it, so the rounding matches the
+# autograd of the sequential path. add and sub are not called from here: they share one block per
+# level, ``a + s*b`` with s = ±1 per row (``addcmul``), bit for bit ``a + b`` / ``a - b``
+# (multiplying by ±1 is exact).
+FORWARD: dict[str, Callable] = {p.name: p.torch_out for p in P.TABLE}
+BACKWARD: dict[str, Callable] = {p.name: p.torch_grad for p in P.TABLE}
 
 
 @dataclass

@@ -155,13 +155,8 @@ def from_dict(data: dict) -> Proxy:
 
 
 def batched_module():
-    """``gp_search.proxies.batched`` when it is installed, else None (sequential training then)."""
-    try:
-        from gp_search.proxies import batched
-    except ModuleNotFoundError as exc:
-        if exc.name != "gp_search.proxies.batched":
-            raise
-        return None
+    """``gp_search.proxies.batched``, the population-batched training (it always ships)."""
+    from gp_search.proxies import batched
     return batched
 
 
