@@ -20,3 +20,18 @@ def run_cli(*args, cwd=None, timeout=600, env=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def reproduce_cli(argv):
+    """``gp-search reproduce-ngl …`` in this process (its exceptions propagate), recording the
+    command line as :func:`gp_search.cli.main.main` does."""
+    import argparse
+
+    from gp_search.cli.reproduce import add_commands
+    from gp_search.environment import recording
+
+    ap = argparse.ArgumentParser(prog="gp-search")
+    add_commands(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(argv)
+    with recording(["gp-search", *argv]):
+        return args.func(args)

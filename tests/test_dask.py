@@ -25,6 +25,7 @@ from conftest import ROOT, run_cli
 from test_search import hof_text, small
 
 from gp_search import proxies
+from gp_search.parallel import dask_batch
 from gp_search.parallel import dask_cluster as dask_backend
 from gp_search import evaluate
 from gp_search import store
@@ -98,7 +99,7 @@ def test_worker_killed_mid_batch_loses_nothing(local):
     victim = None
     deadline = time.time() + 120
     while victim is None and time.time() < deadline:  # a worker in the middle of a training
-        for addr, running in local.run(dask_backend._executing).items():
+        for addr, running in local.run(dask_batch.executing).items():
             if any(str(key).startswith("_run_task") for key in running):
                 victim = addr
                 break
@@ -167,8 +168,8 @@ def test_a_worker_lost_twice_in_the_lost_worker_window_comes_back(local):
 def test_evaluate_turns_a_task_past_the_hard_limit_into_status_timeout(local, monkeypatch):
     # A million steps under a 1000 s time limit: the trainings' own clock would stop it after
     # 1000 s; the hard limit, set here to 1.5 s, abandons it first and restarts its worker.
-    monkeypatch.setattr(dask_backend, "HARD_LIMIT_FACTOR", 0.0)
-    monkeypatch.setattr(dask_backend, "HARD_LIMIT_GRACE", 1.5)
+    monkeypatch.setattr(dask_batch, "HARD_LIMIT_FACTOR", 0.0)
+    monkeypatch.setattr(dask_batch, "HARD_LIMIT_GRACE", 1.5)
     t0 = time.time()
     rs = evaluate(["ce"], proxy="synthetic-mlp", seeds=[0], steps=10**6, backend="dask", jobs=2,
                   batched=False, proxy_overrides={"time_limit": 1000.0})
@@ -261,7 +262,7 @@ def test_losing_the_scheduler_stops_the_batch_with_a_clear_error(cluster):
     outputs = BACKENDS["dask"].run(time.sleep, [(0.5,)] * 20, 2, address)
     assert next(outputs) is None
     os.killpg(scheduler.pid, signal.SIGKILL)
-    with pytest.raises(dask_backend.ClusterError, match="gp-search resume"):
+    with pytest.raises(dask_batch.ClusterError, match="gp-search resume"):
         list(outputs)
 
 
@@ -307,8 +308,8 @@ def test_a_task_that_keeps_killing_its_worker_becomes_an_error():
 
 
 def test_a_cluster_without_workers_stops_the_batch(monkeypatch):
-    monkeypatch.setattr(dask_backend, "NO_WORKERS_PATIENCE", 2.0)
+    monkeypatch.setattr(dask_batch, "NO_WORKERS_PATIENCE", 2.0)
     with own_cluster(0) as address:
         outputs = BACKENDS["dask"].run(os.getpid, [()], 0, address)
-        with pytest.raises(dask_backend.ClusterError, match="no Dask worker"):
+        with pytest.raises(dask_batch.ClusterError, match="no Dask worker"):
             list(outputs)

@@ -107,13 +107,13 @@ def test_missing_data_files_fail_once_up_front(tmp_path):
 
 def test_backends_are_one_registry_of_records_that_the_cli_offers():
     from gp_search.cli.main import build_parser
-    from gp_search.parallel import dask_cluster
+    from gp_search.parallel import dask_batch
     from gp_search.parallel.evaluate import Backend
 
     assert sorted(BACKENDS) == ["dask", "loky", "sequential"]
     assert all(isinstance(b, Backend) and b.name == k and b.help for k, b in BACKENDS.items())
     assert [k for k, b in BACKENDS.items() if b.hard_limit] == ["dask"]
-    assert BACKENDS["dask"].run is dask_cluster.run
+    assert BACKENDS["dask"].run is dask_batch.run
     for name in BACKENDS:
         assert build_parser().parse_args(["evaluate", "--loss", "ce", "--backend", name]) \
             .backend == name
@@ -122,7 +122,7 @@ def test_backends_are_one_registry_of_records_that_the_cli_offers():
 
 
 def test_a_hard_limit_backend_gets_the_timeout_and_the_failure_callback(monkeypatch):
-    from gp_search.parallel import dask_cluster
+    from gp_search.parallel import dask_batch
     from gp_search.parallel.evaluate import Backend, _sequential
 
     seen = []
@@ -136,6 +136,6 @@ def test_a_hard_limit_backend_gets_the_timeout_and_the_failure_callback(monkeypa
     monkeypatch.setitem(BACKENDS, "in-process", Backend("in-process", in_process, True, "test"))
     rs = evaluate(["ce", "ngl"], proxy="synthetic-mlp", seeds=[0], steps=5, batched=False,
                   backend="in-process", proxy_overrides={"time_limit": 100.0})
-    assert len(seen) == 1 and seen[0]["timeout"] == dask_cluster.hard_limit(100.0)
+    assert len(seen) == 1 and seen[0]["timeout"] == dask_batch.hard_limit(100.0)
     assert [r.status for r in rs] == ["ok", "timeout"] and rs[1].message == "stuck"
     assert (rs[1].loss, rs[1].proxy, rs[1].seed, rs[1].budget) == ("ngl", "synthetic-mlp", 0, 5)

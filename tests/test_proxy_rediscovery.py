@@ -1,12 +1,11 @@
 """Proxy rediscovery: the paper preset unseeded, NGL scored like a candidate, closeness to NGL,
 the fresh-seed comparison, the report files and the ``--mode proxy`` command."""
 
-import argparse
 import json
 
 import pytest
+from conftest import reproduce_cli
 
-from gp_search.environment import recording
 from gp_search.rediscovery import proxy as PR
 from gp_search import store
 from gp_search.search.config import SearchConfig
@@ -113,19 +112,9 @@ def test_report_files(tiny, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _cli(argv):
-    from gp_search.cli.reproduce import add_commands
-
-    ap = argparse.ArgumentParser(prog="gp-search")
-    add_commands(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    with recording(["gp-search", *argv]):  # what gp_search.cli.main.main records
-        return args.func(args)
-
-
 def test_command_analyses_a_run(tiny, tmp_path, capsys):
     _, report = tiny
-    assert _cli(["reproduce-ngl", "proxy", "--run", report["run_dir"], "--jobs", "1",
+    assert reproduce_cli(["reproduce-ngl", "proxy", "--run", report["run_dir"], "--jobs", "1",
                  "--fresh-seeds", "2", "--table", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert ("reached NGL's proxy fitness" in out) or ("did not reach" in out)
@@ -137,18 +126,18 @@ def test_command_analyses_a_run(tiny, tmp_path, capsys):
 def test_command_refuses_target_flags_and_empty_runs(tmp_path):
     for extra in (["--seeds", "3"], ["--confirm"], ["--set", "parsimony=0"]):
         with pytest.raises(ValueError, match="for reproduce-ngl target"):
-            _cli(["reproduce-ngl", "proxy"] + extra)
+            reproduce_cli(["reproduce-ngl", "proxy"] + extra)
     with pytest.raises(ValueError, match="fresh-seeds"):
-        _cli(["reproduce-ngl", "proxy", "--fresh-seeds", "1"])
+        reproduce_cli(["reproduce-ngl", "proxy", "--fresh-seeds", "1"])
     with pytest.raises(store.RunFileError, match="not a run directory"):
-        _cli(["reproduce-ngl", "proxy", "--run", str(tmp_path / "nothing")])
+        reproduce_cli(["reproduce-ngl", "proxy", "--run", str(tmp_path / "nothing")])
 
 
 @pytest.mark.slow
 def test_command_from_scratch_on_the_paper_proxies(tmp_path, capsys):
     """The real path: the paper preset (shrunk to 4 individuals, generation 0 only) on
     mnist1d-cnn and digits-mlp, then the analysis with 2 fresh seeds."""
-    assert _cli(["reproduce-ngl", "proxy", "--population", "4", "--generations", "0",
+    assert reproduce_cli(["reproduce-ngl", "proxy", "--population", "4", "--generations", "0",
                  "--fresh-seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "NGL's proxy fitness" in out

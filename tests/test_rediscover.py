@@ -1,13 +1,12 @@
 """Targeted rediscovery: the behavioural distance, the success levels, the scorer in the engine's
 loop, a tiny run end to end (deterministic), and the reproduce-ngl command."""
 
-import argparse
 import json
 import math
 
 import pytest
+from conftest import reproduce_cli
 
-from gp_search.environment import recording
 from gp_search import store
 from gp_search.search.evolve import Search
 from gp_search.rediscovery.symbolic import exact_form, is_exact
@@ -245,18 +244,8 @@ def test_bad_config_names_the_field():
 
 # --- the command ------------------------------------------------------------------------------
 
-def _cli(argv):
-    from gp_search.cli.reproduce import add_commands
-
-    ap = argparse.ArgumentParser(prog="gp-search")
-    add_commands(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    with recording(["gp-search", *argv]):  # what gp_search.cli.main.main records
-        return args.func(args)
-
-
 def test_command_runs_one_seed(tmp_path, capsys):
-    assert _cli(["reproduce-ngl", "target", "--seed", "1", "--population", "40",
+    assert reproduce_cli(["reproduce-ngl", "target", "--seed", "1", "--population", "40",
                  "--generations", "2", "--out", str(tmp_path), "--quiet"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(("rediscovered (exact)", "rediscovered (behavioural)",
@@ -265,7 +254,7 @@ def test_command_runs_one_seed(tmp_path, capsys):
 
 def test_command_table_over_seeds(tmp_path, capsys):
     table = tmp_path / "table"
-    assert _cli(["reproduce-ngl", "target", "--seeds", "2", "--population", "30",
+    assert reproduce_cli(["reproduce-ngl", "target", "--seeds", "2", "--population", "30",
                  "--generations", "1", "--out", str(tmp_path / "runs"), "--table",
                  str(table)]) == 0
     text = capsys.readouterr().out
@@ -280,15 +269,15 @@ def test_command_table_over_seeds(tmp_path, capsys):
 
 def test_command_refuses_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
-        _cli(["reproduce-ngl", "--mode", "exact"])
+        reproduce_cli(["reproduce-ngl", "--mode", "exact"])
     with pytest.raises(ValueError, match="--run is for reproduce-ngl proxy"):
-        _cli(["reproduce-ngl", "target", "--run", str(tmp_path)])
+        reproduce_cli(["reproduce-ngl", "target", "--run", str(tmp_path)])
     with pytest.raises(ValueError, match="--table needs --seeds"):
-        _cli(["reproduce-ngl", "target", "--table", str(tmp_path)])
+        reproduce_cli(["reproduce-ngl", "target", "--table", str(tmp_path)])
     with pytest.raises(ValueError, match="FIELD one of"):
-        _cli(["reproduce-ngl", "target", "--set", "no_such=1"])
+        reproduce_cli(["reproduce-ngl", "target", "--set", "no_such=1"])
     with pytest.raises(ValueError, match="library_size takes a int"):
-        _cli(["reproduce-ngl", "target", "--set", "library_size=many"])
+        reproduce_cli(["reproduce-ngl", "target", "--set", "library_size=many"])
 
 
 def test_set_types_each_lever_by_its_default():
@@ -337,11 +326,11 @@ def test_main_table_lists_lever_tables_by_their_differences(tmp_path):
     table = tmp_path / "table"
     common = ["reproduce-ngl", "target", "--seeds", "1", "--population", "30",
               "--generations", "1", "--out", str(tmp_path / "runs")]
-    assert _cli(common + ["--table", str(table / "rediscovery_levers"), "--table-name",
+    assert reproduce_cli(common + ["--table", str(table / "rediscovery_levers"), "--table-name",
                           "no-library", "--set", "library_size=0"]) == 0
     summary = json.loads((table / "rediscovery_levers" / "no-library.json").read_text())
     assert summary["settings"]["library_size"] == 0 and summary["n"] == 1
-    assert _cli(common + ["--table", str(table)]) == 0
+    assert reproduce_cli(common + ["--table", str(table)]) == 0
     md = (table / "rediscovery.md").read_text()
     assert "| no-library | library_size = 0 | " in md
 
@@ -351,15 +340,15 @@ def test_deprecated_mode_flag_still_runs_and_the_table_records_the_command_given
     table = tmp_path / "table"
     argv = ["reproduce-ngl", "--mode", "target", "--seeds", "1", "--population", "30",
             "--generations", "1", "--out", str(tmp_path / "runs"), "--table", str(table)]
-    assert _cli(argv) == 0
+    assert reproduce_cli(argv) == 0
     assert "--mode is deprecated; use `gp-search reproduce-ngl target`" in capsys.readouterr().err
     md = (table / "rediscovery.md").read_text()
     assert "gp-search reproduce-ngl --mode target --seeds 1 --population 30" in md  # as given
     assert json.loads((table / "env.json").read_text())["command"] == ["gp-search", *argv]
     with pytest.raises(ValueError, match="give the mode"):
-        _cli(["reproduce-ngl", "--seeds", "1"])
+        reproduce_cli(["reproduce-ngl", "--seeds", "1"])
     with pytest.raises(ValueError, match="disagree"):
-        _cli(["reproduce-ngl", "target", "--mode", "proxy"])
+        reproduce_cli(["reproduce-ngl", "target", "--mode", "proxy"])
 
 
 def test_fold_derivatives_equal_torch_autograd():

@@ -161,18 +161,24 @@ def _first_checkpoint(out: Path) -> Path:
     return run_dir
 
 
+def _stop_after_first_checkpoint(proc, out: Path, sig) -> tuple[Path, str]:
+    """Send ``sig`` once the run has checkpointed; (its run directory, its stderr)."""
+    try:
+        run_dir = _first_checkpoint(out)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    return run_dir, err
+
+
 @pytest.mark.parametrize("inherit", ["default", "ignored"])
 def test_ctrl_c_checkpoints_and_stops_cleanly(tmp_path, inherit):
     out = tmp_path / "runs"
     proc = _start(["run", "--population", "8", "--generations", "50", "--proxy", "synthetic-mlp",
                    "--steps", "30", "--backend", "sequential", "--out", out, "--quiet"],
                   inherit, signal.SIGINT)
-    try:
-        run_dir = _first_checkpoint(out)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
+    run_dir, err = _stop_after_first_checkpoint(proc, out, signal.SIGINT)
     assert proc.returncode == 130, err
     assert f"gp-search resume {run_dir}" in err and "Traceback" not in err
     assert store.read_checkpoint(run_dir)["generation"] >= 0
@@ -185,12 +191,7 @@ def test_sigterm_checkpoints_stops_with_143_and_resumes_to_the_unbroken_result(t
     out = tmp_path / "termed"
     proc = _start(["run", "--config", cfg_file, "--out", out, "--quiet"], "ignored",
                   signal.SIGTERM)
-    try:
-        run_dir = _first_checkpoint(out)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
+    run_dir, err = _stop_after_first_checkpoint(proc, out, signal.SIGTERM)
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and f"gp-search resume {run_dir}" in err
     assert "Traceback" not in err

@@ -37,29 +37,30 @@ def config_from_args(args) -> C.SearchConfig:
     return C.build(preset, args.config, **overrides)
 
 
-def cmd_run(args) -> int:
-    from gp_search.search.runner import Interrupted, run_search
+def _exit_status(start) -> int:
+    """Run ``start()``; 0 when it finishes, 130 / 143 when a signal stopped it."""
+    from gp_search.search.runner import Interrupted
 
-    cfg = config_from_args(args)
     try:
-        run_search(cfg, quiet=args.quiet)
+        start()
     except Interrupted as exc:  # SIGINT or SIGTERM during the search: checkpointed
         return exc.exit_status
     except KeyboardInterrupt:  # Ctrl-C before the search started
         return 130
     return 0
+
+
+def cmd_run(args) -> int:
+    from gp_search.search.runner import run_search
+
+    cfg = config_from_args(args)
+    return _exit_status(lambda: run_search(cfg, quiet=args.quiet))
 
 
 def cmd_resume(args) -> int:
-    from gp_search.search.runner import Interrupted, resume
+    from gp_search.search.runner import resume
 
-    try:
-        resume(args.run_dir, quiet=args.quiet)
-    except Interrupted as exc:  # SIGINT or SIGTERM during the search: checkpointed
-        return exc.exit_status
-    except KeyboardInterrupt:  # Ctrl-C before the search started
-        return 130
-    return 0
+    return _exit_status(lambda: resume(args.run_dir, quiet=args.quiet))
 
 
 def add_commands(sub) -> None:

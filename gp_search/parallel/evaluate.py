@@ -14,23 +14,23 @@ Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the 
 ``--backend`` choices come from it). Each wraps one small function, ``run(fn, tasks, jobs,
 scheduler) -> iterator of fn(*task)`` in task order (``scheduler`` is the address of a cluster,
 for backends that have one). A backend with ``hard_limit`` (``dask``, in
-:mod:`gp_search.parallel.dask_cluster`) also takes ``timeout`` and ``on_failure``: a task stuck past
-``dask_backend.hard_limit(time_limit)`` becomes status ``timeout``, one that keeps killing its
+:mod:`gp_search.parallel.dask_batch`) also takes ``timeout`` and ``on_failure``: a task stuck past
+``dask_batch.hard_limit(time_limit)`` becomes status ``timeout``, one that keeps killing its
 workers status ``error``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from gp_search import proxies
-from gp_search.parallel import dask_cluster as dask_backend
+from gp_search.parallel import dask_batch
 from gp_search.lang.expr import LossExpr
 from gp_search.lang.losses import Loss
 from gp_search.proxies.base import EvalResult
 from gp_search.proxies.train import resolve_device
+from gp_search.seeds import job_count, seed_list
 
 
 def _run_task(loss_texts: list[str], proxy: dict, seed: int, steps: int | None, device: str,
@@ -87,7 +87,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("dask", dask_backend.run, hard_limit=True,
+    Backend("dask", dask_batch.run, hard_limit=True,
             help="a Dask cluster: a local one, or the one at --scheduler"),
     Backend("loky", _loky, hard_limit=False, help="joblib's local worker processes"),
     Backend("sequential", _sequential, hard_limit=False, help="every training in this process"),
@@ -116,25 +116,6 @@ def _loss_text(loss) -> str:
     if isinstance(loss, str):
         return loss
     raise ValueError(f"a loss must be a Loss, a LossExpr or text, got {type(loss).__name__}")
-
-
-def _seed_list(seeds) -> list[int]:
-    if isinstance(seeds, bool):  # ValueError throughout: the CLI reports those as bad input
-        raise ValueError(f"seeds must be a count or a list of integers, got {seeds!r}")  # noqa: TRY004
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1 (a count) or a list of integers, got {seeds}")
-        return list(range(seeds))
-    seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise ValueError(f"seeds must be a count or a non-empty list of integers, got {seeds!r}")
-    return seeds
-
-
-def _jobs(jobs: int) -> int:
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or (jobs < 1 and jobs != -1):
-        raise ValueError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
-    return (os.cpu_count() or 1) if jobs == -1 else jobs
 
 
 def _proxy(proxy: str | proxies.Proxy, overrides: dict) -> proxies.Proxy:
@@ -199,8 +180,8 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     if isinstance(losses, (str, Loss, LossExpr)):
         losses = [losses]
     texts = [_loss_text(loss) for loss in losses]
-    seed_list = _seed_list(seeds)
-    n_jobs = _jobs(jobs)
+    seeds = seed_list(seeds)
+    n_jobs = job_count(jobs)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     proxy = _proxy(proxy, proxy_overrides or {})
@@ -208,7 +189,7 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer (or None for the proxy's budget), "
                          f"got {steps!r}")
-    total = len(texts) * len(seed_list)
+    total = len(texts) * len(seeds)
     if total == 0:
         return []
     proxy.check_data()  # missing files: one clear error now, not one per (loss, seed)
@@ -216,16 +197,16 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
 
     # Each task: (positions of its results in the loss-major list, arguments of _run_task).
     if _batches(proxy, len(texts), device, batched):
-        plan = [([i * len(seed_list) + j for i in range(len(texts))],
-                 (texts, wire, seed, steps, device, True)) for j, seed in enumerate(seed_list)]
+        plan = [([i * len(seeds) + j for i in range(len(texts))],
+                 (texts, wire, seed, steps, device, True)) for j, seed in enumerate(seeds)]
     else:
-        plan = [([i * len(seed_list) + j], ([text], wire, seed, steps, device, False))
-                for i, text in enumerate(texts) for j, seed in enumerate(seed_list)]
+        plan = [([i * len(seeds) + j], ([text], wire, seed, steps, device, False))
+                for i, text in enumerate(texts) for j, seed in enumerate(seeds)]
 
     chosen = BACKENDS[backend]
     # A backend that can abandon a stuck task (dask) gets a hard limit per task; the others
     # rely on the trainings' own clock, checked after every step.
-    extra = {"timeout": dask_backend.hard_limit(proxy.spec.time_limit),
+    extra = {"timeout": dask_batch.hard_limit(proxy.spec.time_limit),
              "on_failure": _failed_task} if chosen.hard_limit else {}
     outputs = chosen.run(_run_task, [args for _, args in plan], n_jobs, scheduler, **extra)
     results: list[EvalResult | None] = [None] * total

@@ -52,9 +52,9 @@ MAX_CONSTANT = 1e4
 
 # name -> (φ, φ', φ''): the paper set's one-argument primitives, their derivatives derived from
 # the primitive table's SymPy column. add, sub and mul are the hyper-dual sum and product rules.
-_UNARY = {name: P.numpy_derivatives(name, 2) for name in P.names("paper")
-          if P.BY_NAME[name].arity == 1}
-_BINARY = ("add", "sub", "mul")
+UNARY = {name: P.numpy_derivatives(name, 2) for name in P.names("paper")
+         if P.BY_NAME[name].arity == 1}
+BINARY = ("add", "sub", "mul")
 
 
 def probe_elements(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +98,8 @@ def _prod(x, y):
 
 
 def _node(name: str, args: list) -> list:
-    if name in _UNARY:
-        (x0, x1, x2, x3), (f, d1f, d2f) = args[0], _UNARY[name]
+    if name in UNARY:
+        (x0, x1, x2, x3), (f, d1f, d2f) = args[0], UNARY[name]
         d1 = d1f(x0) if (x1 is not None or x2 is not None) else None
         d2 = d2f(x0) if (x1 is not None and x2 is not None) else None
         return [f(x0), _prod(d1, x1), _prod(d1, x2), _sum(_prod(d2, _prod(x1, x2)), _prod(d1, x3))]
@@ -137,7 +137,7 @@ def fold(tree, p: np.ndarray, t: np.ndarray, theta: np.ndarray | None = None) ->
     stack, k = [], m
     for node in reversed(tree):
         if isinstance(node, gp.Primitive):
-            if node.name not in _UNARY and node.name not in _BINARY:
+            if node.name not in UNARY and node.name not in BINARY:
                 raise ValueError(f"targeted rediscovery evaluates the 'paper' primitive set; "
                                  f"{node.name!r} is not in it")
             stack.append(_node(node.name, [stack.pop() for _ in range(node.arity)]))

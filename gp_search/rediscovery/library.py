@@ -11,15 +11,15 @@ import math
 import numpy as np
 
 from gp_search.lang import primitives as P
-from gp_search.rediscovery.behaviour import _BINARY, _UNARY, Fit, Target
+from gp_search.rediscovery.behaviour import BINARY, UNARY, Fit, Target
 
 def enumerate_trees(max_size: int) -> list[list]:
     """Every tree over the paper primitives and the leaves ``y_pred``, ``y_real``, ``1`` (no
     free constants) with at most ``max_size`` nodes, smallest first (390 trees for 4 nodes)."""
     ps = P.pset("paper")
     leaves = [[ps.mapping[n]] for n in (P.PRED, P.REAL, "1")]
-    unary = [ps.mapping[n] for n in _UNARY]
-    binary = [ps.mapping[n] for n in _BINARY]
+    unary = [ps.mapping[n] for n in UNARY]
+    binary = [ps.mapping[n] for n in BINARY]
     by_size = {1: leaves}
     for size in range(2, max_size + 1):
         out = [[u] + t for u in unary for t in by_size[size - 1]]

@@ -170,7 +170,7 @@ class Search:
     def _initial(self) -> list:
         pop = []
         for text in self.cfg.seed_individuals:
-            pop.append(ops.individual(_seed_expr(text, self.cfg).tree))
+            pop.append(ops.individual(seed_expr(text, self.cfg).tree))
         while len(pop) < self.cfg.population:
             for _ in range(INIT_DRAWS):
                 ind = self.tb.init()
@@ -280,7 +280,7 @@ class Search:
         random.setstate(state["random_state"])
 
 
-def _seed_expr(text: str, cfg: SearchConfig) -> LossExpr:
+def seed_expr(text: str, cfg: SearchConfig) -> LossExpr:
     """A reference loss name with an expression (``ngl``, ``mse``) or expression text."""
     from gp_search.lang.losses import REFERENCE
 

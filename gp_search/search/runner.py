@@ -25,7 +25,7 @@ from gp_search import store
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
 from gp_search.environment import write_env
-from gp_search.search.evolve import Search, _seed_expr
+from gp_search.search.evolve import Search, seed_expr
 from gp_search.lang.export import export
 from gp_search.lang.expr import parse
 from gp_search.search.scoring import Evaluator, ProxyRef, Scorer
@@ -216,7 +216,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     """
     for text in cfg.seed_individuals:  # a bad one fails here, before a run directory exists
         try:
-            _seed_expr(text, cfg)
+            seed_expr(text, cfg)
         except ValueError as exc:  # ExprError too
             raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
                              f"the {cfg.primitive_set!r} set ({exc})") from None
