@@ -74,6 +74,10 @@ def _code(label: str) -> str:
     return f"`{label}`" if any(ch in label for ch in "*()+-/ ") else label
 
 
+# The table helpers under public names, for the other report writers (analysis.transfer).
+fmt, csv_text, md_table, code_label = _f, _csv, _md_table, _code
+
+
 # --- comparison ----------------------------------------------------------------------------------
 
 def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:

@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 STATUSES = ("ok", "rejected", "nan", "diverged", "timeout", "error")
+TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0}
+"""The task-transform fields of :class:`ProxySpec` and the values that mean "no transform"."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ class ProxySpec:
             ``"val"`` (a fixed, stratified fifth of the training split held out and not trained
             on — :func:`gp_search.proxies.data.validation_split` — for model selection such as a search's
             fitness, so the test split stays unseen).
+        relabel: a class map of :data:`gp_search.proxies.tasks.RELABELS` applied to both splits
+            (e.g. ``"parity"``: digits even / odd, 2 classes); ``""`` keeps the labels.
+        subsample: training samples kept (stratified, drawn with ``data_seed``); 0 keeps all.
+        label_noise: fraction of training labels replaced by another class, drawn uniformly
+            with ``data_seed`` (symmetric noise); test labels stay clean. 0 means none.
+        data_seed: seeds ``subsample`` and ``label_noise``: fixed per task, so every loss and
+            every training seed sees the same noisy labels (the comparison stays paired).
     """
 
     name: str
@@ -133,6 +142,14 @@ class ProxySpec:
     description: str = ""
     data_root: str | None = field(default=None, compare=False)
     split: str = "test"
+    relabel: str = ""
+    subsample: int = 0
+    label_noise: float = 0.0
+    data_seed: int = 0
+
+    def __post_init__(self):
+        from gp_search.proxies.tasks import check_transform
+        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed)
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
@@ -141,5 +158,8 @@ class ProxySpec:
                    "name": self.name}
         if self.split != "test":  # keys of test-split results stay what they always were
             payload["split"] = self.split
+        for name, default in TRANSFORM_DEFAULTS.items():  # likewise: only a transform changes it
+            if getattr(self, name) != default:
+                payload[name] = getattr(self, name)
         blob = json.dumps(payload, sort_keys=True).encode()
         return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]
