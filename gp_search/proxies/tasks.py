@@ -148,10 +148,14 @@ TASK_NOTES: dict[str, str] = {
 SUITES: dict[str, tuple[tuple[str, dict], ...]] = {
     # The held-out suite: budgets 4x the search proxies' (1200 steps against digits-mlp's 300)
     # for the MLP tasks; the MNIST-1D ones 2x / 3x (1000 / 1500 steps against 500), which is
-    # what was affordable (~15 s a training on a loaded 2-core machine).
+    # what was affordable. Measured (5 losses x 5 seeds, jobs 2, the shared 2-core VM under a
+    # load average of ~8): 741 s in all; seconds per training (the MLP tasks train the 5 losses
+    # of a seed as one batched population; each gets its share): tabular 1.3-2.2,
+    # digits 2.6-3.9, t-mnist1d-mlp 4.5, t-mnist1d-mod5-noisy (1-D CNN) 19-41.
     "transfer": tuple((name, {}) for name in TASK_NOTES),
     # For the quick preset (its whole run in 10 min on 2 cores): 2, 3 and 5-noisy classes at
-    # the search proxies' budgets, about 80 s of training for 5 losses x 3 seeds at 2 workers.
+    # the search proxies' budgets. Measured as above, 5 losses x 3 seeds, jobs 2: 115 s in all
+    # (128 s for the command); seconds per training 0.4 (MLP tasks), 9.4 (t-mnist1d-mod5-noisy).
     "transfer-quick": (("t-tabular2-mlp", {"steps": 300}), ("t-digits-parity-mlp", {"steps": 300}),
                        ("t-digits-mod3-mlp", {"steps": 300}),
                        ("t-mnist1d-mod5-noisy", {"steps": 500})),
