@@ -110,6 +110,13 @@ def test_tabular_datasets_and_trainer_sees_the_transformed_task():
     assert torch.equal(ds.y_test, data.load("mnist1d").y_test % 5)
 
 
+def test_validation_split_of_a_noisy_task_keeps_clean_held_out_labels():
+    spec = proxies.get("digits-mlp", split="val", label_noise=0.3).spec
+    noisy, clean = dataset_for(spec), data.validation_split(DIGITS)
+    assert torch.equal(noisy.y_test, clean.y_test)  # what is scored: never corrupted
+    assert (noisy.y_train != clean.y_train).sum().item() == round(0.3 * clean.n_train)
+
+
 def test_suites_hold_registered_held_out_tasks():
     search_proxies = {"digits-mlp", "digits-cnn", "mnist1d-cnn"}
     for suite in tasks.SUITES:

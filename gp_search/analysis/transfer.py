@@ -1,4 +1,4 @@
-"""The transfer stage: train losses on a held-out suite of tasks and pair each with CE, task by task.
+"""The transfer stage: losses trained on a held-out suite of tasks, paired with CE task by task.
 
 A loss found by a search has only been seen to win on the search's proxies. :func:`transfer`
 trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.tasks.SUITES`:
@@ -140,8 +140,8 @@ def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
     return out
 
 
-def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer", seeds: int | Sequence[int] = 5,
-             jobs: int = 2, baselines: Sequence[str] = DEFAULT_BASELINES, device: str = "cpu",
+def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
+             seeds: int | Sequence[int] = 5, jobs: int = 2, baselines: Sequence[str] = DEFAULT_BASELINES, device: str = "cpu",
              progress: Callable[[str], None] | None = None) -> Transfer:
     """Train ``losses`` and the baselines on every task of ``suite``; pair each with CE per seed.
 
@@ -206,8 +206,9 @@ def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
                                   for t in names] + ["0", ""]]
     agg = {a["loss"]: a for a in res.aggregate}
     for e in res.entries[1:]:
-        cells = [f"{_pp(rows[(t, e.label)]['diff_vs_ce'])} [{_pp(rows[(t, e.label)]['diff_ci_low'])}, "
-                 f"{_pp(rows[(t, e.label)]['diff_ci_high'])}]" for t in names]
+        mine = [rows[(t, e.label)] for t in names]
+        cells = [f"{_pp(r['diff_vs_ce'])} [{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}]"
+                 for r in mine]
         a = agg[e.label]
         out.append([code_label(e.label)] + cells
                    + [_pp(a["mean_diff"]), f"{a['worst_task']} ({_pp(a['worst_diff'])})"])

@@ -1,4 +1,4 @@
-"""The ``gp-search transfer`` command: losses on a held-out suite against CE (register with ``add_commands``).
+"""The ``gp-search transfer`` command: losses on a held-out suite against CE (``add_commands``).
 
 Trains each LOSS (a reference name, an expression, or a file from ``gp-search export``, read as
 text and never run) with CE, NGL and label smoothing on every task of ``--suite``, prints the

@@ -1,4 +1,4 @@
-"""Tasks made from datasets (relabel, subsample, label noise) and the named suites of held-out tasks.
+"""Tasks made from datasets (relabel, subsample, label noise) and the named held-out suites.
 
 A search scores losses on a few proxies; a loss that wins there has to keep winning on tasks
 the search never saw. This module owns both halves of that check:

@@ -114,7 +114,8 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split, task)
     if key not in _DATA:
         if spec.split == "val":
-            full = dataset_for(dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS), device)
+            untouched = dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS)
+            full = dataset_for(untouched, device)
             base = data.validation_split(full)
         else:
             base = data.load(spec.dataset, spec.data_root).to(device)
