@@ -60,7 +60,7 @@ def _csv_value(v) -> str:
     return str(v)
 
 
-def _csv(header, rows) -> str:
+def csv_text(header, rows) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -79,8 +79,11 @@ def md_table(header: list[str], rows: list[list[str]], align: str = "") -> list[
             for i, r in enumerate(cells)]
 
 
-def _code(label: str) -> str:
+def code_label(label: str) -> str:
     return f"`{label}`" if any(ch in label for ch in "*()+-/ ") else label
+
+
+# The table helpers under public names, for the other report writers (analysis.transfer).
 
 
 # --- comparison ----------------------------------------------------------------------------------
@@ -103,14 +106,14 @@ def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
                          f"{number(100 * r['diff_ci_high'], '+.2f')}]")
         finite = [d for d in diffs if math.isfinite(d)]
         mean = 100 * sum(finite) / len(finite) if len(finite) == len(diffs) else math.nan
-        out.append([_code(e.label)] + cells + [number(mean, "+.2f")])
+        out.append([code_label(e.label)] + cells + [number(mean, "+.2f")])
     return header, out
 
 
 def calibration_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     """ECE (mean over seeds) and median top probability, loss by proxy."""
     rows = {(r["proxy"], r["loss"]): r for r in cmp.rows}
-    out = [[_code(e.label)] + [f"{number(rows[(p, e.label)]['ece_mean'], '.3f')} "
+    out = [[code_label(e.label)] + [f"{number(rows[(p, e.label)]['ece_mean'], '.3f')} "
                                f"({number(rows[(p, e.label)]['top_median'], '.2f')})"
                                for p in cmp.proxies] for e in cmp.entries]
     return ["loss"] + cmp.proxies, out
@@ -124,7 +127,7 @@ def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]
     out = []
     for r in (r for r in cmp.rows if r["proxy"] == proxy):
         out.append([
-            _code(r["loss"]), f"{number(100 * r['acc_mean'], '.2f')} ± {number(100 * r['acc_std'], '.2f')}",
+            code_label(r["loss"]), f"{number(100 * r['acc_mean'], '.2f')} ± {number(100 * r['acc_std'], '.2f')}",
             f"[{number(100 * r['acc_ci_low'], '.2f')}, {number(100 * r['acc_ci_high'], '.2f')}]",
             number(100 * r["diff_vs_ce"], "+.2f"),
             f"[{number(100 * r['diff_ci_low'], '+.2f')}, {number(100 * r['diff_ci_high'], '+.2f')}]",
@@ -182,7 +185,7 @@ def comparison_markdown(cmp: Comparison, command: str = "", shape_notes=(),
         md += ["", f"## {p}", "", f"{cmp.budgets[p]}; n = {n} seeds.", ""]
         md += md_table(*detail_rows(cmp, p))
     md += ["", "## Losses", ""]
-    md += md_table(["label", "text", "from"], [[_code(e.label), f"`{e.spec}`", e.origin]
+    md += md_table(["label", "text", "from"], [[code_label(e.label), f"`{e.spec}`", e.origin]
                                                 for e in cmp.entries], "lll")
     md += ["", "## Plots", "", "![per-element loss and slope](loss_shapes.png)", ""]
     md += [f"* {note}" for note in shape_notes] + ([""] if shape_notes else [])
@@ -228,7 +231,7 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
     out.mkdir(parents=True, exist_ok=True)
     write_env(out)
     files = {}
-    files["compare.csv"] = _csv(ROW_FIELDS, [[r[k] for k in ROW_FIELDS] for r in cmp.rows])
+    files["compare.csv"] = csv_text(ROW_FIELDS, [[r[k] for k in ROW_FIELDS] for r in cmp.rows])
     seeds_rows, rel_rows, conf_rows = [], [], []
     for p in cmp.proxies:
         for e in cmp.entries:
@@ -244,11 +247,11 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
                 counts[min(int(v * CONFIDENCE_BINS), CONFIDENCE_BINS - 1)] += 1
             conf_rows += [[p, e.label, i / CONFIDENCE_BINS, (i + 1) / CONFIDENCE_BINS, c]
                           for i, c in enumerate(counts)]
-    files["compare_seeds.csv"] = _csv(("proxy", "loss", "seed", "status", "accuracy",
+    files["compare_seeds.csv"] = csv_text(("proxy", "loss", "seed", "status", "accuracy",
                                        "replay_accuracy", "ece", "mean_top"), seeds_rows)
-    files["reliability.csv"] = _csv(("proxy", "loss", "bin_low", "bin_high", "count",
+    files["reliability.csv"] = csv_text(("proxy", "loss", "bin_low", "bin_high", "count",
                                      "confidence", "accuracy"), rel_rows)
-    files["confidence.csv"] = _csv(("proxy", "loss", "bin_low", "bin_high", "count"), conf_rows)
+    files["confidence.csv"] = csv_text(("proxy", "loss", "bin_low", "bin_high", "count"), conf_rows)
     notes = plots.plot_loss_shapes(cmp.entries, out / "loss_shapes.png")
     plots.plot_confidence(cmp, out / "confidence.png")
     plots.plot_reliability(cmp, out / "reliability.png")

@@ -13,6 +13,7 @@ from gp_search.cli import options
 from gp_search.cli import report as cli_report
 from gp_search.cli import reproduce as cli_reproduce
 from gp_search.cli import search as cli_run
+from gp_search.cli import transfer as cli_transfer
 from gp_search.lang.export import TARGETS
 from gp_search.lang.export import export as export_loss
 from gp_search.lang.expr import ExprError, LossExpr, parse
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.add_commands(sub)
     cli_reproduce.add_commands(sub)
     cli_report.add_commands(sub)
+    cli_transfer.add_commands(sub)
     return ap
 
 

@@ -29,6 +29,8 @@ STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
 OPTIMIZERS = ("adam", "sgd")
 """The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
+TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0}
+"""The task-transform fields of :class:`ProxySpec` and the values that mean "no transform"."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ class ProxySpec:
             weight decay; an expression loss trains multiplied by its scale
             :func:`gp_search.lang.losses.loss_scale`; set ``lr`` too: SGD needs a larger one,
             see :mod:`gp_search.proxies.train`).
+        relabel: a class map of :data:`gp_search.proxies.tasks.RELABELS` applied to both splits
+            (e.g. ``"parity"``: digits even / odd, 2 classes); ``""`` keeps the labels.
+        subsample: training samples kept (stratified, drawn with ``data_seed``); 0 keeps all.
+        label_noise: fraction of training labels replaced by another class, drawn uniformly
+            with ``data_seed`` (symmetric noise); test labels stay clean. 0 means none.
+        data_seed: seeds ``subsample`` and ``label_noise``: fixed per task, so every loss and
+            every training seed sees the same noisy labels (the comparison stays paired).
     """
 
     name: str
@@ -135,9 +144,16 @@ class ProxySpec:
     split: str = rule("test", "what the accuracy is measured on", choices=("test", "val"))
     optimizer: str = rule("adam", "the optimiser (SGD: momentum 0.9, loss times its scale)",
                           choices=OPTIMIZERS)
+    relabel: str = ""
+    subsample: int = 0
+    label_noise: float = 0.0
+    data_seed: int = 0
 
     def __post_init__(self):
+        from gp_search.proxies.tasks import check_transform
+
         validate(self, "proxy field")
+        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed)
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
@@ -148,5 +164,8 @@ class ProxySpec:
             payload["split"] = self.split
         if self.optimizer != "adam":  # keys of Adam results stay what they always were
             payload["optimizer"] = self.optimizer
+        for name, default in TRANSFORM_DEFAULTS.items():  # likewise: only a transform changes it
+            if getattr(self, name) != default:
+                payload[name] = getattr(self, name)
         blob = json.dumps(payload, sort_keys=True).encode()
         return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]

@@ -9,6 +9,12 @@ Embedded (offline, nothing on disk):
   seed 42), standardised by the training split's scalar mean/std, shape ``(1, 40)``.
 * ``synthetic``: 10 noisy Gaussian classes in 32-D (means from ``RandomState(0)``),
   1000 / 500, balanced; a linear model reaches about 80 %.
+* ``tabular-2``, ``tabular-3``, ``tabular-20``: scikit-learn's ``make_classification`` with K
+  classes (20 features, 8 informative, 4 redundant, 2 clusters per class, 1 % flipped labels,
+  ``random_state=0``), 2000 / 500 stratified, standardised by the training split's per-feature
+  mean/std: a tabular task unlike any image or signal the search proxies see.
+
+Task transforms (relabelling, subsampling, label noise) live in :mod:`gp_search.proxies.tasks`.
 
 User-supplied, under ``data_root`` (default ``./data``), never downloaded. The first
 directory holding *all* required files wins, searched in this order:
@@ -45,6 +51,9 @@ DATASETS: dict[str, str] = {
     "digits": "embedded: scikit-learn's 8x8 digits, 1437 train / 360 test, 10 classes",
     "mnist1d": "embedded: MNIST-1D generated locally by the mnist1d package, 4000 / 1000, 10 classes",
     "synthetic": "embedded: deterministic 32-D Gaussian classes for smoke tests, 1000 / 500, 10 classes",
+    "tabular-2": "embedded: sklearn make_classification, 20 features, 2000 / 500, 2 classes",
+    "tabular-3": "embedded: sklearn make_classification, 20 features, 2000 / 500, 3 classes",
+    "tabular-20": "embedded: sklearn make_classification, 20 features, 2000 / 500, 20 classes",
     "mnist": "user files: MNIST idx files under <data_root>/mnist/, 60000 / 10000, 10 classes",
     "fashion-mnist": "user files: Fashion-MNIST idx files under <data_root>/fashion-mnist/, 60000 / 10000",
     "cifar10": "user files: CIFAR-10 python batches under <data_root>/cifar-10-batches-py/, 50000 / 10000",
@@ -189,6 +198,19 @@ def _load_synthetic(_root: Path | None) -> Dataset:
     return _make("synthetic", x_tr, y_tr, x_te, y_te, num_classes, (dim,))
 
 
+def _load_tabular(num_classes: int) -> Dataset:
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_classification(n_samples=2500, n_features=20, n_informative=8, n_redundant=4,
+                               n_classes=num_classes, n_clusters_per_class=2, flip_y=0.01,
+                               random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=500, stratify=y, random_state=0)
+    mean, std = x_tr.mean(0), x_tr.std(0)
+    return _make(f"tabular-{num_classes}", (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te,
+                 num_classes, (x.shape[1],))
+
+
 # ---------------------------------------------------------------- locating user files
 
 def _locate(name: str, dirs: list[Path], required: dict[str, tuple[str, ...]]) -> dict[str, Path]:
@@ -300,7 +322,8 @@ def _load_cifar(name: str, root: Path) -> Dataset:
 
 # ---------------------------------------------------------------- public entry point
 
-_EMBEDDED = {"digits": _load_digits, "mnist1d": _load_mnist1d, "synthetic": _load_synthetic}
+_EMBEDDED = {"digits": _load_digits, "mnist1d": _load_mnist1d, "synthetic": _load_synthetic,
+             **{f"tabular-{k}": (lambda _root, k=k: _load_tabular(k)) for k in (2, 3, 20)}}
 _FROM_FILES = {
     "mnist": lambda root: _load_idx_dataset("mnist", root),
     "fashion-mnist": lambda root: _load_idx_dataset("fashion-mnist", root),

@@ -15,6 +15,9 @@ loaded machine:
   about 28 s (timed on random tensors of the real shape: no files here; budget not tuned).
 * ``cifar10-resnet``: CIFAR-10 50000/10000, resnet (16, 32, 64), Adam 1e-3, batch 128,
   500 steps; about 65 s, likewise timed on random tensors and not tuned; meant for a GPU.
+* ``t-…``: the held-out transfer tasks (2, 3, 5 noisy, 10 and 20 classes), grouped into suites
+  and documented, with their seconds, in :mod:`gp_search.proxies.tasks`; a search never scores
+  them.
 
 Every loss is applied as its own definition says (expression losses: the mean over batch ×
 classes, as in the published NGL code). The file-backed proxies read from ``data_root``
@@ -35,7 +38,8 @@ import dataclasses
 import os
 import warnings
 
-from gp_search.proxies.base import STATUSES, EvalResult, ProxySpec
+from gp_search.proxies.base import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
+from gp_search.proxies.tasks import check_transform
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
@@ -68,6 +72,42 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
               batch_size=128, lr=1e-3, eval_batch=512, time_limit=1800.0,
               description="user files: CIFAR-10 (50000 / 10000), residual CNN (16, 32, 64, "
               "GroupNorm), Adam lr 1e-3, batch 128, 500 steps (1.28 epochs)"),
+    # Held-out transfer tasks (gp_search.proxies.tasks.SUITES): never scored by a search.
+    ProxySpec("t-tabular2-mlp", "tabular-2", "mlp", (("hidden", (64, 64)),), steps=1200,
+              batch_size=64, lr=1e-3, description="transfer, 2 classes: make_classification "
+              "tabular data (2000 / 500), MLP 20-64-64-2, Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-tabular3-mlp", "tabular-3", "mlp", (("hidden", (64, 64)),), steps=1200,
+              batch_size=64, lr=1e-3, description="transfer, 3 classes: make_classification "
+              "tabular data (2000 / 500), MLP 20-64-64-3, Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-tabular20-mlp", "tabular-20", "mlp", (("hidden", (64, 64)),), steps=1200,
+              batch_size=64, lr=1e-3, description="transfer, 20 classes: make_classification "
+              "tabular data (2000 / 500), MLP 20-64-64-20, Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-digits-parity-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,
+              batch_size=64, lr=1e-3, relabel="parity", description="transfer, 2 classes: "
+              "digits relabelled even / odd, MLP 64-128-2, Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-digits-mod3-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,
+              batch_size=64, lr=1e-3, relabel="mod3", description="transfer, 3 classes: "
+              "digits relabelled digit mod 3, MLP 64-128-3, Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-digits-small-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,
+              batch_size=64, lr=1e-3, subsample=300, description="transfer, 10 classes, "
+              "small data: 300 of digits' 1437 training samples (stratified), MLP 64-128-10, "
+              "Adam lr 1e-3, batch 64, 1200 steps"),
+    ProxySpec("t-mnist1d-mod5-noisy", "mnist1d", "cnn1d", (("channels", 32),), steps=1000,
+              batch_size=128, lr=3e-3, relabel="mod5", label_noise=0.3, description="transfer, "
+              "5 classes, 30 % symmetric noise on the training labels: MNIST-1D digit mod 5, 1-D "
+              "CNN (32), Adam lr 3e-3, batch 128, 1000 steps"),
+    ProxySpec("t-mnist1d-mlp", "mnist1d", "mlp", (("hidden", (128, 128)),), steps=1500,
+              batch_size=128, lr=1e-3, description="transfer, 10 classes, another architecture: "
+              "MNIST-1D, MLP 40-128-128-10, Adam lr 1e-3, batch 128, 1500 steps"),
+    # SGD (momentum 0.9) at lr 0.1: CE's best of {0.01, 0.03, 0.1, 0.3} on mnist1d-cnn and within
+    # 0.4 points of its best on digits-mlp (benchmarks/README.md, bench_sgd.py --sweep); chosen
+    # for CE, the baseline, not for any candidate. Expression losses train times their scale.
+    ProxySpec("t-digits-mlp-sgd", "digits", "mlp", (("hidden", (128,)),), steps=1200,
+              batch_size=64, lr=0.1, optimizer="sgd", description="transfer, SGD: digits, MLP "
+              "64-128-10, SGD lr 0.1 momentum 0.9, batch 64, 1200 steps"),
+    ProxySpec("t-mnist1d-cnn-sgd", "mnist1d", "cnn1d", (("channels", 32),), steps=1000,
+              batch_size=128, lr=0.1, optimizer="sgd", description="transfer, SGD: MNIST-1D, "
+              "1-D CNN (32), SGD lr 0.1 momentum 0.9, batch 128, 1000 steps"),
 )}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ProxySpec)}
@@ -101,6 +141,10 @@ def _checked(field: str, value):
         return tuple(sorted((str(k), _hashable(v)) for k, v in items))
     if field == "data_root":
         return None if value is None else os.fspath(value)
+    if field in TRANSFORM_DEFAULTS:
+        value = float(value) if field == "label_noise" and isinstance(value, int) else value
+        check_transform(**{**TRANSFORM_DEFAULTS, field: value})
+        return value
     if field == "split" and value not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {value!r}")
     if not isinstance(value, str):  # ValueError, as for every bad override (the CLI reports it)

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gp_search.proxies import data, models
-from gp_search.proxies.base import EvalResult, ProxySpec
+from gp_search.proxies import data, models, tasks
+from gp_search.proxies.base import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 
 if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
     from gp_search.lang.losses import Loss
@@ -64,7 +64,7 @@ lr=SGD_LR)``): the best of {0.01, 0.03, 0.1, 0.3} for CE on digits-mlp and mnist
 TAIL_FRACTION = 0.1
 """``train_loss`` is the mean loss over this last fraction of the steps taken."""
 
-_DATA: dict[tuple[str, str | None, str], data.Dataset] = {}
+_DATA: dict[tuple, data.Dataset] = {}
 
 
 @contextlib.contextmanager
@@ -114,7 +114,8 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
 
     Args:
         spec: the proxy (its ``dataset``, ``data_root`` and ``split``: with ``"val"`` the
-            training split cut by :func:`gp_search.proxies.data.validation_split`).
+            training split cut by :func:`gp_search.proxies.data.validation_split`; then its task
+            transform, :func:`gp_search.proxies.tasks.transform`).
         device: where the tensors live.
 
     Returns:
@@ -123,13 +124,17 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     Raises:
         FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
     """
-    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split)
+    task = (spec.relabel, spec.subsample, spec.label_noise, spec.data_seed)
+    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split, task)
     if key not in _DATA:
         if spec.split == "val":
-            full = dataset_for(dataclasses.replace(spec, split="test"), device)
-            _DATA[key] = data.validation_split(full)
+            untouched = dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS)
+            full = dataset_for(untouched, device)
+            base = data.validation_split(full)
         else:
-            _DATA[key] = data.load(spec.dataset, spec.data_root).to(device)
+            base = data.load(spec.dataset, spec.data_root).to(device)
+        # After the validation cut: noise and subsampling touch only what trains.
+        _DATA[key] = tasks.transform(base, *task)
     return _DATA[key]
 
 

@@ -1,0 +1,295 @@
+"""The transfer stage: losses trained on a held-out suite of tasks, paired with CE task by task.
+
+A loss found by a search has only been seen to win on the search's proxies. :func:`transfer`
+trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.tasks.SUITES`:
+other data, other class counts, label noise, other architectures, longer trainings) and measures
+per task each loss's mean accuracy with its 95 % t-interval and its change against CE, paired
+seed by seed (:func:`gp_search.analysis.stats.paired`); then an aggregate per loss, the mean
+change over the tasks and the worst task. :func:`write_transfer` writes ``transfer.md``,
+``transfer.csv``, ``transfer_seeds.csv`` and ``env.json``.
+
+A training that does not finish (``nan``, ``diverged``, ``timeout``, ``error``, ``rejected``)
+scores the chance accuracy 1/K of its task: the user of such a loss gets no better model than a
+guess, and leaving it out would hide exactly the failures this stage is for. The tables count
+these trainings in a ``not ok`` column.
+
+Losses are reference names, expressions, or files written by ``gp-search export``: a file is
+read as text and its ``Tree:`` docstring line parsed by the whitelist parser; it is never
+imported or executed.
+
+Example:
+    >>> res = transfer(["y_pred*y_real"], suite="transfer-test", seeds=2, jobs=1)
+    >>> sorted({r["task"] for r in res.rows})
+    ['t-digits-mod3-mlp', 't-tabular2-mlp']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gp_search import proxies
+from gp_search.analysis.compare import BASELINE, LossEntry
+from gp_search.analysis.report import code_label, csv_text, md_table, number
+from gp_search.analysis.stats import paired, summarize
+from gp_search.environment import write_env
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import REFERENCE, resolve
+from gp_search.parallel.evaluate import evaluate
+from gp_search.proxies.tasks import TASK_NOTES, suite_tasks
+from gp_search.proxies.train import dataset_for
+
+DEFAULT_BASELINES = ("ce", "ngl", "label_smoothing")
+MAX_LOSS_FILE = 1 << 20
+"""Largest exported loss file read (bytes); an export is a few kB."""
+_TREE_LINE = re.compile(r"^Tree:[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
+
+ROW_FIELDS = ("task", "classes", "loss", "n", "not_ok", "acc_mean", "acc_ci_low", "acc_ci_high",
+              "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "seconds_mean")
+"""Columns of ``transfer.csv``: one row per (task, loss); accuracies and changes as fractions."""
+
+
+def read_loss(text: str) -> LossEntry:
+    """A loss named on the command line: a reference name, an expression, or an exported file.
+
+    Args:
+        text: ``"ngl"``, ``"exp(-y_pred*y_real)"``, or the path of a file from
+            ``gp-search export`` (torch, NumPy, JAX or SymPy), whose ``Tree: <prefix>``
+            docstring line is parsed (the file is read as text, never run).
+
+    Returns:
+        A :class:`gp_search.analysis.compare.LossEntry` (label, spec text, origin).
+
+    Raises:
+        ValueError: text that is no loss, or a file without a readable ``Tree:`` line.
+    """
+    key = text.strip().lower()
+    if key in REFERENCE:
+        return LossEntry(key, key, "reference")
+    path = Path(text)
+    if path.suffix == ".py" or path.is_file():
+        if not path.is_file():
+            raise ValueError(f"loss file {text!r} does not exist; give an exported file, a "
+                             f"reference name or an expression")
+        if path.stat().st_size > MAX_LOSS_FILE:
+            raise ValueError(f"loss file {text!r} is larger than {MAX_LOSS_FILE} bytes; an "
+                             f"exported loss is a few kB (write one with gp-search export)")
+        found = _TREE_LINE.findall(path.read_text(errors="replace"))
+        if len(found) != 1:
+            raise ValueError(f"loss file {text!r} must hold exactly one 'Tree: <expression>' "
+                             f"line (as gp-search export writes), found {len(found)}")
+        expr = parse(found[0])  # the whitelist parser; ExprError (a ValueError) names the token
+        return LossEntry(path.stem, expr.prefix, str(path))
+    resolve(text)  # an ExprError names the bad token now, not in a worker
+    return LossEntry(text.strip(), text.strip(), "argument")
+
+
+@dataclass
+class Transfer:
+    """What :func:`transfer` measured.
+
+    Attributes:
+        suite: the suite's name.
+        entries: the losses, CE first.
+        tasks: the suite's proxies, in order (with their overrides).
+        seeds: the training seeds (the same for every loss and task).
+        results: ``(task name, loss label) -> [EvalResult per seed]``.
+        rows: one dict per (task, loss), keys :data:`ROW_FIELDS`.
+        aggregate: one dict per loss but CE: ``mean_diff`` (unweighted mean over tasks of the
+            change vs CE), ``worst_task``, ``worst_diff``, ``tasks_worse`` (tasks whose paired
+            CI lies wholly below 0), ``tasks_better``.
+    """
+
+    suite: str
+    entries: list[LossEntry]
+    tasks: list[proxies.Proxy]
+    seeds: list[int]
+    results: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    aggregate: list[dict] = field(default_factory=list)
+
+
+def scored(results, num_classes: int) -> list[float]:
+    """Accuracy per seed, a training that did not finish scored at chance (1/K)."""
+    return [r.accuracy if r.ok else 1.0 / num_classes for r in results]
+
+
+def _row(task: str, k: int, entry: LossEntry, results, ce_results) -> dict:
+    acc, ce = scored(results, k), scored(ce_results, k)
+    s, d = summarize(acc), paired(acc, ce)
+    return {"task": task, "classes": k, "loss": entry.label, "n": s["n"],
+            "not_ok": sum(not r.ok for r in results), "acc_mean": s["mean"],
+            "acc_ci_low": s["ci_low"], "acc_ci_high": s["ci_high"], "diff_vs_ce": d["diff"],
+            "diff_ci_low": d["ci_low"], "diff_ci_high": d["ci_high"], "p_value": d["p_value"],
+            "seconds_mean": sum(r.seconds for r in results) / len(results)}
+
+
+def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
+    out = []
+    for e in entries[1:]:
+        mine = [r for r in rows if r["loss"] == e.label]
+        worst = min(mine, key=lambda r: r["diff_vs_ce"])
+        out.append({"loss": e.label,
+                    "mean_diff": sum(r["diff_vs_ce"] for r in mine) / len(mine),
+                    "worst_task": worst["task"], "worst_diff": worst["diff_vs_ce"],
+                    "tasks_worse": sum(r["diff_ci_high"] < 0 for r in mine),
+                    "tasks_better": sum(r["diff_ci_low"] > 0 for r in mine)})
+    return out
+
+
+def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
+             seeds: int | Sequence[int] = 5, jobs: int = 2, baselines: Sequence[str] = DEFAULT_BASELINES, device: str = "cpu",
+             progress: Callable[[str], None] | None = None) -> Transfer:
+    """Train ``losses`` and the baselines on every task of ``suite``; pair each with CE per seed.
+
+    Args:
+        losses: reference names, expressions, exported files (:func:`read_loss`) or entries.
+        suite: a key of :data:`gp_search.proxies.tasks.SUITES`.
+        seeds: a count ``n`` (seeds ``0 .. n-1``, at least 2) or the seeds; fixed before any
+            dispatch, so the numbers do not depend on ``jobs``.
+        jobs: worker processes (:func:`gp_search.parallel.evaluate.evaluate`).
+        baselines: reference losses trained alongside; must include ``"ce"``.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        progress: called with one line per finished task.
+
+    Returns:
+        The :class:`Transfer` with per-task rows and the aggregate.
+
+    Raises:
+        ValueError: unknown suite or baseline, no CE, fewer than 2 seeds, a loss that is no loss.
+    """
+    names = [b.strip().lower() for b in baselines]
+    if BASELINE not in names or any(b not in REFERENCE for b in names):
+        raise ValueError(f"baselines must be reference losses including {BASELINE!r} (every "
+                         f"change is against CE), got {list(baselines)}")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if len(seed_list) < 2:
+        raise ValueError(f"seeds must give at least 2 seeds (a paired CI needs 2 pairs), got "
+                         f"{seeds!r}")
+    entries = [LossEntry(n, n) for n in [BASELINE] + [n for n in names if n != BASELINE]]
+    for loss in losses:
+        entry = loss if isinstance(loss, LossEntry) else read_loss(loss)
+        if entry.label not in {e.label for e in entries}:
+            entries.append(entry)
+    tasks = [proxies.get(name, **overrides) for name, overrides in suite_tasks(suite)]
+    res = Transfer(suite, entries, tasks, seed_list)
+    for proxy in tasks:
+        k = dataset_for(proxy.spec).num_classes
+        flat = evaluate([e.spec for e in entries], proxy, seed_list, jobs=jobs, device=device)
+        n = len(seed_list)
+        for i, e in enumerate(entries):
+            res.results[(proxy.name, e.label)] = flat[i * n:(i + 1) * n]
+        ce = res.results[(proxy.name, BASELINE)]
+        res.rows += [_row(proxy.name, k, e, res.results[(proxy.name, e.label)], ce)
+                     for e in entries]
+        if progress is not None:
+            progress(f"{proxy.name}: {len(entries)} losses x {n} seeds done")
+    res.aggregate = _aggregate(res.rows, entries)
+    return res
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+def _pp(x) -> str:
+    return number(100 * x, "+.1f") if isinstance(x, float) else "–"
+
+
+def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
+    """Change vs CE in points per task (paired 95 % CI), then the mean and the worst task."""
+    rows = {(r["task"], r["loss"]): r for r in res.rows}
+    names = [t.name for t in res.tasks]
+    header = ["loss"] + names + ["mean", "worst task"]
+    out = [["CE (accuracy %)"] + [number(100 * rows[(t, BASELINE)]["acc_mean"], ".1f")
+                                  for t in names] + ["0", ""]]
+    agg = {a["loss"]: a for a in res.aggregate}
+    for e in res.entries[1:]:
+        mine = [rows[(t, e.label)] for t in names]
+        cells = [f"{_pp(r['diff_vs_ce'])} [{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}]"
+                 for r in mine]
+        a = agg[e.label]
+        out.append([code_label(e.label)] + cells
+                   + [_pp(a["mean_diff"]), f"{a['worst_task']} ({_pp(a['worst_diff'])})"])
+    return header, out
+
+
+def detail_rows(res: Transfer, task: str) -> tuple[list[str], list[list[str]]]:
+    """One task: accuracy (mean, CI), change vs CE (paired CI, p), n, not ok."""
+    header = ["loss", "accuracy %", "95% CI", "change vs CE (pp)", "95% CI (paired)",
+              "p (paired t)", "n", "not ok"]
+    out = [[code_label(r["loss"]), number(100 * r["acc_mean"], ".2f"),
+            f"[{number(100 * r['acc_ci_low'], '.2f')}, {number(100 * r['acc_ci_high'], '.2f')}]",
+            _pp(r["diff_vs_ce"]), f"[{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}]",
+            number(r["p_value"], ".3g"), str(r["n"]), str(r["not_ok"] or "–")]
+           for r in res.rows if r["task"] == task]
+    return header, out
+
+
+def format_transfer(res: Transfer) -> str:
+    """The summary as fixed-width text (what ``gp-search transfer`` prints)."""
+    header, rows = summary_rows(res)
+    rows = [[c.strip("`") for c in r] for r in rows]
+    # One line per (loss, task): the summary's columns are too wide for a terminal.
+    lines = [f"suite {res.suite}: n = {len(res.seeds)} seeds, change vs CE in points "
+             f"[paired 95% CI]"]
+    for r in rows[1:]:
+        lines.append(f"{r[0]}: mean {r[-2]}, worst {r[-1]}")
+        lines += [f"  {t:<24} {c}" for t, c in zip(header[1:-2], r[1:-2])]
+    ce = ", ".join(f"{t} {a}" for t, a in zip(header[1:-2], rows[0][1:-2]))
+    return "\n".join([lines[0], f"CE accuracy %: {ce}"] + lines[1:])
+
+
+def transfer_markdown(res: Transfer, command: str = "") -> str:
+    """``transfer.md``: the summary, one table per task, the tasks and the method."""
+    n = len(res.seeds)
+    md = [f"# Transfer: suite `{res.suite}`", ""]
+    if command:
+        md += ["Command:", "", "```", command, "```", ""]
+    md += [f"Seeds {','.join(map(str, res.seeds))} (n = {n} per loss and task; every loss with "
+           "the same initial weights and batch order as CE on each seed).", "",
+           "## Change in test accuracy against CE (percentage points)", "",
+           ("Per task: mean over the n seed pairs, paired 95 % t-interval in brackets. `mean`: "
+            "unweighted mean over the tasks; `worst task`: the task with the most negative "
+            "change. A training that did not finish scores chance (1/K)."), ""]
+    md += md_table(*summary_rows(res))
+    for proxy in res.tasks:
+        rows = [r for r in res.rows if r["task"] == proxy.name]
+        md += ["", f"## {proxy.name}", "",
+               f"{rows[0]['classes']} classes; {proxy.spec.description}"
+               f"{'' if not proxy.overrides else f' (here: {proxy.overrides})'}; "
+               f"{TASK_NOTES.get(proxy.name, '')}. Seconds per training (mean over losses and "
+               f"seeds): {number(sum(r['seconds_mean'] for r in rows) / len(rows), '.2f')}.", ""]
+        md += md_table(*detail_rows(res, proxy.name))
+    md += ["", "## Losses", ""]
+    md += md_table(["label", "text", "from"], [[code_label(e.label), f"`{e.spec}`", e.origin]
+                                                for e in res.entries], "lll")
+    md += ["", "Files: `transfer.csv` (these rows, fractions), `transfer_seeds.csv` (every "
+           "training), `env.json` (machine and command)."]
+    return "\n".join(md) + "\n"
+
+
+def write_transfer(res: Transfer, out: str | Path, command: str = "") -> list[Path]:
+    """Write ``transfer.md``, ``transfer.csv``, ``transfer_seeds.csv`` and ``env.json``.
+
+    Args:
+        res: what :func:`transfer` returned.
+        out: directory (created).
+        command: the command line, quoted in ``transfer.md`` (``env.json`` records
+            ``sys.argv``).
+
+    Returns:
+        The files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"transfer.md": transfer_markdown(res, command),
+             "transfer.csv": csv_text(ROW_FIELDS, [[r[k] for k in ROW_FIELDS] for r in res.rows]),
+             "transfer_seeds.csv": csv_text(
+                 ("task", "loss", "seed", "status", "accuracy", "seconds", "message"),
+                 [[t, label, r.seed, r.status, r.accuracy, r.seconds, r.message]
+                  for (t, label), rs in res.results.items() for r in rs])}
+    for name, text in files.items():
+        (out / name).write_text(text)
+    return [out / n for n in files] + [write_env(out)]
