@@ -372,6 +372,8 @@ def load_config(run_dir: Path) -> SearchConfig:
     data = read_json(path, "run config")
     if isinstance(data, dict) and "fitness_split" not in data:
         data["fitness_split"] = "test"  # written before the field existed: scored on test
+    if isinstance(data, dict) and "transfer_suite" not in data:
+        data["transfer_suite"] = "none"  # written before the transfer stage existed
     try:
         return SearchConfig.from_dict(data, str(path))
     except ValueError as exc:

@@ -252,7 +252,8 @@ def test_joining_an_existing_cluster(cluster, tmp_path):
     # The README's search command against that cluster.
     res = run_cli("run", "--backend", "dask", "--scheduler", address, "--jobs", "2",
                   "--population", "6", "--generations", "1", "--proxy", "synthetic-mlp",
-                  "--steps", "20", "--out", tmp_path / "runs", "--quiet")
+                  "--steps", "20", "--out", tmp_path / "runs", "--quiet",
+                  "--transfer-suite", "none")
     assert res.returncode == 0, res.stderr
     assert (next((tmp_path / "runs").iterdir()) / "hall_of_fame.csv").exists()
 

@@ -127,11 +127,17 @@ def test_corrupt_checkpoint_stops_resume(tmp_path):
 def test_cli_run_end_to_end(tmp_path):
     res = run_cli("run", "--population", "6", "--generations", "1", "--proxy", "synthetic-mlp",
                   "--steps", "30", "--jobs", "1", "--backend", "sequential", "--out", tmp_path,
-                  "--seed-individual", "ngl")
+                  "--seed-individual", "ngl", "--transfer-suite", "transfer-test",
+                  "--transfer-top", "2", "--transfer-seeds", "2")
     assert res.returncode == 0, res.stderr
     assert "run directory:" in res.stdout and "top " in res.stdout and "best.py" in res.stdout
     run_dir = Path(res.stdout.split("run directory:")[1].split()[0])
     assert json.loads((run_dir / "config.json").read_text())["population"] == 6
+    # The transfer stage ran on the held-out suite and its verdict is printed and in best.py.
+    assert "transfer stage:" in res.stdout and (run_dir / "transfer" / "transfer.md").exists()
+    verdict = "best on transfer" if "best on transfer" in res.stdout else "WARNING"
+    assert verdict in res.stdout and "held-out suite 'transfer-test'" in (
+        run_dir / "best.py").read_text()
 
 
 def test_cli_run_rejects_bad_flags_and_unwritable_out(tmp_path):

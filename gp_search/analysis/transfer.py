@@ -41,6 +41,7 @@ from gp_search.lang.losses import REFERENCE, resolve
 from gp_search.parallel.evaluate import evaluate
 from gp_search.proxies.tasks import TASK_NOTES, suite_tasks
 from gp_search.proxies.train import dataset_for
+from gp_search.seeds import seed_list as parse_seeds
 
 DEFAULT_BASELINES = ("ce", "ngl", "label_smoothing")
 MAX_LOSS_FILE = 1 << 20
@@ -165,10 +166,7 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
     if BASELINE not in names or any(b not in REFERENCE for b in names):
         raise ValueError(f"baselines must be reference losses including {BASELINE!r} (every "
                          f"change is against CE), got {list(baselines)}")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if len(seed_list) < 2:
-        raise ValueError(f"seeds must give at least 2 seeds (a paired CI needs 2 pairs), got "
-                         f"{seeds!r}")
+    seed_list = parse_seeds(seeds, minimum=2)
     entries = [LossEntry(n, n) for n in [BASELINE] + [n for n in names if n != BASELINE]]
     for loss in losses:
         entry = loss if isinstance(loss, LossEntry) else read_loss(loss)
@@ -189,6 +187,35 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
             progress(f"{proxy.name}: {len(entries)} losses x {n} seeds done")
     res.aggregate = _aggregate(res.rows, entries)
     return res
+
+
+def pick_best(res: Transfer, labels: Sequence[str]) -> dict:
+    """The loss to ship among ``labels``: the best one that breaks no held-out task.
+
+    A loss "breaks" a task when its paired 95 % CI against CE lies wholly below 0 there. Among
+    the losses that break none, the highest mean change over the tasks wins (ties: the better
+    worst task). If every one breaks some task, the one that breaks the fewest (ties: the
+    better worst task) is returned with ``transfers = False``: it is the least bad, not a
+    loss to recommend, and the caller says so.
+
+    Args:
+        res: what :func:`transfer` measured.
+        labels: the candidate losses' labels (the baselines are not candidates).
+
+    Returns:
+        That loss's aggregate row (see :class:`Transfer`) plus ``transfers`` (bool).
+
+    Raises:
+        ValueError: no label of ``labels`` was measured.
+    """
+    rows = [a for a in res.aggregate if a["loss"] in set(labels)]
+    if not rows:
+        raise ValueError(f"none of {list(labels)} was measured on suite {res.suite!r}")
+    safe = [a for a in rows if a["tasks_worse"] == 0]
+    if safe:
+        return {**max(safe, key=lambda a: (a["mean_diff"], a["worst_diff"])), "transfers": True}
+    least_bad = min(rows, key=lambda a: (a["tasks_worse"], -a["worst_diff"]))
+    return {**least_bad, "transfers": False}
 
 
 # --- tables --------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def proxy_config(seed: int = 0, jobs: int = 2, **overrides) -> SearchConfig:
     if overrides.get("seed_individuals"):
         raise ValueError("proxy rediscovery starts from random trees: seed_individuals must be "
                          "empty")
-    return preset(PRESET, seed=seed, jobs=jobs, **overrides)
+    # No transfer stage: this study compares the best with NGL on fresh seeds of its own.
+    return preset(PRESET, seed=seed, jobs=jobs, **{"transfer_suite": "none", **overrides})
 
 
 # --- training NGL and the best with the run's own scoring ----------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from gp_search.lang.checks import rule, validate
+from gp_search.proxies.tasks import HELD_OUT, SUITES
 
 
 def _f(default, help: str, **rules):
@@ -35,8 +36,10 @@ class SearchConfig:
     generations: int = _f(8, "generations after the initial population (generation 0)",
                           min=0, max=100_000)
     proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy",
-                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v),
-                               "name at least one proxy"))
+                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v)
+                               and not set(v) & HELD_OUT,
+                               "name at least one proxy, none of the held-out transfer tasks "
+                               "(a search must not score what its results are judged on)"))
     proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)",
                               check=(lambda c, v: not v or (
                                   len(v) == len(c.proxies)
@@ -98,6 +101,16 @@ class SearchConfig:
     out: str = _f("results/runs", "parent directory of run directories",
                   check=(lambda c, v: bool(v), "not be empty"))
     cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
+    transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.tasks.SUITES) that the "
+                                     "hall of fame's best are retrained on when the search ends, "
+                                     "with CE, NGL and label smoothing; best.py is the best there "
+                                     "('none': no transfer stage)",
+                             check=(lambda c, v: v == "none" or v in SUITES,
+                                    f"be 'none' or a suite of {sorted(SUITES)}"))
+    transfer_top: int = _f(5, "transfer stage: how many of the hall of fame's best it retrains",
+                           min=1, max=50)
+    transfer_seeds: int = _f(3, "transfer stage: training seeds per loss and task (paired by seed)",
+                             min=2, max=100)
     preset: str = _f("", "preset the run started from (informational)")
 
     def __post_init__(self):
@@ -138,13 +151,15 @@ PRESETS: dict[str, dict] = {
     # A few minutes on 2 CPU cores, embedded data.
     # mnist1d-cnn, not digits: digits saturates near 0.97 and barely ranks losses.
     "quick": dict(population=32, generations=12, proxies=("mnist1d-cnn",), seeds=2,
-                  max_height=8, max_size=30, jobs=2, time_budget=540.0, preset="quick"),
+                  max_height=8, max_size=30, jobs=2, time_budget=540.0,
+                  transfer_suite="transfer-quick", transfer_seeds=3, preset="quick"),
     # The NGL search as far as it is known: the paper's primitive set; the rest our choices.
     "paper": dict(population=64, generations=20, proxies=("mnist1d-cnn", "digits-mlp"),
                   proxy_weights=(2.0, 1.0), seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
-                  optimize_constants=True, preset="paper"),
+                  optimize_constants=True, transfer_suite="transfer", transfer_seeds=5,
+                  preset="paper"),
 }
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gp_search import store
+from gp_search.search import transfer_stage
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
 from gp_search.environment import write_env
@@ -166,13 +167,25 @@ def _finish(search: Search, quiet: bool) -> None:
         if tuned and not quiet:
             print(f"constant tuning: {tuned}", flush=True)
     store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
-    if search.hof.entries:
-        best = search.hof.entries[0]
-        text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
-                      name="best_loss", origin=f"gp-search run {run_dir.name}, fitness "
-                      f"{best['fitness']:.4f} (n = {best['n']} seeds) on {', '.join(cfg.proxies)}")
-        store.write_atomic(run_dir / "best.py", text)
     store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
+    _conclude(cfg, run_dir, search.hof.entries, quiet)
+
+
+def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool) -> None:
+    """The transfer stage (when configured), then best.py: the best on transfer, else the best
+    on search fitness."""
+    chosen = transfer_stage.run_stage(cfg, run_dir, entries, quiet)
+    best = chosen or (entries[0] if entries else None)
+    if best is None:
+        return
+    origin = (f"gp-search run {run_dir.name}, search fitness {best['fitness']:.4f} (n = "
+              f"{best['n']} seeds) on {', '.join(cfg.proxies)}")
+    origin += (f"; {transfer_stage.verdict(chosen)}" if chosen else
+               "; no transfer stage (transfer_suite = none): measure it on held-out tasks with "
+               "`gp-search transfer` before use")
+    text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
+                  name="best_loss", origin=origin)
+    store.write_atomic(run_dir / "best.py", text)
 
 
 def _drive(search: Search, quiet: bool) -> Path:
@@ -257,9 +270,14 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
         search.cache.close()
         raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: cannot restore the search from "
                                  f"it ({type(exc).__name__}: {exc})") from None
-    if search.finished:  # nothing to do; in particular, constants are not tuned twice
+    if search.finished:  # in particular, constants are not tuned twice
         search.cache.close()
-        if not quiet:
+        if cfg.transfer_suite != "none" and not transfer_stage.done(run_dir):
+            if not quiet:
+                print(f"{run_dir}: the search is finished; running its transfer stage", flush=True)
+            with stop_on_signals():
+                _conclude(cfg, run_dir, search.hof.entries, quiet)
+        elif not quiet:
             print(f"{run_dir} is finished; nothing to resume", flush=True)
         return run_dir
     store.truncate_generations(run_dir, search.generation)
@@ -285,6 +303,10 @@ def print_result(run_dir: Path, top: int = 5) -> None:
     for e in run.hall_of_fame[:top]:
         print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "
               f"size {e['size']:>2}  {e['canonical']}")
+    chosen = transfer_stage.load_choice(run_dir)
+    if chosen is not None:
+        print(transfer_stage.verdict(chosen))
+        print(f"transfer tables: {run_dir / 'transfer' / 'transfer.md'}")
     best = run_dir / "best.py"
     if best.exists():
         print(f"best loss exported to: {best}")
