@@ -100,7 +100,7 @@ def test_every_module_docstring_says_what_it_owns():
 def test_public_api_is_where_it_was():
     for name in ("parse", "LossExpr", "NGL", "export", "evaluate", "ExprError", "Loss"):
         assert name in gp_search.__all__ and hasattr(gp_search, name)
-    from gp_search.store import load_run  # noqa: F401 - the run-directory reader stays put
+    assert gp_search.load_run is __import__("gp_search.store").store.load_run
     assert callable(importlib.import_module("gp_search.cli.main").main)
 
 
