@@ -312,3 +312,68 @@ def test_selbest_keeps_ties_in_population_order_as_the_sort_it_replaced():
     _, _, pop = _population(30, 4)
     by_hand = sorted(pop, key=lambda i: -i.fitness.values[0])[:10]
     assert [id(i) for i in tools.selBest(pop, 10)] == [id(i) for i in by_hand]
+
+
+# --- strategy "random": the random-search baseline in the same machinery ---------------------------
+
+def _heights(run_dir: Path) -> list[int]:
+    from gp_search.lang.expr import parse
+
+    cfg = store.load_run(run_dir).config
+    return [parse(p["prefix"], cfg.primitive_set, cfg.const_range).tree.height
+            for p in store.read_checkpoint(run_dir)["population"]]
+
+
+def test_random_strategy_draws_fresh_trees_and_same_seed_same_hall_of_fame(tmp_path):
+    kw = dict(strategy="random", generations=3, seed_individuals=())
+    a = run_search(small(tmp_path / "a", **kw), quiet=True)
+    b = run_search(small(tmp_path / "b", **kw), quiet=True)
+    assert hof_text(a) == hof_text(b)
+    gp = run_search(small(tmp_path / "gp", generations=3, seed_individuals=()), quiet=True)
+    assert hof_text(gp) != hof_text(a)
+    # Newcomers come from the initialiser (height <= init_max_depth = 3), never from variation,
+    # which grows trees up to max_height = 6: all but the elite of the last generation are fresh.
+    assert sum(h <= 3 for h in _heights(a)) >= 8 - 1
+    assert max(_heights(gp)) > 3  # the contrast: GP's last generation holds grown trees
+    gens = store.load_run(a).generations
+    assert [g["generation"] for g in gens] == [0, 1, 2, 3]
+    assert all(g["trained"] + g["short"] + g["cached"] + g["duplicate"] >= 1 for g in gens[1:])
+
+
+def test_random_strategy_keeps_the_best_seen_and_is_worker_count_invariant(tmp_path):
+    kw = dict(strategy="random", generations=2)
+    one = run_search(small(tmp_path / "one", backend="loky", jobs=1, **kw), quiet=True)
+    two = run_search(small(tmp_path / "two", backend="loky", jobs=2, **kw), quiet=True)
+    assert hof_text(one) == hof_text(two)
+    run = store.load_run(one)
+    best_seen = max(g["best"] for g in run.generations)
+    assert run.best["fitness"] >= best_seen - 1e-12  # the hall of fame is the record of the best
+    bests = [g["best"] for g in run.generations]
+    assert bests == sorted(bests)  # elitism: a generation's best never falls below the last's
+
+
+def test_random_strategy_resumes_to_the_unbroken_result(tmp_path):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(small(tmp_path, generations=4, strategy="random").to_json())
+    out = tmp_path / "termed"
+    proc = _start(["run", "--config", cfg_file, "--out", out, "--quiet"], "default",
+                  signal.SIGTERM)
+    run_dir, err = _stop_after_first_checkpoint(proc, out, signal.SIGTERM)
+    assert proc.returncode == 143, err
+    assert 0 <= store.read_checkpoint(run_dir)["generation"] < 4
+    res = run_cli("resume", run_dir, "--quiet")
+    assert res.returncode == 0, res.stderr
+    unbroken = run_search(small(tmp_path / "u", generations=4, strategy="random"), quiet=True)
+    assert hof_text(run_dir) == hof_text(unbroken)
+    assert [g["generation"] for g in store.read_generations(run_dir)] == [0, 1, 2, 3, 4]
+
+
+def test_cli_strategy_flag_and_bad_strategy(tmp_path):
+    res = run_cli("run", "--population", "6", "--generations", "1", "--proxy", "synthetic-mlp",
+                  "--steps", "30", "--backend", "sequential", "--out", tmp_path, "--quiet",
+                  "--strategy", "random")
+    assert res.returncode == 0, res.stderr
+    run_dir = next((tmp_path).iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["strategy"] == "random"
+    res = run_cli("run", "--strategy", "evolution", "--out", tmp_path / "x")
+    assert res.returncode == 2 and "strategy" in res.stderr and "'random'" in res.stderr

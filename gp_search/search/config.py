@@ -35,6 +35,10 @@ class SearchConfig:
     population: int = _f(32, "individuals per generation", min=2, max=100_000)
     generations: int = _f(8, "generations after the initial population (generation 0)",
                           min=0, max=100_000)
+    strategy: str = _f("gp", "'gp' (selection and variation) or 'random' (the random-search "
+                             "baseline: each generation drawn fresh from the initialiser, with "
+                             "the same screening, scoring, elitism and hall of fame)",
+                       choices=("gp", "random"))
     proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy",
                         check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v)
                                and not set(v) & HELD_OUT,

@@ -15,6 +15,12 @@ Read :meth:`Search.run` as its own pseudocode::
         hooks.after_generation(record)   # the log, the checkpoint, the progress line
     hooks.end_of_run(reason)             # generations done, time budget spent, or stop() asked
 
+With ``cfg.strategy == "random"`` (the random-search baseline) the offspring are not bred:
+each generation's ``population - elitism`` newcomers are drawn fresh from the initialiser,
+exactly as generation 0's are, and pass the same scoring, dedup, cache and halving; elitism and
+the hall of fame are as in GP. GP against it at an equal number of trainings says whether the
+selection and variation earn their keep (``benchmarks/bench_strategy.py``).
+
 All randomness comes from Python's ``random`` (seeded from ``cfg.seed`` and checkpointed), and
 the training seeds are drawn from it once, before anything is dispatched, so the hall of fame
 does not depend on the number of workers, and a resumed run ends where an unbroken one would.
@@ -168,10 +174,15 @@ class Search:
             return False
 
     def _initial(self) -> list:
+        pop = [ops.individual(seed_expr(text, self.cfg).tree) for text in self.cfg.seed_individuals]
+        pop += self._draw(self.cfg.population - len(pop))
+        return pop[: self.cfg.population]
+
+    def _draw(self, n: int) -> list:
+        """``n`` trees from the initialiser (ramped half-and-half), each redrawn until the scorer
+        accepts it, at most ``INIT_DRAWS`` times (then the last draw is kept, as it is)."""
         pop = []
-        for text in self.cfg.seed_individuals:
-            pop.append(ops.individual(seed_expr(text, self.cfg).tree))
-        while len(pop) < self.cfg.population:
+        for _ in range(max(n, 0)):
             for _ in range(INIT_DRAWS):
                 ind = self.tb.init()
                 try:
@@ -180,7 +191,18 @@ class Search:
                 except ExprError:
                     continue
             pop.append(ind)
-        return pop[: self.cfg.population]
+        return pop
+
+    def _breed(self, elite: list) -> list:
+        """The generation's newcomers: bred from the population (GP), or drawn fresh from the
+        initialiser (``strategy="random"``: no selection, no variation)."""
+        n = self.cfg.population - self.cfg.elitism
+        if self.cfg.strategy == "random":
+            return self._draw(n)
+        parents = self.tb.select(self.population, n)
+        offspring = algorithms.varAnd(parents, self.tb, self.cfg.crossover_prob,
+                                      self.cfg.mutation_prob)
+        return self._repair(offspring, parents, elite)
 
     def _score(self, pop: list) -> dict:
         """Score individuals without a valid fitness; returns the route counts and seconds."""
@@ -224,10 +246,7 @@ class Search:
             t0 = time.perf_counter()
             # selBest sorts stably, best first: ties keep population order, as before.
             elite = [self.tb.clone(i) for i in tools.selBest(self.population, self.cfg.elitism)]
-            parents = self.tb.select(self.population, self.cfg.population - self.cfg.elitism)
-            offspring = algorithms.varAnd(parents, self.tb, self.cfg.crossover_prob,
-                                          self.cfg.mutation_prob)
-            offspring = self._repair(offspring, parents, elite)
+            offspring = self._breed(elite)
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring

@@ -1,0 +1,185 @@
+"""Does evolution help? GP against random search at an equal number of trainings.
+
+For each search seed, runs the same config twice, ``strategy="gp"`` and ``strategy="random"``
+(each generation drawn fresh from the initialiser, same screening, dedup, cache, halving,
+elitism and hall of fame), in the same process, one after the other. Trainings are counted by
+the run's scorer (what ``checkpoint.json`` records as ``full_trainings`` / ``short_trainings``,
+one per (loss, proxy, seed)); the cost of a run is its full-budget-equivalent trainings,
+``full + short / eta`` (a short training runs ``steps / eta`` steps). GP runs its generations;
+random runs until its cost reaches GP's (at most ``--max-factor`` times the generations), and
+its best is read at the last generation whose cost is <= GP's, so random never gets more
+(and, to bracket it, at the first generation whose cost is >= GP's).
+
+Prints per seed the hall-of-fame best (full-budget fitness) at equal trainings for both, the
+paired comparison over seeds (mean difference GP - random, 95 % t-interval,
+:func:`gp_search.analysis.stats.paired`), and the best-so-far at 25/50/75/100 % of GP's
+trainings. With ``--transfer-seeds N`` it then retrains each run's best on the
+``transfer-quick`` suite (:func:`gp_search.analysis.transfer.transfer`) and reports each one's
+mean accuracy change against CE over the suite's tasks, paired GP vs random by search seed.
+
+    python benchmarks/bench_strategy.py [--seeds 0,1,2] [--population 24] [--generations 8]
+        [--proxy digits-mlp] [--train-seeds 2] [--jobs 2] [--transfer-seeds 3] [--out DIR]
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gp_search import store  # noqa: E402
+from gp_search.analysis.stats import paired  # noqa: E402
+from gp_search.proxies.train import one_thread  # noqa: E402
+from gp_search.search.config import SearchConfig  # noqa: E402
+from gp_search.search.evolve import Search  # noqa: E402
+from gp_search.search.runner import default_evaluator, draw_training_seeds, proxy_refs  # noqa: E402
+from gp_search.search.scoring import Scorer  # noqa: E402
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def run_curve(cfg: SearchConfig, run_dir: Path, limit: float | None = None) -> list[dict]:
+    """Run one search; returns its best-so-far curve, one point per generation.
+
+    Args:
+        cfg: the search's config.
+        run_dir: its directory (holds the cache).
+        limit: stop after the generation whose cost reaches this many trainings (None: run all).
+
+    Returns:
+        Per generation: ``generation``, ``full``, ``short``, ``cost`` (cumulative, as counted by
+        the scorer) and ``best`` / ``best_prefix`` (the hall of fame's first entry).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = store.Cache(run_dir / "cache.sqlite")
+    scorer = Scorer(proxy_refs(cfg), draw_training_seeds(cfg), cache,
+                    default_evaluator(cfg, progress=False), cfg.halving_eta,
+                    cfg.successive_halving, cfg.dedup_fingerprint)
+    search = Search(cfg, run_dir, scorer, cache)
+    curve: list[dict] = []
+
+    def record(rec: dict) -> None:
+        full, short = scorer.full_trainings, scorer.short_trainings
+        top = search.hof.entries[0] if search.hof.entries else {"fitness": float("nan"),
+                                                                 "prefix": None}
+        curve.append({"generation": rec["generation"], "full": full, "short": short,
+                      "cost": full + short / cfg.halving_eta, "best": top["fitness"],
+                      "best_prefix": top["prefix"]})
+        if limit is not None and curve[-1]["cost"] >= limit:
+            search.stop()
+
+    search.hooks.after_generation.append(record)
+    try:
+        with one_thread():
+            search.run()
+    finally:
+        cache.close()
+    return curve
+
+
+def at_cost(curve: list[dict], cost: float) -> dict:
+    """The last point of ``curve`` whose cost is <= ``cost`` (generation 0 at the least)."""
+    within = [p for p in curve if p["cost"] <= cost + 1e-9]
+    return within[-1] if within else curve[0]
+
+
+def past_cost(curve: list[dict], cost: float) -> dict:
+    """The first point of ``curve`` whose cost is >= ``cost`` (the last point at the most)."""
+    return next((p for p in curve if p["cost"] >= cost - 1e-9), curve[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2", help="search seeds, comma-separated (n >= 3)")
+    ap.add_argument("--population", type=int, default=24)
+    ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--proxy", default="digits-mlp")
+    ap.add_argument("--train-seeds", type=int, default=2, help="training seeds per candidate")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--max-factor", type=int, default=4,
+                    help="random may run up to this many times GP's generations")
+    ap.add_argument("--transfer-seeds", type=int, default=0,
+                    help="retrain each best on transfer-quick with this many seeds (0: skip)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out or tempfile.mkdtemp(prefix="strategy-"))
+    base = dict(population=args.population, generations=args.generations,
+                proxies=(args.proxy,), seeds=args.train_seeds, jobs=args.jobs,
+                out=str(out), time_budget=0.0)
+    print(f"load average {os.getloadavg()[0]:.1f}; {args.proxy}, population {args.population}, "
+          f"GP {args.generations} generations, {args.train_seeds} training seeds, "
+          f"search seeds {seeds}; cost = full + short/eta trainings (loss, proxy, seed)")
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        gp = run_curve(SearchConfig(**base, seed=seed, strategy="gp"), out / f"gp-{seed}")
+        t_gp = time.perf_counter() - t0
+        budget = gp[-1]["cost"]
+        rnd = run_curve(SearchConfig(**{**base, "generations": args.max_factor * args.generations},
+                                     seed=seed, strategy="random"), out / f"random-{seed}",
+                        limit=budget)
+        t_rnd = time.perf_counter() - t0 - t_gp
+        r, over = at_cost(rnd, budget), past_cost(rnd, budget)
+        rows.append({"seed": seed, "gp": gp, "random": rnd, "gp_end": gp[-1], "rnd_eq": r,
+                     "rnd_over": over, "t_gp": t_gp, "t_rnd": t_rnd})
+        print(f"seed {seed}: GP {gp[-1]['best']:.4f} (gen 0 {gp[0]['best']:.4f}; "
+              f"{gp[-1]['full']} full + {gp[-1]['short']} short = {budget:.0f}; {t_gp:.0f}s)  "
+              f"random {r['best']:.4f} (gen {r['generation']}; {r['full']} full + {r['short']} "
+              f"short = {r['cost']:.0f}; {t_rnd:.0f}s); random one generation on "
+              f"{over['best']:.4f} (gen {over['generation']}, {over['cost']:.0f})", flush=True)
+        print(f"    GP best:     {gp[-1]['best_prefix']}\n    random best: {r['best_prefix']}",
+              flush=True)
+    a = [row["gp_end"]["best"] for row in rows]
+    b = [row["rnd_eq"]["best"] for row in rows]
+    d = paired(a, b)
+    print(f"\nbest fitness at equal trainings, n = {d['n']} search seeds: GP mean "
+          f"{sum(a) / len(a):.4f}, random mean {sum(b) / len(b):.4f}; GP - random "
+          f"{d['diff']:+.4f} [95% CI {d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p = "
+          f"{d['p_value']:.3f}")
+    c = [row["rnd_over"]["best"] for row in rows]
+    d = paired(a, c)
+    print(f"  random given its first generation at or past GP's trainings: mean "
+          f"{sum(c) / len(c):.4f}; GP - random {d['diff']:+.4f} [95% CI {d['ci_low']:+.4f}, "
+          f"{d['ci_high']:+.4f}]")
+    print("best-so-far at a fraction of GP's trainings (mean over seeds):")
+    for f in FRACTIONS:
+        g = [at_cost(row["gp"], f * row["gp_end"]["cost"])["best"] for row in rows]
+        r = [at_cost(row["random"], f * row["gp_end"]["cost"])["best"] for row in rows]
+        print(f"  {f:>4.0%}: GP {sum(g) / len(g):.4f}  random {sum(r) / len(r):.4f}")
+    if args.transfer_seeds:
+        transfer_of_bests(rows, args.transfer_seeds, args.jobs)
+
+
+def transfer_of_bests(rows: list[dict], n_seeds: int, jobs: int) -> None:
+    """Retrain every run's best on ``transfer-quick``; print its mean change against CE."""
+    from gp_search.analysis.compare import LossEntry
+    from gp_search.analysis.transfer import transfer
+
+    entries = {}
+    for row in rows:
+        for label, point in ((f"gp-{row['seed']}", row["gp_end"]),
+                             (f"random-{row['seed']}", row["rnd_eq"])):
+            entries[label] = LossEntry(label, point["best_prefix"], "bench_strategy")
+    t0 = time.perf_counter()
+    res = transfer(list(entries.values()), suite="transfer-quick", seeds=n_seeds, jobs=jobs,
+                   baselines=("ce",))
+    change = {a["loss"]: a for a in res.aggregate}
+    print(f"\ntransfer-quick ({len(res.tasks)} tasks, {n_seeds} training seeds, "
+          f"{time.perf_counter() - t0:.0f}s): mean accuracy change vs CE over the tasks, worst task")
+    for label, a in change.items():
+        print(f"  {label:<10} {100 * a['mean_diff']:+.2f} pp  worst {a['worst_task']} "
+              f"{100 * a['worst_diff']:+.2f} pp  ({entries[label].spec})")
+    g = [change[f"gp-{row['seed']}"]["mean_diff"] for row in rows]
+    r = [change[f"random-{row['seed']}"]["mean_diff"] for row in rows]
+    d = paired(g, r)
+    print(f"mean change vs CE: GP {100 * sum(g) / len(g):+.2f} pp, random "
+          f"{100 * sum(r) / len(r):+.2f} pp; GP - random {100 * d['diff']:+.2f} pp "
+          f"[95% CI {100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}], n = {d['n']} search seeds")
+
+
+if __name__ == "__main__":
+    main()
