@@ -23,6 +23,12 @@ def _names(what: str):
     return (lambda cfg, v: all(isinstance(x, str) and x for x in v), what)
 
 
+def _held_out(names) -> list[str]:
+    """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
+    from gp_search.proxies.tasks import HELD_OUT
+    return sorted(set(names) & HELD_OUT)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that decides a search; stored as ``config.json`` in the run directory.
@@ -34,9 +40,14 @@ class SearchConfig:
     population: int = _f(32, "individuals per generation", min=2, max=100_000)
     generations: int = _f(8, "generations after the initial population (generation 0)",
                           min=0, max=100_000)
-    proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy",
-                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v),
-                               "name at least one proxy"))
+    proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
+                        "aggregates them as fitness_aggregate says",
+                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v)
+                               and not _held_out(v),
+                               "name at least one proxy and no held-out transfer task "
+                               "(gp_search.proxies.tasks.HELD_OUT: the t-* tasks judge what a "
+                               "search found, so a search must never score them; use the s-* "
+                               "search-suite tasks instead)"))
     proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)",
                               check=(lambda c, v: not v or (
                                   len(v) == len(c.proxies)
