@@ -49,3 +49,158 @@ def test_config_refuses_held_out_proxies(name):
 def test_presets_use_the_search_suite():
     assert tuple(PRESETS["quick"]["proxies"]) == SEARCH_SUITES["search-quick"]
     assert tuple(PRESETS["paper"]["proxies"]) == SEARCH_SUITES["search"]
+
+
+# ---------------------------------------------------------------- fitness relative to CE
+
+import math  # noqa: E402
+import sqlite3  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from gp_search import store  # noqa: E402
+from gp_search.search.runner import default_evaluator, resume, run_search  # noqa: E402
+from gp_search.search.scoring import REFERENCE, REFERENCE_KEY, aggregate, softmin  # noqa: E402
+
+CE_ACC = [0.90, 0.80, 0.70, 0.60]
+SPIKY = [0.90 + 0.15, 0.80 + 0.15, 0.70 + 0.15, 0.60 - 0.30]  # best on 3 tasks, collapses on 1
+STEADY = [a + 0.03 for a in CE_ACC]                           # moderately better on all 4
+
+
+def fit(accs, how, seeds=1):
+    w = [0.25] * 4
+    return aggregate([[a] * seeds for a in accs], w, how, [[a] * seeds for a in CE_ACC])[0]
+
+
+def test_ablation_mean_picks_the_loss_that_breaks_a_task_softmin_does_not():
+    # The plain mean of deltas picks the loss that collapses on one task (+0.0375 > +0.03)...
+    assert fit(SPIKY, "mean") == pytest.approx(0.0375)
+    assert fit(STEADY, "mean") == pytest.approx(0.03)
+    assert fit(SPIKY, "mean") > fit(STEADY, "mean")
+    # ...and so does the original fitness, the mean accuracy; the soft minimum does not.
+    assert fit(SPIKY, "weighted-mean-accuracy") > fit(STEADY, "weighted-mean-accuracy")
+    assert fit(STEADY, "softmin") == pytest.approx(0.03)
+    assert fit(SPIKY, "softmin") < 0 < fit(STEADY, "softmin")
+    assert fit(CE_ACC, "softmin") == pytest.approx(0.0, abs=1e-12)  # CE against itself
+
+
+@pytest.mark.parametrize("tau", [0.005, 0.02, 0.1])
+def test_softmin_lies_between_the_worst_task_and_the_mean(tau):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        d = rng.uniform(-0.5, 0.5, size=5)
+        w = rng.uniform(0.1, 1.0, size=5)
+        w /= w.sum()
+        s = softmin(d, w, tau)
+        assert d.min() - 1e-12 <= s <= float(d @ w) + 1e-12
+        assert s <= d.min() + tau * math.log(1 / w.min()) + 1e-12  # the documented bound
+
+
+def test_a_collapse_beyond_tau_log_k_scores_below_ce_whatever_the_gains():
+    tau, k = 0.02, 6
+    margin = tau * math.log(k)
+    d = np.array([0.5] * (k - 1) + [-(margin + 1e-3)])
+    assert softmin(d, np.full(k, 1 / k), tau) < 0
+
+
+def test_bad_aggregate_name_is_refused():
+    with pytest.raises(ValueError, match="softmin"):
+        aggregate([[0.5]], [1.0], "median", [[0.5]])
+    with pytest.raises(ValueError, match="fitness_aggregate"):
+        SearchConfig(fitness_aggregate="median")
+
+
+# ---------------------------------------------------------------- searches on a suite
+
+def suite_cfg(tmp_path, **kw) -> SearchConfig:
+    base = dict(population=8, generations=1, proxies=SEARCH_SUITES["search-test"], steps=30,
+                seeds=2, jobs=1, backend="sequential", out=str(tmp_path / "runs"),
+                hall_of_fame=5, init_max_depth=3, max_height=6, max_size=20, seed=5, elitism=1,
+                seed_individuals=("ngl",), fitness_aggregate="softmin")
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def counting(cfg, calls):
+    """The run's real evaluator, recording each call's (texts, proxy, seeds, steps)."""
+    inner = default_evaluator(cfg, progress=False)
+
+    def run(texts, proxy, seeds, steps):
+        calls.append((tuple(texts), proxy, tuple(seeds), steps))
+        return inner(texts, proxy, seeds, steps)
+
+    return run
+
+
+def reference_rows(run_dir):
+    db = sqlite3.connect(run_dir / "cache.sqlite")
+    try:
+        return db.execute("SELECT proxy, seed, budget FROM results WHERE loss = ?",
+                          (REFERENCE_KEY,)).fetchall()
+    finally:
+        db.close()
+
+
+def test_ce_is_trained_once_per_task_seed_and_budget(tmp_path):
+    cfg = suite_cfg(tmp_path)
+    calls = []
+    run = run_search(cfg, quiet=True, evaluator=counting(cfg, calls))
+    ce = [(proxy, seed, steps) for texts, proxy, seeds, steps in calls if texts == (REFERENCE,)
+          for seed in seeds]
+    assert len(ce) == len(set(ce))  # never twice
+    tasks, seeds = len(cfg.proxies), cfg.seeds
+    assert len(ce) == tasks * seeds * 2  # full budget and halving's short budget
+    assert len(reference_rows(run)) == len(ce)
+    assert all(REFERENCE not in texts for texts, *_ in calls if texts != (REFERENCE,))
+    hof = store.load_run(run).hall_of_fame
+    assert hof and all(-1.0 <= e["fitness"] <= 1.0 for e in hof)
+    # More generations on a resumed run read CE back from the cache: no CE training.
+    calls.clear()
+    longer = suite_cfg(tmp_path / "again", cache=str(run / "cache.sqlite"), generations=2)
+    run_search(longer, quiet=True, evaluator=counting(longer, calls))
+    assert not [c for c in calls if c[0] == (REFERENCE,)]
+
+
+def test_suite_search_same_seed_same_hall_of_fame(tmp_path):
+    a = run_search(suite_cfg(tmp_path / "a"), quiet=True)
+    b = run_search(suite_cfg(tmp_path / "b"), quiet=True)
+    assert (a / "hall_of_fame.csv").read_text() == (b / "hall_of_fame.csv").read_text()
+
+
+def test_suite_search_jobs_1_equals_jobs_2(tmp_path):
+    one = run_search(suite_cfg(tmp_path / "one", backend="loky", jobs=1), quiet=True)
+    two = run_search(suite_cfg(tmp_path / "two", backend="loky", jobs=2), quiet=True)
+    assert (one / "hall_of_fame.csv").read_text() == (two / "hall_of_fame.csv").read_text()
+
+
+def test_suite_search_killed_then_resumed_equals_the_unbroken_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    unbroken = run_search(suite_cfg(tmp_path / "u", generations=3), quiet=True)
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(suite_cfg(tmp_path, generations=3).to_json())
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "gp_search", "run", "--config", str(cfg_file),
+                             "--out", str(out), "--quiet"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 180  # a hang guard, not a timing assertion
+        while not list(out.glob("*/checkpoint.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # somewhere after generation 0
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    run_dir = next(out.iterdir())
+    resume(run_dir, quiet=True)
+    assert (run_dir / "hall_of_fame.csv").read_text() == \
+        (unbroken / "hall_of_fame.csv").read_text()
+    # CE rows: one per (task, seed, budget), however the run was split.
+    assert sorted(reference_rows(run_dir)) == sorted(reference_rows(unbroken))

@@ -14,9 +14,24 @@ The order spends trainings only where they can teach something:
    fame. The decision ignores what the cache holds, so a cached run decides as a fresh one.
 6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run.
 
-Fitness = weighted mean over proxies of the mean held-out accuracy over seeds (on the validation
-part of each training split, or on the test split: ``fitness_split``); any failed training
-(``nan``, ``diverged``, ``timeout``, ``error``) makes it 0, the worst, with that status.
+Fitness (``fitness_aggregate``; held-out accuracy on the validation part of each training split,
+or on the test split: ``fitness_split``) is one of :data:`AGGREGATES`:
+
+* ``weighted-mean-accuracy`` — the weighted mean over proxies of the mean accuracy over seeds
+  (the original fitness; any failed training makes it :data:`WORST`, 0);
+* ``mean`` — the weighted mean over tasks of the *delta*: the candidate's accuracy minus CE's,
+  trained with the same :class:`ProxySpec`, seed and budget (paired), averaged over seeds;
+* ``softmin`` — the soft minimum of the tasks' mean deltas at temperature ``tau``
+  (``fitness_temperature``): ``-tau * log(sum_t w_t * exp(-delta_t / tau))``. It lies between
+  the worst task's delta and the mean delta, within ``tau * log(1 / w_min)`` of the worst; CE
+  itself scores 0, so a loss that loses more than ``tau * log(1 / w_min)`` (``tau * log K``
+  with K equal weights: 0.032 for tau 0.02 and 5 tasks) to CE on *any single* task scores below
+  CE, however much it wins elsewhere. The plain ``mean`` lets gains on some tasks buy a
+  collapse on another; an ablation (tests/test_suite.py) shows the two disagree.
+
+With a delta aggregate a failed training makes the fitness :data:`WORST_DELTA` (-1, below any
+delta). CE's trainings (the reference) run once per (task, seed, budget) and are kept in the
+SQLite cache under :data:`REFERENCE_KEY`, like any candidate's; a resumed run reads them back.
 Workers receive the canonical expression text (full-precision constants) and a seed.
 """
 
@@ -28,6 +43,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
+from scipy.special import logsumexp
 
 from gp_search.lang.expr import ExprError, LossExpr
 from gp_search.search.screen import Verdict, screen
@@ -36,6 +52,16 @@ from gp_search.proxies.base import EvalResult
 from gp_search.lang.vocab import Fidelity, Route, Status
 
 WORST = 0.0
+WORST_DELTA = -1.0
+"""Fitness of a failed candidate under a delta aggregate (no accuracy delta can be lower)."""
+
+AGGREGATES = ("weighted-mean-accuracy", "mean", "softmin")
+"""How per-task results make one fitness (see the module docstring)."""
+
+REFERENCE = "ce"
+"""The loss every task's accuracy is compared with (delta aggregates)."""
+REFERENCE_KEY = "<reference>ce"
+"""Its cache key (not a canonical form: no candidate can share it)."""
 
 Evaluator = Callable[[list[str], str, list[int], int], list[EvalResult]]
 """``(loss_texts, proxy_name, seeds, steps) -> results`` in loss-major order."""
@@ -46,8 +72,9 @@ class Score:
     """The fitness of one canonical form.
 
     Attributes:
-        fitness: raw fitness (weighted mean accuracy), ``WORST`` for any failure.
-        std: standard deviation over seeds of the per-seed weighted accuracy.
+        fitness: raw fitness (as :func:`aggregate` makes it), the scorer's worst (``WORST``
+            or ``WORST_DELTA``) for any failure.
+        std: standard deviation over seeds of the per-seed fitness.
         n: seeds per proxy.
         status: ``ok`` or the first failure status (``rejected``, ``nan``, …).
         fidelity: ``full`` or ``short`` (stopped by successive halving) or ``none`` (untrained).
@@ -73,6 +100,51 @@ def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
     for weight, accuracies in zip(weights, by_proxy):  # in proxy order: the same rounding always
         per_seed += weight * np.array(accuracies, dtype=float)
     return per_seed
+
+
+def softmin(values, weights, temperature: float) -> float:
+    """``-tau * log(sum_i w_i * exp(-v_i / tau))``: between ``min(values)`` and the weighted
+    mean, within ``tau * log(1 / min(w))`` of the minimum (``weights`` normalised)."""
+    v = np.asarray(values, dtype=float)
+    return float(-temperature * logsumexp(-v / temperature, b=np.asarray(weights, dtype=float)))
+
+
+def aggregate(by_proxy: list, weights: list, how: str = "weighted-mean-accuracy",
+              reference: list | None = None, temperature: float = 0.02) -> tuple[float, float]:
+    """One candidate's fitness and its spread over seeds.
+
+    Args:
+        by_proxy: accuracies, ``by_proxy[k][s]`` for task ``k`` and seed ``s``.
+        weights: normalised task weights (:meth:`SearchConfig.weights`).
+        how: one of :data:`AGGREGATES`.
+        reference: CE's accuracies in the same layout (needed unless ``how`` is
+            ``weighted-mean-accuracy``).
+        temperature: ``softmin``'s tau.
+
+    Returns:
+        ``(fitness, std)``: std is over seeds of the per-seed fitness (the aggregate of one
+        seed's results; 0 with one seed).
+
+    Example:
+        >>> aggregate([[0.9], [0.5]], [0.5, 0.5], "mean", [[0.8], [0.6]])
+        (0.0, 0.0)
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f"fitness aggregate must be one of {', '.join(AGGREGATES)}, got {how!r}")
+    if how == "weighted-mean-accuracy":
+        per_seed = per_seed_fitness(by_proxy, weights)
+        fitness = float(per_seed.mean())
+    else:
+        deltas = np.array(by_proxy, dtype=float) - np.array(reference, dtype=float)
+        if how == "mean":
+            per_seed = per_seed_fitness(deltas, weights)
+            fitness = float(per_seed.mean())
+        else:  # the soft minimum of the tasks' mean deltas (not the mean of per-seed minima)
+            per_seed = np.array([softmin(deltas[:, s], weights, temperature)
+                                 for s in range(deltas.shape[1])])
+            fitness = softmin(deltas.mean(axis=1), weights, temperature)
+    std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
+    return fitness, std
 
 
 @dataclass(frozen=True)
@@ -139,9 +211,17 @@ class Scorer:
 
     def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
                  evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
-                 dedup_fingerprint: bool = True):
+                 dedup_fingerprint: bool = True, aggregate: str = "weighted-mean-accuracy",
+                 temperature: float = 0.02):
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got "
+                             f"{aggregate!r}")
         self.proxies, self.seeds, self.cache, self.evaluator = proxies, seeds, cache, evaluator
         self.eta, self.halving, self.dedup_fp = halving_eta, successive_halving, dedup_fingerprint
+        self.how, self.temperature = aggregate, temperature
+        self.worst = WORST if aggregate == "weighted-mean-accuracy" else WORST_DELTA
+        self.reference: dict[tuple[str, int], list[float]] = {}  # (proxy key, budget) -> CE accs
+        self.reference_trainings = 0
         self.by_key: dict[str, Score] = {}
         self.by_fingerprint: dict[str, str] = {}
         self.full_trainings = 0
@@ -204,7 +284,7 @@ class Scorer:
                 continue
             verdict = self.verdicts.pop(key, None) or screen(e)
             if not verdict.passed:
-                self.by_key[key] = Score(WORST, status=Status.REJECTED, fidelity=Fidelity.NONE,
+                self.by_key[key] = Score(self.worst, status=Status.REJECTED, fidelity=Fidelity.NONE,
                                          message=f"{verdict.check}: {verdict.message}")
                 counts[Route.REJECTED] += 1
                 continue
@@ -220,7 +300,8 @@ class Scorer:
         for key, rep in aliases.items():
             self.by_key[key] = self.by_key[rep]
         counts["seconds_training"] = self.seconds_training - train_start
-        rejected = Score(WORST, status=Status.REJECTED, fidelity=Fidelity.NONE, message="invalid expression")
+        rejected = Score(self.worst, status=Status.REJECTED, fidelity=Fidelity.NONE,
+                         message="invalid expression")
         return [self.by_key[k] if k is not None else rejected for k in keys], counts
 
     def rewrite(self, exprs: list[LossExpr]) -> list[list | None]:
@@ -283,14 +364,43 @@ class Scorer:
             else:
                 self.short_trainings += len(todo) * len(self.seeds)
         self.cache.put_many(rows)
-        return {k: self._aggregate(results[k], fidelity) for k in keys}
+        reference = None
+        if self.how != "weighted-mean-accuracy":
+            reference = [self._reference(p, self._budget(p, fidelity)) for p in self.proxies]
+        return {k: self._aggregate(results[k], fidelity, reference) for k in keys}
 
-    def _aggregate(self, results: dict, fidelity: str) -> Score:
+    def _reference(self, proxy: ProxyRef, budget: int) -> list[float]:
+        """CE's accuracies on ``proxy`` at ``budget``, one per seed: from memory, else the cache,
+        else trained now (once per task, seed and budget, whatever the run asks later)."""
+        known = self.reference.get((proxy.key, budget))
+        if known is not None:
+            return known
+        found = {s: self.cache.get(REFERENCE_KEY, proxy.key, s, budget) for s in self.seeds}
+        todo = [s for s, r in found.items() if r is None]
+        if todo:
+            t0 = time.perf_counter()
+            out = self.evaluator([REFERENCE], proxy.name, todo, budget)
+            self.seconds_training += time.perf_counter() - t0
+            if len(out) != len(todo):
+                raise RuntimeError(f"evaluator returned {len(out)} results for CE x "
+                                   f"{len(todo)} seeds")
+            self.cache.put_many([(REFERENCE_KEY, proxy.key, s, budget, r)
+                                 for s, r in zip(todo, out)])
+            self.reference_trainings += len(todo)
+            found.update(zip(todo, out))
+        bad = next((r for r in found.values() if r.status != Status.OK), None)
+        if bad is not None:  # the yardstick itself failed: no candidate can be scored on it
+            raise RuntimeError(f"CE, the reference loss, failed on proxy {proxy.name!r} at "
+                               f"{budget} steps ({bad.status}: {bad.message}); fix the task's "
+                               f"budget or learning rate, or leave it out of the search")
+        self.reference[(proxy.key, budget)] = [found[s].accuracy for s in self.seeds]
+        return self.reference[(proxy.key, budget)]
+
+    def _aggregate(self, results: dict, fidelity: str, reference: list | None) -> Score:
         bad = next((r for r in results.values() if r.status != Status.OK), None)
         if bad is not None:
-            return Score(WORST, 0.0, len(self.seeds), bad.status, fidelity, bad.message)
-        per_seed = per_seed_fitness(
+            return Score(self.worst, 0.0, len(self.seeds), bad.status, fidelity, bad.message)
+        fitness, std = aggregate(
             [[results[(p.name, s)].accuracy for s in self.seeds] for p in self.proxies],
-            [p.weight for p in self.proxies])
-        std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
-        return Score(float(per_seed.mean()), std, len(self.seeds), Status.OK, fidelity)
+            [p.weight for p in self.proxies], self.how, reference, self.temperature)
+        return Score(fitness, std, len(self.seeds), Status.OK, fidelity)
