@@ -204,3 +204,49 @@ def test_suite_search_killed_then_resumed_equals_the_unbroken_run(tmp_path):
         (unbroken / "hall_of_fame.csv").read_text()
     # CE rows: one per (task, seed, budget), however the run was split.
     assert sorted(reference_rows(run_dir)) == sorted(reference_rows(unbroken))
+
+
+# ---------------------------------------------------------------- racing
+
+def test_racing_stops_only_candidates_that_cannot_reach_the_bar(tmp_path):
+    from gp_search.lang.expr import parse
+    from gp_search.search.evolve import seed_expr
+    from gp_search.search.runner import draw_training_seeds, proxy_refs
+    from gp_search.search.scoring import Scorer
+
+    cfg = suite_cfg(tmp_path, primitive_set="extended")
+    first = [seed_expr("ngl", cfg)]
+    then = [parse(t, cfg.primitive_set, cfg.const_range)
+            for t in ("square(sub(y_pred, y_real))", "neg(mul(y_real, plog(y_pred)))")]
+
+    def scorer(name, race_top):
+        return Scorer(proxy_refs(cfg), draw_training_seeds(cfg),
+                      store.Cache(tmp_path / f"{name}.sqlite"), default_evaluator(cfg, False),
+                      successive_halving=False, aggregate="softmin", race_top=race_top)
+
+    raced, plain = scorer("raced", 1), scorer("plain", 0)
+    for sc in (raced, plain):
+        sc.score(first)
+    bar = raced.by_key[first[0].canonical].fitness
+    got, _ = raced.score(then)
+    want, _ = plain.score(then)
+    assert raced.raced >= 1 and plain.raced == 0
+    assert raced.full_trainings < plain.full_trainings
+    for g, w in zip(got, want):
+        if g.fidelity == "short":  # stopped: its fitness is an upper bound under the bar
+            assert w.fitness <= g.fitness + 1e-12 and g.fitness < bar
+            assert w.fitness < bar  # it could not have entered a hall of fame of one
+        else:
+            assert g == w
+
+
+def test_racing_needs_softmin():
+    with pytest.raises(ValueError, match="racing"):
+        SearchConfig(racing=True, fitness_aggregate="mean")
+
+
+def test_racing_search_same_result_with_1_and_2_workers(tmp_path):
+    kw = dict(racing=True, hall_of_fame=2, generations=2)
+    one = run_search(suite_cfg(tmp_path / "one", backend="loky", jobs=1, **kw), quiet=True)
+    two = run_search(suite_cfg(tmp_path / "two", backend="loky", jobs=2, **kw), quiet=True)
+    assert (one / "hall_of_fame.csv").read_text() == (two / "hall_of_fame.csv").read_text()

@@ -134,7 +134,8 @@ def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | 
     seeds = draw_training_seeds(cfg)
     scorer = Scorer(proxy_refs(cfg), seeds, cache, evaluator or default_evaluator(cfg, not quiet),
                     cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint,
-                    cfg.fitness_aggregate, cfg.fitness_temperature)
+                    cfg.fitness_aggregate, cfg.fitness_temperature,
+                    cfg.hall_of_fame if cfg.racing else 0)
     search = Search(cfg, run_dir, scorer, cache)
 
     def log(record: dict) -> None:

@@ -12,7 +12,14 @@ The order spends trainings only where they can teach something:
    for ``steps // eta`` steps; the best ``ceil(n / eta)`` are promoted to the full budget. The
    others keep their short-budget score (``fidelity = "short"``) and never enter the hall of
    fame. The decision ignores what the cache holds, so a cached run decides as a fresh one.
-6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run.
+6. **train** — through the evaluator (joblib / Dask / in-process), seeds fixed for the run,
+   one task after another in the order of the config's proxies.
+7. **racing** (``race_top`` > 0, softmin only) — at the full budget, after each task but the
+   last, a candidate that failed a training stops (its Score is what the whole run would give),
+   and one whose bound ``delta_t + tau * log(1 / w_t)`` (softmin can be no higher, whatever the
+   other tasks give) is below the ``race_top``-th best full-budget fitness so far stops with that
+   bound as fitness, fidelity ``short`` (it cannot enter the hall of fame; counted as ``short``).
+   The bar comes from the scores, not the cache, so cached and resumed runs race alike.
 
 Fitness (``fitness_aggregate``; held-out accuracy on the validation part of each training split,
 or on the test split: ``fitness_split``) is one of :data:`AGGREGATES`:
@@ -43,20 +50,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.special import logsumexp
 
 from gp_search.lang.expr import ExprError, LossExpr
+from gp_search.search.fitness import (AGGREGATES, WORST, WORST_DELTA, aggregate,  # noqa: F401
+                                      per_seed_fitness, softmin, softmin_bound)
 from gp_search.search.screen import Verdict, screen
 from gp_search.store import Cache
 from gp_search.proxies.base import EvalResult
 from gp_search.lang.vocab import Fidelity, Route, Status
-
-WORST = 0.0
-WORST_DELTA = -1.0
-"""Fitness of a failed candidate under a delta aggregate (no accuracy delta can be lower)."""
-
-AGGREGATES = ("weighted-mean-accuracy", "mean", "softmin")
-"""How per-task results make one fitness (see the module docstring)."""
 
 REFERENCE = "ce"
 """The loss every task's accuracy is compared with (delta aggregates)."""
@@ -90,61 +91,6 @@ class Score:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
-    """The fitness of one candidate for each training seed: the weighted mean over proxies of
-    its accuracies (``by_proxy[k][s]``: proxy ``k``, seed ``s``; ``weights``: normalised, as
-    :meth:`SearchConfig.weights`). The search's fitness is the mean over seeds."""
-    per_seed = np.zeros(len(by_proxy[0]))
-    for weight, accuracies in zip(weights, by_proxy):  # in proxy order: the same rounding always
-        per_seed += weight * np.array(accuracies, dtype=float)
-    return per_seed
-
-
-def softmin(values, weights, temperature: float) -> float:
-    """``-tau * log(sum_i w_i * exp(-v_i / tau))``: between ``min(values)`` and the weighted
-    mean, within ``tau * log(1 / min(w))`` of the minimum (``weights`` normalised)."""
-    v = np.asarray(values, dtype=float)
-    return float(-temperature * logsumexp(-v / temperature, b=np.asarray(weights, dtype=float)))
-
-
-def aggregate(by_proxy: list, weights: list, how: str = "weighted-mean-accuracy",
-              reference: list | None = None, temperature: float = 0.02) -> tuple[float, float]:
-    """One candidate's fitness and its spread over seeds.
-
-    Args:
-        by_proxy: accuracies, ``by_proxy[k][s]`` for task ``k`` and seed ``s``.
-        weights: normalised task weights (:meth:`SearchConfig.weights`).
-        how: one of :data:`AGGREGATES`.
-        reference: CE's accuracies in the same layout (needed unless ``how`` is
-            ``weighted-mean-accuracy``).
-        temperature: ``softmin``'s tau.
-
-    Returns:
-        ``(fitness, std)``: std is over seeds of the per-seed fitness (the aggregate of one
-        seed's results; 0 with one seed).
-
-    Example:
-        >>> aggregate([[0.9], [0.5]], [0.5, 0.5], "mean", [[0.8], [0.6]])
-        (0.0, 0.0)
-    """
-    if how not in AGGREGATES:
-        raise ValueError(f"fitness aggregate must be one of {', '.join(AGGREGATES)}, got {how!r}")
-    if how == "weighted-mean-accuracy":
-        per_seed = per_seed_fitness(by_proxy, weights)
-        fitness = float(per_seed.mean())
-    else:
-        deltas = np.array(by_proxy, dtype=float) - np.array(reference, dtype=float)
-        if how == "mean":
-            per_seed = per_seed_fitness(deltas, weights)
-            fitness = float(per_seed.mean())
-        else:  # the soft minimum of the tasks' mean deltas (not the mean of per-seed minima)
-            per_seed = np.array([softmin(deltas[:, s], weights, temperature)
-                                 for s in range(deltas.shape[1])])
-            fitness = softmin(deltas.mean(axis=1), weights, temperature)
-    std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
-    return fitness, std
 
 
 @dataclass(frozen=True)
@@ -212,7 +158,7 @@ class Scorer:
     def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
                  evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
                  dedup_fingerprint: bool = True, aggregate: str = "weighted-mean-accuracy",
-                 temperature: float = 0.02):
+                 temperature: float = 0.02, race_top: int = 0):
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got "
                              f"{aggregate!r}")
@@ -222,6 +168,10 @@ class Scorer:
         self.worst = WORST if aggregate == "weighted-mean-accuracy" else WORST_DELTA
         self.reference: dict[tuple[str, int], list[float]] = {}  # (proxy key, budget) -> CE accs
         self.reference_trainings = 0
+        if race_top and aggregate != "softmin":
+            raise ValueError(f"racing needs the softmin aggregate (its bound), got {aggregate!r}")
+        self.race_top = race_top
+        self.raced = 0  # candidates stopped by racing before their last task
         self.by_key: dict[str, Score] = {}
         self.by_fingerprint: dict[str, str] = {}
         self.full_trainings = 0
@@ -338,12 +288,17 @@ class Scorer:
         return proxy.steps if fidelity == Fidelity.FULL else max(1, proxy.steps // self.eta)
 
     def _run(self, keys: list[str], texts: dict, fidelity: str, trained: set) -> dict[str, Score]:
+        """Train ``keys`` task by task (in config order) at ``fidelity``; with racing, stop a
+        candidate once it has failed a task or its soft-min bound is below the bar."""
         results: dict[str, dict] = {k: {} for k in keys}
         rows = []
+        bar = self._race_bar() if fidelity == Fidelity.FULL else None
+        alive, stopped = list(keys), {}
+        bounds = dict.fromkeys(keys, math.inf)
         for p in self.proxies:
             budget = self._budget(p, fidelity)
-            todo = [k for k in keys if any(self.cache.get(k, p.key, s, budget) is None
-                                           for s in self.seeds)]
+            todo = [k for k in alive if any(self.cache.get(k, p.key, s, budget) is None
+                                            for s in self.seeds)]
             trained.update(todo)
             t0 = time.perf_counter()
             out = self.evaluator([texts[k] for k in todo], p.name, list(self.seeds), budget) \
@@ -353,7 +308,7 @@ class Scorer:
                 raise RuntimeError(f"evaluator returned {len(out)} results for "
                                    f"{len(todo)} losses x {len(self.seeds)} seeds")
             it = iter(out)
-            for k in keys:
+            for k in alive:
                 for s in self.seeds:
                     r = next(it) if k in todo else self.cache.get(k, p.key, s, budget)
                     results[k][(p.name, s)] = r
@@ -363,11 +318,45 @@ class Scorer:
                 self.full_trainings += len(todo) * len(self.seeds)
             else:
                 self.short_trainings += len(todo) * len(self.seeds)
+            if bar is not None and p is not self.proxies[-1]:
+                self._race(p, budget, alive, results, bounds, bar, stopped)
         self.cache.put_many(rows)
         reference = None
         if self.how != "weighted-mean-accuracy":
             reference = [self._reference(p, self._budget(p, fidelity)) for p in self.proxies]
-        return {k: self._aggregate(results[k], fidelity, reference) for k in keys}
+        return {**{k: self._aggregate(results[k], fidelity, reference) for k in alive}, **stopped}
+
+    def _race_bar(self) -> float | None:
+        """The ``race_top``-th best full-budget fitness so far (None: racing off, or too few
+        yet). From the scores alone, never the cache, so a cached or resumed run races alike."""
+        if not self.race_top:
+            return None
+        best = sorted((s.fitness for s in self.by_key.values()
+                       if s.status == Status.OK and s.fidelity == Fidelity.FULL), reverse=True)
+        return best[self.race_top - 1] if len(best) >= self.race_top else None
+
+    def _race(self, p: ProxyRef, budget: int, alive: list, results: dict, bounds: dict,
+              bar: float, stopped: dict) -> None:
+        """Drop from ``alive`` (into ``stopped``) the candidates that failed on task ``p`` or
+        whose soft-min bound (:func:`gp_search.search.fitness.softmin_bound`) fell below
+        ``bar``: they could not enter the hall of fame whatever the other tasks give."""
+        ref = np.array(self._reference(p, budget))
+        for k in list(alive):
+            got = [results[k][(p.name, s)] for s in self.seeds]
+            bad = next((r for r in got if r.status != Status.OK), None)
+            if bad is not None:  # the same Score as after every task: one failure decides it
+                stopped[k] = Score(self.worst, 0.0, len(self.seeds), bad.status, Fidelity.FULL,
+                                   bad.message)
+            else:
+                delta = float(np.mean([r.accuracy for r in got] - ref))
+                bounds[k] = min(bounds[k], softmin_bound(delta, p.weight, self.temperature))
+                if bounds[k] >= bar:
+                    continue
+                stopped[k] = Score(bounds[k], 0.0, len(self.seeds), Status.OK, Fidelity.SHORT,
+                                   f"raced out after {p.name}: fitness at most {bounds[k]:.4f}, "
+                                   f"below the hall of fame's {self.race_top}th {bar:.4f}")
+            alive.remove(k)
+            self.raced += 1
 
     def _reference(self, proxy: ProxyRef, budget: int) -> list[float]:
         """CE's accuracies on ``proxy`` at ``budget``, one per seed: from memory, else the cache,
