@@ -167,10 +167,10 @@ class SearchConfig:
 
 # gp_search.proxies.registry.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
 # reading a config imports no torch; tests/test_suite.py checks they agree).
-_SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp-sgd",
+_SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-synthetic100-mlp", "s-digits-half-mlp-sgd",
                  "s-mnist1d-mod3-cnn")
 _SEARCH = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp",
-           "s-synthetic100-mlp-sgd", "s-mnist1d-mod3-cnn", "s-mnist1d-cnn", "s-digits-cnn-sgd")
+           "s-digits-half-mlp-sgd", "s-mnist1d-mod3-cnn", "s-mnist1d-cnn", "s-digits-cnn-sgd")
 
 PRESETS: dict[str, dict] = {
     # A few minutes on 2 CPU cores, embedded data: the search suite, fitness the soft minimum
