@@ -175,8 +175,9 @@ _SEARCH = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp",
 PRESETS: dict[str, dict] = {
     # A few minutes on 2 CPU cores, embedded data: the search suite, fitness the soft minimum
     # over its tasks of accuracy minus CE's (a loss that breaks one task cannot win).
-    # Population 24 x 8 generations (was 32 x 12 on one proxy): generation 0 of 32 x 12 on a
-    # 5-task suite took 169 s on the shared 2-core VM under a load of ~8.
+    # Population 24 x 8 generations (was 32 x 12 on one proxy): `gp-search run` took 194 s
+    # (n = 1, the shared 2-core VM at a load of ~3.5); 32 x 12 would be ~6 min there, and
+    # generation 0 of a 5-task 32 x 12 draft took 169 s alone at a load of ~8.
     "quick": dict(population=24, generations=8, proxies=_SEARCH_QUICK, seeds=2,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=400.0, preset="quick"),
