@@ -250,3 +250,10 @@ def test_racing_search_same_result_with_1_and_2_workers(tmp_path):
     one = run_search(suite_cfg(tmp_path / "one", backend="loky", jobs=1, **kw), quiet=True)
     two = run_search(suite_cfg(tmp_path / "two", backend="loky", jobs=2, **kw), quiet=True)
     assert (one / "hall_of_fame.csv").read_text() == (two / "hall_of_fame.csv").read_text()
+
+
+def test_racing_suite_search_is_the_same_on_dask_and_in_process(tmp_path):
+    kw = dict(racing=True, hall_of_fame=2, generations=2)
+    local = run_search(suite_cfg(tmp_path / "seq", **kw), quiet=True)
+    dask = run_search(suite_cfg(tmp_path / "dask", backend="dask", jobs=2, **kw), quiet=True)
+    assert (local / "hall_of_fame.csv").read_text() == (dask / "hall_of_fame.csv").read_text()
