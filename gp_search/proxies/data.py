@@ -9,6 +9,8 @@ Embedded (offline, nothing on disk):
   seed 42), standardised by the training split's scalar mean/std, shape ``(1, 40)``.
 * ``synthetic``: 10 noisy Gaussian classes in 32-D (means from ``RandomState(0)``),
   1000 / 500, balanced; a linear model reaches about 80 %.
+* ``synthetic-100``: the same construction with 100 classes in 32-D (means from
+  ``RandomState(100)``, noise 1.6), 5000 / 1000, balanced: the search suite's many-class task.
 * ``tabular-2``, ``tabular-3``, ``tabular-20``: scikit-learn's ``make_classification`` with K
   classes (20 features, 8 informative, 4 redundant, 2 clusters per class, 1 % flipped labels,
   ``random_state=0``), 2000 / 500 stratified, standardised by the training split's per-feature
@@ -51,6 +53,7 @@ DATASETS: dict[str, str] = {
     "digits": "embedded: scikit-learn's 8x8 digits, 1437 train / 360 test, 10 classes",
     "mnist1d": "embedded: MNIST-1D generated locally by the mnist1d package, 4000 / 1000, 10 classes",
     "synthetic": "embedded: deterministic 32-D Gaussian classes for smoke tests, 1000 / 500, 10 classes",
+    "synthetic-100": "embedded: deterministic 32-D Gaussian classes, 5000 / 1000, 100 classes",
     "tabular-2": "embedded: sklearn make_classification, 20 features, 2000 / 500, 2 classes",
     "tabular-3": "embedded: sklearn make_classification, 20 features, 2000 / 500, 3 classes",
     "tabular-20": "embedded: sklearn make_classification, 20 features, 2000 / 500, 20 classes",
@@ -181,9 +184,11 @@ def _load_mnist1d(_root: Path | None) -> Dataset:
     return _make("mnist1d", x_tr, raw["y"], x_te, raw["y_test"], 10, (1, x_tr.shape[1]))
 
 
-def _load_synthetic(_root: Path | None) -> Dataset:
-    num_classes, dim, noise = 10, 32, 2.0
-    rng = np.random.RandomState(0)
+def _load_synthetic(_root: Path | None, num_classes: int = 10, noise: float = 2.0,
+                    n_train: int = 1000, n_test: int = 500) -> Dataset:
+    dim = 32
+    # RandomState(0) for the 10-class set keeps its numbers as they always were.
+    rng = np.random.RandomState(0 if num_classes == 10 else num_classes)
     means = rng.normal(size=(num_classes, dim))
 
     def draw(n):
@@ -193,9 +198,10 @@ def _load_synthetic(_root: Path | None) -> Dataset:
         # Unit-ish feature scale, so default optimiser settings behave as on real data.
         return x / math.sqrt(1.0 + noise**2), y
 
-    x_tr, y_tr = draw(1000)
-    x_te, y_te = draw(500)
-    return _make("synthetic", x_tr, y_tr, x_te, y_te, num_classes, (dim,))
+    x_tr, y_tr = draw(n_train)
+    x_te, y_te = draw(n_test)
+    name = "synthetic" if num_classes == 10 else f"synthetic-{num_classes}"
+    return _make(name, x_tr, y_tr, x_te, y_te, num_classes, (dim,))
 
 
 def _load_tabular(num_classes: int) -> Dataset:
@@ -323,6 +329,7 @@ def _load_cifar(name: str, root: Path) -> Dataset:
 # ---------------------------------------------------------------- public entry point
 
 _EMBEDDED = {"digits": _load_digits, "mnist1d": _load_mnist1d, "synthetic": _load_synthetic,
+             "synthetic-100": lambda _root: _load_synthetic(_root, 100, 1.6, 5000, 1000),
              **{f"tabular-{k}": (lambda _root, k=k: _load_tabular(k)) for k in (2, 3, 20)}}
 _FROM_FILES = {
     "mnist": lambda root: _load_idx_dataset("mnist", root),

@@ -13,7 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from gp_search.lang.checks import rule, validate
-from gp_search.proxies.tasks import HELD_OUT, SUITES
+from gp_search.proxies.tasks import SUITES
 
 
 def _f(default, help: str, **rules):
@@ -22,6 +22,12 @@ def _f(default, help: str, **rules):
 
 def _names(what: str):
     return (lambda cfg, v: all(isinstance(x, str) and x for x in v), what)
+
+
+def _held_out(names) -> list[str]:
+    """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
+    from gp_search.proxies.tasks import HELD_OUT
+    return sorted(set(names) & HELD_OUT)
 
 
 @dataclass(frozen=True)
@@ -39,16 +45,39 @@ class SearchConfig:
                              "baseline: each generation drawn fresh from the initialiser, with "
                              "the same screening, scoring, elitism and hall of fame)",
                        choices=("gp", "random"))
-    proxies: tuple = _f(("digits-mlp",), "proxy task names; fitness is their weighted mean accuracy",
+    proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
+                        "aggregates them as fitness_aggregate says",
                         check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v)
-                               and not set(v) & HELD_OUT,
-                               "name at least one proxy, none of the held-out transfer tasks "
-                               "(a search must not score what its results are judged on)"))
+                               and not _held_out(v),
+                               "name at least one proxy and no held-out transfer task "
+                               "(gp_search.proxies.tasks.HELD_OUT: the t-* tasks judge what a "
+                               "search found, so a search must never score them; use the s-* "
+                               "search-suite tasks instead)"))
     proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)",
                               check=(lambda c, v: not v or (
                                   len(v) == len(c.proxies)
                                   and all(isinstance(w, (int, float)) and w > 0 for w in v)),
                                   "be empty or one positive weight per proxy"))
+    fitness_aggregate: str = _f(
+        "weighted-mean-accuracy",
+        "how per-task results make one fitness: 'weighted-mean-accuracy' (the original: mean "
+        "accuracy), 'mean' (mean over tasks of accuracy minus CE's on the same task and seeds) "
+        "or 'softmin' (the soft minimum over tasks of that delta, -tau*log(sum_t w_t*exp(-d_t/"
+        "tau)): a loss losing more than tau*log(tasks) to CE on any one task scores below CE, "
+        "so breaking one task cannot be bought back elsewhere; the presets use it)",
+        choices=("weighted-mean-accuracy", "mean", "softmin"))
+    fitness_temperature: float = _f(
+        0.02, "softmin's tau, in accuracy points: 0.02 lets a loss trail CE by up to "
+              "0.02*log(tasks) (0.036 with 6 tasks) on one task if it gains elsewhere, about "
+              "the spread of a task's mean over 2 seeds; smaller is closer to the worst task",
+        above=0.0)
+    racing: bool = _f(False, "softmin only: train each promoted candidate task by task in "
+                             "the order of proxies (cheap first) and stop one whose fitness "
+                             "bound (a task's delta + tau*log(1/weight)) is already below the "
+                             "hall_of_fame-th best so far; it keeps that bound as its fitness, "
+                             "marked short, and never enters the hall of fame",
+                      check=(lambda c, v: not v or c.fitness_aggregate == "softmin",
+                             "be false unless fitness_aggregate is 'softmin'"))
     seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)",
                     min=1, max=100)
     fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
@@ -151,15 +180,28 @@ class SearchConfig:
             raise ValueError(f"{source}: {exc}") from None
 
 
+# gp_search.proxies.registry.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
+# reading a config imports no torch; tests/test_suite.py checks they agree).
+_SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-synthetic100-mlp", "s-digits-half-mlp-sgd",
+                 "s-mnist1d-mod3-cnn")
+_SEARCH = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp",
+           "s-digits-half-mlp-sgd", "s-mnist1d-mod3-cnn", "s-mnist1d-cnn", "s-digits-cnn-sgd")
+
 PRESETS: dict[str, dict] = {
-    # A few minutes on 2 CPU cores, embedded data.
-    # mnist1d-cnn, not digits: digits saturates near 0.97 and barely ranks losses.
-    "quick": dict(population=32, generations=12, proxies=("mnist1d-cnn",), seeds=2,
-                  max_height=8, max_size=30, jobs=2, time_budget=540.0,
-                  transfer_suite="transfer-quick", transfer_seeds=3, preset="quick"),
-    # The NGL search as far as it is known: the paper's primitive set; the rest our choices.
-    "paper": dict(population=64, generations=20, proxies=("mnist1d-cnn", "digits-mlp"),
-                  proxy_weights=(2.0, 1.0), seeds=2, primitive_set="paper", init_max_depth=5,
+    # A few minutes on 2 CPU cores, embedded data: the search suite, fitness the soft minimum
+    # over its tasks of accuracy minus CE's (a loss that breaks one task cannot win).
+    # Population 24 x 8 generations (was 32 x 12 on one proxy): `gp-search run` took 194 s
+    # (n = 1, the shared 2-core VM at a load of ~3.5); 32 x 12 would be ~6 min there, and
+    # generation 0 of a 5-task 32 x 12 draft took 169 s alone at a load of ~8.
+    "quick": dict(population=24, generations=8, proxies=_SEARCH_QUICK, seeds=2,
+                  fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
+                  time_budget=400.0, transfer_suite="transfer-quick", transfer_seeds=3,
+                  preset="quick"),
+    # The NGL search as far as it is known: the paper's primitive set; the rest our choices
+    # (the paper searched on one task; this one scores the whole search suite, like quick).
+    "paper": dict(population=64, generations=20, proxies=_SEARCH, fitness_aggregate="softmin",
+                  racing=True,
+                  seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
                   optimize_constants=True, transfer_suite="transfer", transfer_seeds=5,

@@ -134,7 +134,9 @@ def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | 
     cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
     seeds = draw_training_seeds(cfg)
     scorer = Scorer(proxy_refs(cfg), seeds, cache, evaluator or default_evaluator(cfg, not quiet),
-                    cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint)
+                    cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint,
+                    cfg.fitness_aggregate, cfg.fitness_temperature,
+                    cfg.hall_of_fame if cfg.racing else 0)
     search = Search(cfg, run_dir, scorer, cache)
 
     def log(record: dict) -> None:
@@ -298,8 +300,11 @@ def print_result(run_dir: Path, top: int = 5) -> None:
     run = store.load_run(run_dir)
     print(f"\nrun directory: {run_dir}")
     where = "validation" if run.config.fitness_split == "val" else "test"
-    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = mean {where} accuracy, "
-          f"n = seeds):")
+    what = {"weighted-mean-accuracy": f"mean {where} accuracy",
+            "mean": f"mean {where} accuracy minus CE's",
+            "softmin": f"soft minimum over tasks of {where} accuracy minus CE's"}
+    print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = "
+          f"{what[run.config.fitness_aggregate]}, n = seeds):")
     for e in run.hall_of_fame[:top]:
         print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "
               f"size {e['size']:>2}  {e['canonical']}")
