@@ -41,7 +41,7 @@ def test_when_every_candidate_breaks_a_task_the_least_bad_is_flagged():
 
 @pytest.mark.parametrize("name", ["t-tabular2-mlp", "t-digits-parity-mlp"])
 def test_a_search_may_not_score_a_held_out_task(name):
-    with pytest.raises(ValueError, match="held-out transfer tasks"):
+    with pytest.raises(ValueError, match="no held-out transfer task"):
         SearchConfig(proxies=("digits-mlp", name))
 
 

@@ -68,9 +68,16 @@ def proxy_config(seed: int = 0, jobs: int = 2, **overrides) -> SearchConfig:
     if overrides.get("seed_individuals"):
         raise ValueError("proxy rediscovery starts from random trees: seed_individuals must be "
                          "empty")
-    # No transfer stage: this study compares the best with NGL on fresh seeds of its own.
-    return preset(PRESET, **{**PAPER_FITNESS, "seed": seed, "jobs": jobs, "transfer_suite": "none",
+    # No transfer stage (its fields at their defaults): this study compares the best with NGL
+    # on fresh seeds of its own.
+    no_stage = {"transfer_suite": "none", "transfer_top": _default("transfer_top"),
+                "transfer_seeds": _default("transfer_seeds")}
+    return preset(PRESET, **{**PAPER_FITNESS, **no_stage, "seed": seed, "jobs": jobs,
                              **overrides})
+
+
+def _default(name: str):
+    return SearchConfig.__dataclass_fields__[name].default
 
 
 # --- training NGL and the best with the run's own scoring ----------------------------------------
