@@ -29,3 +29,13 @@ def add_device(p) -> None:
     """``--device``: where trainings run."""
     p.add_argument("--device", default=DEVICE_DEFAULT,
                    help=f"cpu, cuda, cuda:N or auto (default {DEVICE_DEFAULT})")
+
+
+def write_outputs(write, out, counts: str, seconds: float) -> None:
+    """Call ``write()`` (which returns the files written) and print where they went; a failed
+    write is a ``ValueError`` naming ``out`` (one line, exit code 2)."""
+    try:
+        files = write()
+    except OSError as exc:
+        raise ValueError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"\n{counts} in {seconds:.0f} s; written to {out}: {', '.join(f.name for f in files)}")

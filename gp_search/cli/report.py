@@ -39,13 +39,10 @@ def cmd_compare(args) -> int:
                   progress=lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - start
     print(format_table(cmp))
-    try:
-        files = write_comparison(cmp, args.out, environment.command_line(),
-                                 environment.versions())
-    except OSError as exc:
-        raise ValueError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"\n{len(entries)} losses x {len(names)} proxies x {len(seeds)} seeds in {seconds:.0f} s; "
-          f"written to {args.out}: {', '.join(f.name for f in files)}")
+    options.write_outputs(lambda: write_comparison(cmp, args.out, environment.command_line(),
+                                                   environment.versions()),
+                          args.out, f"{len(entries)} losses x {len(names)} proxies x "
+                          f"{len(seeds)} seeds", seconds)
     return 0
 
 

@@ -9,40 +9,29 @@ change against CE per task and writes ``transfer.md``, the CSVs and ``env.json``
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 
-
-def _command(args) -> str:
-    """The command line that reproduces ``args`` (rebuilt from them, so also right in-process)."""
-    parts = ["transfer", *args.loss, "--suite", args.suite, "--seeds", str(args.seeds),
-             "--jobs", str(args.jobs)]
-    if args.baselines != "ce,ngl,label_smoothing":
-        parts += ["--baselines", args.baselines]
-    if args.device != "cpu":
-        parts += ["--device", args.device]
-    return "gp-search " + " ".join(shlex.quote(a) for a in parts + ["--out", args.out])
+from gp_search import environment
+from gp_search.cli import options
+from gp_search.seeds import job_count, seed_list
 
 
 def cmd_transfer(args) -> int:
     from gp_search.analysis.transfer import format_transfer, transfer, write_transfer
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    jobs = job_count(args.jobs, "--jobs")
+    seeds = seed_list(args.seeds, minimum=2, what="--seeds")
     start = time.perf_counter()
-    res = transfer(args.loss, suite=args.suite, seeds=args.seeds, jobs=args.jobs,
+    res = transfer(args.loss, suite=args.suite, seeds=seeds, jobs=jobs,
                    baselines=[b for b in args.baselines.split(",") if b.strip()],
                    device=args.device,
                    progress=lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - start
     print(format_transfer(res))
-    try:
-        files = write_transfer(res, args.out, _command(args))
-    except OSError as exc:
-        raise ValueError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"\n{len(res.entries)} losses x {len(res.tasks)} tasks x {len(res.seeds)} seeds in "
-          f"{seconds:.0f} s; written to {args.out}: {', '.join(f.name for f in files)}")
+    options.write_outputs(lambda: write_transfer(res, args.out, environment.command_line()),
+                          args.out, f"{len(res.entries)} losses x {len(res.tasks)} tasks x "
+                          f"{len(res.seeds)} seeds", seconds)
     return 0
 
 
@@ -61,11 +50,11 @@ def add_commands(sub) -> None:
                         "(gp-search export; read as text, never run)")
     p.add_argument("--suite", default="transfer", choices=tuple(SUITES),
                    help="the task suite (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1, at least 2 (default 5)")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    options.add_seeds(p, minimum=2)
+    options.add_jobs(p)
     p.add_argument("--baselines", default="ce,ngl,label_smoothing",
                    help="comma-separated reference losses; must include ce (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    options.add_device(p)
     p.add_argument("--out", default="results/transfer",
                    help="output directory (default %(default)s)")
     p.set_defaults(func=cmd_transfer)
