@@ -60,7 +60,8 @@ import numpy as np  # noqa: E402
 
 from gp_search import store  # noqa: E402
 from gp_search.search.runner import default_evaluator, resume, run_search  # noqa: E402
-from gp_search.search.scoring import REFERENCE, REFERENCE_KEY, aggregate, softmin  # noqa: E402
+from gp_search.search.fitness import aggregate, softmin  # noqa: E402
+from gp_search.search.scoring import REFERENCE, REFERENCE_KEY  # noqa: E402
 
 CE_ACC = [0.90, 0.80, 0.70, 0.60]
 SPIKY = [0.90 + 0.15, 0.80 + 0.15, 0.70 + 0.15, 0.60 - 0.30]  # best on 3 tasks, collapses on 1

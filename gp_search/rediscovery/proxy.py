@@ -45,7 +45,7 @@ from gp_search.search.runner import (
     resume,
     run_search,
 )
-from gp_search.search.scoring import per_seed_fitness
+from gp_search.search.fitness import per_seed_fitness
 from gp_search.analysis.stats import paired, summarize
 from gp_search.rediscovery.behaviour import Target
 
@@ -100,7 +100,7 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
 
 
 def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
-    """Per-seed fitness, as the search computes it (:func:`gp_search.search.scoring.per_seed_fitness`)."""
+    """Per-seed fitness, as the search computes it (:func:`gp_search.search.fitness.per_seed_fitness`)."""
     return per_seed_fitness(by_proxy, cfg.weights()).tolist()
 
 

@@ -52,8 +52,7 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from gp_search.lang.expr import ExprError, LossExpr
-from gp_search.search.fitness import (AGGREGATES, WORST, WORST_DELTA, aggregate,  # noqa: F401
-                                      per_seed_fitness, softmin, softmin_bound)
+from gp_search.search.fitness import AGGREGATES, WORST, WORST_DELTA, aggregate, softmin_bound
 from gp_search.search.screen import Verdict, screen
 from gp_search.store import Cache
 from gp_search.proxies.base import EvalResult
