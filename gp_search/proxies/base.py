@@ -128,6 +128,9 @@ class ProxySpec:
             with ``data_seed`` (symmetric noise); test labels stay clean. 0 means none.
         data_seed: seeds ``subsample`` and ``label_noise``: fixed per task, so every loss and
             every training seed sees the same noisy labels (the comparison stays paired).
+        metric: what :attr:`EvalResult.accuracy` holds: a :data:`gp_search.proxies.metrics.
+            METRICS` name (``"accuracy"``, ``"balanced_accuracy"``, ``"macro_f1"``, ``"miou"``),
+            read from the confusion matrix of the held-out split.
     """
 
     name: str
@@ -148,6 +151,8 @@ class ProxySpec:
     subsample: int = 0
     label_noise: float = 0.0
     data_seed: int = 0
+    metric: str = rule("accuracy", "the held-out metric", choices=("accuracy", "balanced_accuracy",
+                                                                   "macro_f1", "miou"))
 
     def __post_init__(self):
         from gp_search.proxies.tasks import check_transform
@@ -164,6 +169,8 @@ class ProxySpec:
             payload["split"] = self.split
         if self.optimizer != "adam":  # keys of Adam results stay what they always were
             payload["optimizer"] = self.optimizer
+        if self.metric != "accuracy":  # keys of accuracy results stay what they always were
+            payload["metric"] = self.metric
         for name, default in TRANSFORM_DEFAULTS.items():  # likewise: only a transform changes it
             if getattr(self, name) != default:
                 payload[name] = getattr(self, name)

@@ -34,8 +34,7 @@ candidates, steps and seed, rounds alternating, under a load average of 6-11: th
 2.00x its speed at P = 32 (per-round median, range 1.96-2.04, n = 2 rounds; best 10.5 against
 5.4 cand/s) and 1.61x at P = 128 (range 1.18-3.19, n = 4 rounds; best 29.3 against 12.9 cand/s),
 with test accuracies equal to one test image (``--paths c,f --threads 1 --candidates 32
---repeat 2``, then ``--candidates 128 --repeat 4``). An earlier P = 128 run at load 10-11 gave a
-median 1.36x over 2 rounds (0.67-2.05): under that load the rounds are noisy.
+--repeat 2``, then ``--candidates 128 --repeat 4``; at load 10-11, P = 128: 1.36x, 0.67-2.05).
 
 Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
 ``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
@@ -76,6 +75,7 @@ from gp_search.proxies.base import EvalResult, ProxySpec
 from gp_search.proxies.batched_loss import LossProgram
 
 SUPPORTED_MODELS = ("mlp",)
+BATCHED = ("adam", "accuracy")  # (optimizer, metric): the others train sequentially
 CHECK_EVERY = 25
 """Steps between host-side finiteness checks (one small device→host copy each)."""
 CPU_MIN_CANDIDATES = 2
@@ -101,7 +101,7 @@ def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
         True for MLPs with ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_CANDIDATES`` and at most
         ``CPU_MAX_PARAMS`` parameters per candidate (measurements in the module docstring).
     """
-    if spec.model not in SUPPORTED_MODELS or spec.optimizer != "adam" or n < 2:
+    if spec.model not in SUPPORTED_MODELS or (spec.optimizer, spec.metric) != BATCHED or n < 2:
         return False
     if torch.device(device).type == "cuda":
         return True

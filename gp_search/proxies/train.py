@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gp_search.proxies import data, models, tasks
+from gp_search.proxies import data, metrics, models, tasks
 from gp_search.proxies.base import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 
 if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
@@ -175,14 +175,16 @@ def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> torch
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> float:
-    """Fraction of ``x`` classified as ``y``, in eval mode, ``chunk`` samples at a time."""
+def held_out_score(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int,
+                   num_classes: int, metric: str = "accuracy") -> float:
+    """``metric`` of the model's predictions of ``x`` against ``y`` (eval mode, ``chunk`` samples
+    at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`)."""
     model.eval()
-    correct = 0
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
     for start in range(0, len(x), chunk):
         pred = model(x[start:start + chunk]).argmax(1)
-        correct += int((pred == y[start:start + chunk]).sum())
-    return correct / len(x)
+        cm += metrics.confusion(pred, y[start:start + chunk], num_classes)
+    return metrics.score(metric, cm)
 
 
 def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
@@ -320,7 +322,8 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
                           train_loss=_tail_mean(history))
     if on_trained is not None:
         on_trained(model, ds)
-    acc = accuracy(model, ds.x_test, ds.y_test, spec.eval_batch)
+    acc = held_out_score(model, ds.x_test, ds.y_test, spec.eval_batch, ds.num_classes,
+                         spec.metric)
     return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
 
 

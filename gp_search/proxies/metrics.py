@@ -1,0 +1,85 @@
+"""Held-out metrics of a proxy: predicted and true class ids → one confusion matrix → one score.
+
+Every metric is read from a confusion matrix (rows: true class, columns: predicted class) that is
+accumulated over the whole held-out split, chunk by chunk, so a score never depends on the
+evaluation batch size. Targets equal to :data:`IGNORE_INDEX` (Pascal VOC's "void" pixels) are left
+out of every metric. Dense predictions ``(N, H, W)`` are counted pixel by pixel.
+
+* ``accuracy`` — fraction correct (for dense predictions: pixel accuracy).
+* ``balanced_accuracy`` — mean per-class recall over the classes present in the targets.
+* ``macro_f1`` — mean per-class F1 over the classes present in the targets or the predictions.
+* ``miou`` — mean intersection over union, the standard definition: per-class IoU
+  ``TP / (TP + FP + FN)`` from the confusion accumulated over the whole split, averaged over the
+  classes present in the targets or the predictions (background, class 0, counted as a class).
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = 255
+"""Target value excluded from every metric (and from every loss on dense tasks)."""
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+              ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Confusion counts of one chunk: ``(num_classes, num_classes)`` int64, ``[true, predicted]``.
+
+    Args:
+        pred: predicted class ids, any shape.
+        target: true class ids, same shape; entries equal to ``ignore_index`` are skipped.
+        num_classes: C.
+        ignore_index: target value to skip.
+    """
+    keep = target != ignore_index
+    t, p = target[keep].long(), pred[keep].long()
+    flat = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    return flat.view(num_classes, num_classes).cpu()
+
+
+def _per_class(cm: torch.Tensor):
+    cm = cm.double()
+    tp = cm.diag()
+    return tp, cm.sum(1), cm.sum(0)  # true positives, true counts, predicted counts
+
+
+def accuracy(cm: torch.Tensor) -> float:
+    """Fraction of counted targets predicted right."""
+    total = int(cm.sum())
+    return int(cm.diag().sum()) / total if total else float("nan")
+
+
+def balanced_accuracy(cm: torch.Tensor) -> float:
+    """Mean recall over the classes present in the targets."""
+    tp, true, _ = _per_class(cm)
+    present = true > 0
+    return float((tp[present] / true[present]).mean()) if present.any() else float("nan")
+
+
+def macro_f1(cm: torch.Tensor) -> float:
+    """Mean F1 = 2·TP / (2·TP + FP + FN) over the classes seen in targets or predictions."""
+    tp, true, predicted = _per_class(cm)
+    denom = true + predicted
+    seen = denom > 0
+    return float((2 * tp[seen] / denom[seen]).mean()) if seen.any() else float("nan")
+
+
+def mean_iou(cm: torch.Tensor) -> float:
+    """Mean IoU = TP / (TP + FP + FN) over the classes seen in targets or predictions."""
+    tp, true, predicted = _per_class(cm)
+    union = true + predicted - tp
+    seen = union > 0
+    return float((tp[seen] / union[seen]).mean()) if seen.any() else float("nan")
+
+
+METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy, "macro_f1": macro_f1,
+           "miou": mean_iou}
+"""Metric name → function of a confusion matrix. Higher is better for every one."""
+
+
+def score(name: str, cm: torch.Tensor) -> float:
+    """The metric ``name`` of confusion matrix ``cm`` (a clear error for an unknown name)."""
+    try:
+        return METRICS[name](cm)
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}") from None
