@@ -43,7 +43,7 @@ from gp_search.proxies.tasks import TASK_NOTES, suite_tasks
 from gp_search.proxies.train import dataset_for
 from gp_search.seeds import seed_list as parse_seeds
 
-DEFAULT_BASELINES = ("ce", "ngl", "label_smoothing")
+DEFAULT_BASELINES = ("ce", "ngl", "label_smoothing", "focal")
 MAX_LOSS_FILE = 1 << 20
 """Largest exported loss file read (bytes); an export is a few kB."""
 _TREE_LINE = re.compile(r"^Tree:[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)

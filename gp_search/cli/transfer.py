@@ -1,7 +1,7 @@
 """The ``gp-search transfer`` command: losses on a held-out suite against CE (``add_commands``).
 
 Trains each LOSS (a reference name, an expression, or a file from ``gp-search export``, read as
-text and never run) with CE, NGL and label smoothing on every task of ``--suite``, prints the
+text and never run) with CE, NGL, label smoothing and focal on every task of ``--suite``, prints the
 change against CE per task and writes ``transfer.md``, the CSVs and ``env.json`` into ``--out``
 (:mod:`gp_search.analysis.transfer`). Bad input raises ``ValueError``, which
 :func:`gp_search.cli.main.main` prints as one line with exit code 2.
@@ -37,6 +37,7 @@ def cmd_transfer(args) -> int:
 
 def add_commands(sub) -> None:
     """Register ``transfer`` on an ``argparse`` subparsers object."""
+    from gp_search.analysis.transfer import DEFAULT_BASELINES
     from gp_search.proxies.tasks import SUITES
 
     p = sub.add_parser(
@@ -52,7 +53,7 @@ def add_commands(sub) -> None:
                    help="the task suite (default %(default)s)")
     options.add_seeds(p, minimum=2)
     options.add_jobs(p)
-    p.add_argument("--baselines", default="ce,ngl,label_smoothing",
+    p.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
                    help="comma-separated reference losses; must include ce (default: %(default)s)")
     options.add_device(p)
     p.add_argument("--out", default="results/transfer",

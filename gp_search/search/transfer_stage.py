@@ -2,7 +2,7 @@
 
 A loss that wins on the search's proxies can still break a 2-class task, label noise or SGD.
 When ``cfg.transfer_suite`` names a suite, the top ``cfg.transfer_top`` entries of the hall of
-fame are retrained there beside CE, NGL and label smoothing
+fame are retrained there beside CE, NGL, label smoothing and focal
 (:func:`gp_search.analysis.transfer.transfer`, ``cfg.transfer_seeds`` seeds, paired by seed), the
 tables go to ``RUN_DIR/transfer/`` and the loss the run reports as best is the best on transfer
 (:func:`gp_search.analysis.transfer.pick_best`), not the best on search fitness.
@@ -44,8 +44,8 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
               for i, e in enumerate(top)]
     if not quiet:
         print(f"transfer stage: the best {len(top)} of the hall of fame on the held-out suite "
-              f"{cfg.transfer_suite!r} ({cfg.transfer_seeds} seeds, with CE, NGL and label "
-              f"smoothing)", flush=True)
+              f"{cfg.transfer_suite!r} ({cfg.transfer_seeds} seeds, with CE, NGL, label "
+              f"smoothing and focal)", flush=True)
     res = transfer(losses, cfg.transfer_suite, seeds=cfg.transfer_seeds, jobs=cfg.jobs,
                    device=cfg.device, progress=None if quiet else print)
     out = Path(run_dir) / "transfer"
