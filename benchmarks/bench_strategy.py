@@ -17,8 +17,13 @@ trainings. With ``--transfer-seeds N`` it then retrains each run's best on the
 ``transfer-quick`` suite (:func:`gp_search.analysis.transfer.transfer`) and reports each one's
 mean accuracy change against CE over the suite's tasks, paired GP vs random by search seed.
 
-    python benchmarks/bench_strategy.py [--seeds 0,1,2] [--population 24] [--generations 8]
-        [--proxy digits-mlp] [--train-seeds 2] [--jobs 2] [--transfer-seeds 3] [--out DIR]
+With ``--preset quick`` the runs search as that preset does (its suite, soft-min fitness,
+racing); ``--variants gp,random,gp-mean`` adds the item-3 ablation: the same GP search with the
+plain mean over the tasks as fitness, compared with GP on transfer.
+
+    python benchmarks/bench_strategy.py [--seeds 0,1,2] [--preset quick | --proxy digits-mlp]
+        [--variants gp,random,gp-mean] [--population 24] [--generations 8] [--train-seeds 2]
+        [--jobs 2] [--transfer-seeds 3] [--transfer-suite transfer-quick] [--out DIR]
 """
 
 import argparse
@@ -35,8 +40,7 @@ from gp_search.analysis.stats import paired  # noqa: E402
 from gp_search.proxies.train import one_thread  # noqa: E402
 from gp_search.search.config import SearchConfig  # noqa: E402
 from gp_search.search.evolve import Search  # noqa: E402
-from gp_search.search.runner import default_evaluator, draw_training_seeds, proxy_refs  # noqa: E402
-from gp_search.search.scoring import Scorer  # noqa: E402
+from gp_search.search.runner import make_scorer  # noqa: E402
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -55,9 +59,7 @@ def run_curve(cfg: SearchConfig, run_dir: Path, limit: float | None = None) -> l
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = store.Cache(run_dir / "cache.sqlite")
-    scorer = Scorer(proxy_refs(cfg), draw_training_seeds(cfg), cache,
-                    default_evaluator(cfg, progress=False), cfg.halving_eta,
-                    cfg.successive_halving, cfg.dedup_fingerprint)
+    scorer = make_scorer(cfg, cache)
     search = Search(cfg, run_dir, scorer, cache)
     curve: list[dict] = []
 
@@ -91,9 +93,38 @@ def past_cost(curve: list[dict], cost: float) -> dict:
     return next((p for p in curve if p["cost"] >= cost - 1e-9), curve[-1])
 
 
+VARIANTS = {
+    "gp": dict(strategy="gp"),
+    "random": dict(strategy="random"),
+    "gp-mean": dict(strategy="gp", fitness_aggregate="mean"),
+}
+"""What each run of a search seed changes in the base config. ``random`` runs until its cost
+reaches GP's; ``gp-mean`` is the item-3 ablation: the same GP search with the plain mean over the
+tasks as fitness instead of the preset's soft minimum (its fitness is on another scale, so it is
+compared with GP on transfer only)."""
+
+
+def base_config(args, out: Path) -> dict:
+    """The shared config: a preset's search (its suite, aggregate, racing, seeds) or one proxy."""
+    if args.preset:
+        from gp_search.search.config import PRESETS
+
+        base = {k: v for k, v in PRESETS[args.preset].items()
+                if k not in ("time_budget", "transfer_suite", "transfer_seeds", "preset")}
+    else:
+        base = dict(proxies=(args.proxy,), seeds=args.train_seeds)
+    base.update(population=args.population, generations=args.generations, jobs=args.jobs,
+                out=str(out), time_budget=0.0, optimize_constants=False)
+    return base
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2", help="search seeds, comma-separated (n >= 3)")
+    ap.add_argument("--preset", default="", choices=("", "quick", "paper"),
+                    help="search as this preset does (its suite and fitness); else --proxy")
+    ap.add_argument("--variants", default="gp,random",
+                    help=f"comma-separated, from {sorted(VARIANTS)} (gp first)")
     ap.add_argument("--population", type=int, default=24)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--proxy", default="digits-mlp")
@@ -102,39 +133,52 @@ def main() -> None:
     ap.add_argument("--max-factor", type=int, default=4,
                     help="random may run up to this many times GP's generations")
     ap.add_argument("--transfer-seeds", type=int, default=0,
-                    help="retrain each best on transfer-quick with this many seeds (0: skip)")
+                    help="retrain each best on --transfer-suite with this many seeds (0: skip)")
+    ap.add_argument("--transfer-suite", default="transfer-quick")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    variants = args.variants.split(",")
+    if variants[0] != "gp" or not set(variants) <= set(VARIANTS):
+        ap.error(f"--variants must start with gp and name only {sorted(VARIANTS)}")
     out = Path(args.out or tempfile.mkdtemp(prefix="strategy-"))
-    base = dict(population=args.population, generations=args.generations,
-                proxies=(args.proxy,), seeds=args.train_seeds, jobs=args.jobs,
-                out=str(out), time_budget=0.0)
-    print(f"load average {os.getloadavg()[0]:.1f}; {args.proxy}, population {args.population}, "
-          f"GP {args.generations} generations, {args.train_seeds} training seeds, "
-          f"search seeds {seeds}; cost = full + short/eta trainings (loss, proxy, seed)")
+    base = base_config(args, out)
+    print(f"load average {os.getloadavg()[0]:.1f}; proxies {', '.join(base['proxies'])} "
+          f"(fitness {base.get('fitness_aggregate', 'weighted-mean-accuracy')}), population "
+          f"{args.population}, GP {args.generations} generations, {base['seeds']} training seeds, "
+          f"search seeds {seeds}, variants {variants}; cost = full + short/eta trainings",
+          flush=True)
     rows = []
     for seed in seeds:
-        t0 = time.perf_counter()
-        gp = run_curve(SearchConfig(**base, seed=seed, strategy="gp"), out / f"gp-{seed}")
-        t_gp = time.perf_counter() - t0
-        budget = gp[-1]["cost"]
-        rnd = run_curve(SearchConfig(**{**base, "generations": args.max_factor * args.generations},
-                                     seed=seed, strategy="random"), out / f"random-{seed}",
-                        limit=budget)
-        t_rnd = time.perf_counter() - t0 - t_gp
-        r, over = at_cost(rnd, budget), past_cost(rnd, budget)
-        rows.append({"seed": seed, "gp": gp, "random": rnd, "gp_end": gp[-1], "rnd_eq": r,
-                     "rnd_over": over, "t_gp": t_gp, "t_rnd": t_rnd})
-        print(f"seed {seed}: GP {gp[-1]['best']:.4f} (gen 0 {gp[0]['best']:.4f}; "
-              f"{gp[-1]['full']} full + {gp[-1]['short']} short = {budget:.0f}; {t_gp:.0f}s)  "
-              f"random {r['best']:.4f} (gen {r['generation']}; {r['full']} full + {r['short']} "
-              f"short = {r['cost']:.0f}; {t_rnd:.0f}s); random one generation on "
-              f"{over['best']:.4f} (gen {over['generation']}, {over['cost']:.0f})", flush=True)
-        print(f"    GP best:     {gp[-1]['best_prefix']}\n    random best: {r['best_prefix']}",
-              flush=True)
-    a = [row["gp_end"]["best"] for row in rows]
-    b = [row["rnd_eq"]["best"] for row in rows]
+        row = {"seed": seed, "ends": {}}
+        for name in variants:
+            t0 = time.perf_counter()
+            cfg = {**base, **VARIANTS[name], "seed": seed}
+            if cfg.get("fitness_aggregate") != "softmin":
+                cfg["racing"] = False  # racing drops candidates by their soft-min fitness
+            if name == "random":
+                cfg["generations"] = args.max_factor * args.generations
+            limit = row["gp"][-1]["cost"] if name == "random" else None
+            row[name] = curve = run_curve(SearchConfig(**cfg), out / f"{name}-{seed}", limit)
+            end = at_cost(curve, limit) if limit is not None else curve[-1]
+            row["ends"][name] = end
+            print(f"seed {seed} {name}: best {end['best']:.4f} at gen {end['generation']} (gen 0 "
+                  f"{curve[0]['best']:.4f}; {end['full']} full + {end['short']} short = "
+                  f"{end['cost']:.0f}; {time.perf_counter() - t0:.0f}s)\n    {end['best_prefix']}",
+                  flush=True)
+            if name == "random":
+                row["rnd_over"] = past_cost(curve, limit)
+        rows.append(row)
+    if "random" in variants:
+        compare_fitness(rows)
+    if args.transfer_seeds:
+        transfer_of_bests(rows, variants, args.transfer_suite, args.transfer_seeds, args.jobs)
+
+
+def compare_fitness(rows: list[dict]) -> None:
+    """GP against random at equal trainings: paired by search seed, and the best-so-far curve."""
+    a = [row["ends"]["gp"]["best"] for row in rows]
+    b = [row["ends"]["random"]["best"] for row in rows]
     d = paired(a, b)
     print(f"\nbest fitness at equal trainings, n = {d['n']} search seeds: GP mean "
           f"{sum(a) / len(a):.4f}, random mean {sum(b) / len(b):.4f}; GP - random "
@@ -147,38 +191,37 @@ def main() -> None:
           f"{d['ci_high']:+.4f}]")
     print("best-so-far at a fraction of GP's trainings (mean over seeds):")
     for f in FRACTIONS:
-        g = [at_cost(row["gp"], f * row["gp_end"]["cost"])["best"] for row in rows]
-        r = [at_cost(row["random"], f * row["gp_end"]["cost"])["best"] for row in rows]
+        g = [at_cost(row["gp"], f * row["ends"]["gp"]["cost"])["best"] for row in rows]
+        r = [at_cost(row["random"], f * row["ends"]["gp"]["cost"])["best"] for row in rows]
         print(f"  {f:>4.0%}: GP {sum(g) / len(g):.4f}  random {sum(r) / len(r):.4f}")
-    if args.transfer_seeds:
-        transfer_of_bests(rows, args.transfer_seeds, args.jobs)
 
 
-def transfer_of_bests(rows: list[dict], n_seeds: int, jobs: int) -> None:
-    """Retrain every run's best on ``transfer-quick``; print its mean change against CE."""
+def transfer_of_bests(rows: list[dict], variants: list[str], suite: str, n_seeds: int,
+                      jobs: int) -> None:
+    """Retrain every run's best on ``suite``; print its mean change against CE, paired by seed."""
     from gp_search.analysis.compare import LossEntry
     from gp_search.analysis.transfer import transfer
 
-    entries = {}
-    for row in rows:
-        for label, point in ((f"gp-{row['seed']}", row["gp_end"]),
-                             (f"random-{row['seed']}", row["rnd_eq"])):
-            entries[label] = LossEntry(label, point["best_prefix"], "bench_strategy")
+    entries = {f"{name}-{row['seed']}": LossEntry(f"{name}-{row['seed']}",
+                                                  row["ends"][name]["best_prefix"], "bench_strategy")
+               for row in rows for name in variants}
     t0 = time.perf_counter()
-    res = transfer(list(entries.values()), suite="transfer-quick", seeds=n_seeds, jobs=jobs,
-                   baselines=("ce",))
+    res = transfer(list(entries.values()), suite=suite, seeds=n_seeds, jobs=jobs,
+                   baselines=("ce", "ngl"))
     change = {a["loss"]: a for a in res.aggregate}
-    print(f"\ntransfer-quick ({len(res.tasks)} tasks, {n_seeds} training seeds, "
+    print(f"\n{suite} ({len(res.tasks)} tasks, {n_seeds} training seeds, "
           f"{time.perf_counter() - t0:.0f}s): mean accuracy change vs CE over the tasks, worst task")
     for label, a in change.items():
-        print(f"  {label:<10} {100 * a['mean_diff']:+.2f} pp  worst {a['worst_task']} "
-              f"{100 * a['worst_diff']:+.2f} pp  ({entries[label].spec})")
+        print(f"  {label:<12} {100 * a['mean_diff']:+.2f} pp  worst {a['worst_task']} "
+              f"{100 * a['worst_diff']:+.2f} pp  ({entries[label].spec if label in entries else 'reference'})")
     g = [change[f"gp-{row['seed']}"]["mean_diff"] for row in rows]
-    r = [change[f"random-{row['seed']}"]["mean_diff"] for row in rows]
-    d = paired(g, r)
-    print(f"mean change vs CE: GP {100 * sum(g) / len(g):+.2f} pp, random "
-          f"{100 * sum(r) / len(r):+.2f} pp; GP - random {100 * d['diff']:+.2f} pp "
-          f"[95% CI {100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}], n = {d['n']} search seeds")
+    for name in variants[1:]:
+        r = [change[f"{name}-{row['seed']}"]["mean_diff"] for row in rows]
+        d = paired(g, r)
+        print(f"mean change vs CE: gp {100 * sum(g) / len(g):+.2f} pp, {name} "
+              f"{100 * sum(r) / len(r):+.2f} pp; gp - {name} {100 * d['diff']:+.2f} pp "
+              f"[95% CI {100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}], n = {d['n']} search "
+              f"seeds")
 
 
 if __name__ == "__main__":

@@ -130,14 +130,19 @@ def _summary(cfg: SearchConfig, rec: dict) -> str:
             f"{rec['seconds']:.0f}s  {best}")
 
 
+def make_scorer(cfg: SearchConfig, cache: store.Cache, evaluator: Evaluator | None = None,
+                progress: bool = False) -> Scorer:
+    """The scorer a run with ``cfg`` uses: its proxies, training seeds, halving, dedup, fitness
+    aggregate and racing, reading and writing ``cache``."""
+    return Scorer(proxy_refs(cfg), draw_training_seeds(cfg), cache,
+                  evaluator or default_evaluator(cfg, progress), cfg.halving_eta,
+                  cfg.successive_halving, cfg.dedup_fingerprint, cfg.fitness_aggregate,
+                  cfg.fitness_temperature, cfg.hall_of_fame if cfg.racing else 0)
+
+
 def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None) -> Search:
     cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
-    seeds = draw_training_seeds(cfg)
-    scorer = Scorer(proxy_refs(cfg), seeds, cache, evaluator or default_evaluator(cfg, not quiet),
-                    cfg.halving_eta, cfg.successive_halving, cfg.dedup_fingerprint,
-                    cfg.fitness_aggregate, cfg.fitness_temperature,
-                    cfg.hall_of_fame if cfg.racing else 0)
-    search = Search(cfg, run_dir, scorer, cache)
+    search = Search(cfg, run_dir, make_scorer(cfg, cache, evaluator, not quiet), cache)
 
     def log(record: dict) -> None:
         store.append_generation(run_dir, record)
