@@ -149,7 +149,7 @@ def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | 
         store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
 
     def checkpoint(record: dict) -> None:
-        store.write_checkpoint(run_dir, {**search.state(), "train_seeds": seeds})
+        store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
 
     def show(record: dict) -> None:
         print(_summary(cfg, record), flush=True)
