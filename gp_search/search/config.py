@@ -248,8 +248,9 @@ def load_file(path: "str | Path") -> dict:
 
 
 def build(preset_name: str | None = None, config_file: "str | Path | None" = None,
-          **overrides) -> SearchConfig:
-    """Preset, then file, then explicit overrides (``None`` values are ignored)."""
+          tasks=(), **overrides) -> SearchConfig:
+    """Preset, then file, then explicit overrides (``None`` values are ignored); ``tasks``
+    (tables) are added to the file's."""
     if preset_name and preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
     data: dict = dict(PRESETS[preset_name]) if preset_name else {}
@@ -259,6 +260,8 @@ def build(preset_name: str | None = None, config_file: "str | Path | None" = Non
         source = str(config_file)
         data["tasks"] = _files_from(data.get("tasks", ()), Path(config_file).parent)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if tasks:
+        data["tasks"] = list(data.get("tasks", ())) + list(tasks)
     return SearchConfig.from_dict(data, source)
 
 
