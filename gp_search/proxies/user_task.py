@@ -215,10 +215,11 @@ class Task:
                          description=f"your task: {record.get('path') or task.factory} "
                                      f"({ds.n_train} / {ds.n_test}, {ds.num_classes} classes), "
                                      f"model {model}")
-        _check_model(spec, ds, task.name)
+        where = f"task {task.name!r} ({record.get('path') or 'factory ' + task.factory})"
+        _check_model(spec, ds, where)
         n_train = data.validation_split(ds).n_train if split == "val" else ds.n_train
         if task.batch_size > n_train:
-            raise TaskDataError(f"task {task.name!r}: batch_size {task.batch_size} is larger than "
+            raise TaskDataError(f"{where}: batch_size {task.batch_size} is larger than "
                                 f"its {n_train} training samples ({split} split); pass "
                                 f"--batch-size {max(1, n_train // 2)} or less")
         record = {"name": task.name, **record, "dataset": dataset, "model": model,
@@ -371,7 +372,7 @@ def _model_name(task: Task, ds: data.Dataset) -> str:
                         f"({', '.join(models.KINDS)}) nor an import path 'pkg.mod:Net'")
 
 
-def _check_model(spec: ProxySpec, ds: data.Dataset, name: str) -> None:
+def _check_model(spec: ProxySpec, ds: data.Dataset, where: str) -> None:
     """Build the model and run two training samples through it: logits (2, K) or an error."""
     try:
         model = models.build(spec.model, ds.input_shape, ds.num_classes, 0, **dict(spec.model_kw))
@@ -380,10 +381,10 @@ def _check_model(spec: ProxySpec, ds: data.Dataset, name: str) -> None:
     except TaskDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - a model that cannot take the data
-        raise TaskDataError(f"task {name!r}: model {spec.model!r} cannot take samples of shape "
+        raise TaskDataError(f"{where}: model {spec.model!r} cannot take samples of shape "
                             f"{ds.input_shape} ({type(exc).__name__}: {exc}); choose another "
                             f"--model (mlp takes any shape)") from None
     if tuple(out.shape) != (2, ds.num_classes):
-        raise TaskDataError(f"task {name!r}: model {spec.model!r} gives outputs of shape "
+        raise TaskDataError(f"{where}: model {spec.model!r} gives outputs of shape "
                             f"{tuple(out.shape)} for 2 samples; it must give logits (2, "
                             f"{ds.num_classes}), one per class")
