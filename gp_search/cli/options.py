@@ -87,14 +87,11 @@ def task_tables(args) -> list[dict]:
 def task_proxies(args, steps: int | None = None) -> list:
     """The ``--task`` options as proxies scored on each task's test part, everything checked
     now; prints where each task's data came from."""
-    from gp_search.proxies.user_task import Task
+    from gp_search.proxies.user_task import Task, describe
 
     out = []
     for table in task_tables(args):
         proxy, record = Task.from_table(table, "--task").proxy(steps=steps)
-        where = (f"{record['path']} ({record['size']} bytes, SHA-256 {record['sha256'][:16]}…)"
-                 if record["source"] == "file" else f"factory {record['factory']}")
-        print(f"task {proxy.name}: {where}; {record['num_classes']} classes, "
-              f"{record['n_train']} train / {record['n_test']} test, model {record['model']}")
+        print(describe(record))
         out.append(proxy)
     return out

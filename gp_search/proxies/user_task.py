@@ -230,6 +230,14 @@ class Task:
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task)}
 
 
+def describe(record: dict) -> str:
+    """One line on a task's record (:meth:`Task.proxy`): where its data came from, its size."""
+    where = (f"{record['path']} ({record['size']} bytes, SHA-256 {record['sha256'][:16]}…)"
+             if record["source"] == "file" else f"factory {record['factory']}")
+    return (f"task {record['name']}: {where}; {record['num_classes']} classes, "
+            f"{record['n_train']} train / {record['n_test']} test, model {record['model']}")
+
+
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 

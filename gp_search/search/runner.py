@@ -260,6 +260,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     write_env(run_dir)  # the command line and the machine (its CPU decides the last bits)
     if not quiet:
         print(f"run directory: {run_dir}", flush=True)
+        user_tasks.show(tasks)
     return _drive(_open(cfg, run_dir, quiet, evaluator, tasks), quiet)
 
 

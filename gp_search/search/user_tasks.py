@@ -52,6 +52,14 @@ def write_record(run_dir: Path, built: dict) -> None:
                            json.dumps([rec for _, rec in built.values()], indent=2) + "\n")
 
 
+def show(built: dict) -> None:
+    """Print one line per task: its data source (path, size, SHA-256 or factory) and shape."""
+    from gp_search.proxies.user_task import describe
+
+    for _, record in built.values():
+        print(describe(record), flush=True)
+
+
 def check_unchanged(run_dir: Path, cfg: SearchConfig) -> None:
     """Refuse to resume a run whose task data files are gone or changed.
 
