@@ -113,3 +113,19 @@ def test_a_bad_file_exits_2_with_one_line_and_writes_nothing(task_dir, tmp_path)
     assert len(res.stderr.strip().splitlines()) == 1
     assert f"{bad}: line 3, column 'b' is 'x', not a number" in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_the_example_script_searches_on_tensors_and_a_torch_model(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "search_on_tensors.py"),
+                          str(tmp_path)], capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "best loss:" in res.stdout and "NGL: test accuracy" in res.stdout
+    (run_dir,) = tmp_path.iterdir()
+    record = json.loads((run_dir / "tasks.json").read_text())[0]
+    assert record["model"].endswith("search_on_tensors.py:SpiralNet")
+    assert (run_dir / "tasks" / "spirals.npz").is_file()
