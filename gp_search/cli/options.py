@@ -71,7 +71,10 @@ def task_tables(args) -> list[dict]:
     a path that exists (or looks like a file) is a data file, ``pkg.mod:make`` a factory."""
     from pathlib import Path
 
-    given = args.task if isinstance(args.task, list) else [args.task] if args.task else []
+    given = getattr(args, "task", None) or []  # a parser without add_task has no tasks
+    given = given if isinstance(given, list) else [given]
+    if not given:
+        return []
     shared = {"label_column": args.label_column, "model": args.model,
               "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
               "metric": args.metric, "image_size": args.image_size}
