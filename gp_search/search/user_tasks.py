@@ -97,8 +97,9 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
     """Run a search on your tasks (and any proxies the config names); return the finished run.
 
     Args:
-        config: a :class:`SearchConfig`, a dict of its fields, a preset name, or None (the
-            fields' defaults; with tasks, only the tasks are scored unless ``proxies`` is given).
+        config: a :class:`SearchConfig` (taken as it is, its proxies too), a dict of its
+            fields, a preset name, or None (the fields' defaults); from a dict, a preset or
+            None, only the tasks are scored unless ``proxies`` is given.
         tasks: :class:`gp_search.Task` objects (from arrays, a file or a factory) or task tables.
             Arrays are checked, then written once to ``RUN_DIR/tasks/<name>.npz``, from which
             every worker reads them.
