@@ -2,7 +2,7 @@
 
     python examples/search_on_tensors.py [OUT_DIR]
 
-Builds a 3-class task from tensors (three interleaved spirals in 2-D, with noise), with a small
+Builds a 3-class task from tensors (three interleaved noisy spirals in 2-D), with a small
 torch model of its own, runs a small search on it (8 candidates, 2 generations, 2 worker
 processes), then retrains the best loss, CE and NGL on the task's test part with 5 seeds each
 and prints the comparison (paired by seed). A few minutes on 2 CPU cores.
@@ -33,13 +33,13 @@ class SpiralNet(nn.Module):
         return self.net(x)
 
 
-def spirals(n_per_class: int = 300, noise: float = 0.25, seed: int = 0):
-    """``(x, y)`` tensors: three interleaved noisy spirals in 2-D."""
+def spirals(n_per_class: int = 300, noise: float = 0.1, seed: int = 0):
+    """``(x, y)`` tensors: three interleaved spirals in 2-D, one turn each, Gaussian noise."""
     g = torch.Generator().manual_seed(seed)
     xs, ys = [], []
     for k in range(3):
         r = torch.linspace(0.2, 2.0, n_per_class)
-        theta = 1.6 * r * math.pi + 2 * math.pi * k / 3
+        theta = r * math.pi + 2 * math.pi * k / 3
         pts = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1)
         xs.append(pts + noise * torch.randn(pts.shape, generator=g))
         ys.append(torch.full((n_per_class,), k))

@@ -64,6 +64,10 @@ def test_npz_test_part_is_kept_and_images_read_at_a_fixed_size(tmp_path):
     ds, info = user_data.read(write_images(tmp_path / "img", size=10), image_size=6)
     assert ds.input_shape == (3, 6, 6) == ds.image_shape and info["classes"] == list(CLASSES)
     assert torch.allclose(ds.x_train.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
+    write_images(tmp_path / "split" / "train", per_class=8)
+    write_images(tmp_path / "split" / "test", per_class=3, seed=1)
+    ds, info = user_data.read(tmp_path / "split", image_size=6)
+    assert (ds.n_train, ds.n_test) == (24, 9) and info["test_part"].startswith("x_test")
 
 
 def test_the_file_hash_is_in_the_cache_key_and_a_changed_file_is_refused_in_workers(tmp_path):
@@ -111,6 +115,7 @@ def test_resume_refuses_a_changed_data_file_and_leaves_the_run_as_it_was(tmp_pat
                                           "batch_size": 16}]), quiet=True)
     record = json.loads((run_dir / "tasks.json").read_text())[0]
     assert record["size"] == path.stat().st_size and len(record["sha256"]) == 64
+    assert resume(run_dir, quiet=True) == run_dir  # the same file: resumed (here: finished)
     with open(path, "a") as f:
         f.write("0,0,cat,0,0,0\n")
     files = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
