@@ -9,7 +9,9 @@
 * ``checkpoint.json`` — after every generation: population as prefix strings with fitness, the
   ``random`` state, the hall of fame, the generation number (written atomically);
 * ``cache.sqlite`` — the fitness cache (unless a shared ``--cache`` file is used);
-* ``best.py`` — the best loss, exported as a standalone torch file.
+* ``best.py`` — the best loss, exported as a standalone torch file;
+* ``tasks.json`` — with your own tasks (``SearchConfig.tasks``): each data file's path, size and
+  SHA-256 and how it was read (``resume`` refuses a changed file; :mod:`gp_search.search.user_tasks`).
 
 Nothing on disk is pickle, and every reader checks what it reads and names the file on error.
 """

@@ -36,7 +36,7 @@ from gp_search.parallel.evaluate import evaluate
 from gp_search.seeds import job_count, seed_list
 from gp_search.lang.losses import REFERENCE, Loss, resolve
 from gp_search.analysis.stats import paired, summarize
-from gp_search.proxies import from_dict
+from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
 from gp_search.proxies.base import EvalResult, ProxySpec
 from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
@@ -286,7 +286,7 @@ def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalR
 
 
 def compare(losses: Sequence[LossEntry | str] | None = None,
-            proxies: Sequence[str] = ("digits-mlp",), seeds: int | Iterable[int] = 5,
+            proxies: Sequence[str | Proxy] = ("digits-mlp",), seeds: int | Iterable[int] = 5,
             jobs: int = 1, device: str = "cpu", batched: bool | str = "auto",
             steps: int | None = None, data_root: str | None = None,
             progress: Callable[[str], None] | None = None) -> Comparison:
@@ -295,7 +295,8 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
     Args:
         losses: entries or texts (reference names / expressions); default :data:`DEFAULT_LOSSES`.
             CE must be among them.
-        proxies: registered proxy names.
+        proxies: registered proxy names, or proxies (e.g. your tasks:
+            :meth:`gp_search.Task.proxy`).
         seeds: a count ``n`` (seeds ``0 .. n-1``) or the seeds.
         jobs: worker processes for the trainings and the replays.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -322,7 +323,7 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
         raise ValueError(f"loss labels must be unique, got {', '.join(labels)}")
     chosen, n_jobs = seed_list(seeds), job_count(jobs)
     over = {"data_root": data_root} if data_root else {}
-    handles = [get_proxy(name, **over) for name in proxies]
+    handles = [p if isinstance(p, Proxy) else get_proxy(p, **over) for p in proxies]
     if not handles:
         raise ValueError("give at least one proxy")
     for p in handles:

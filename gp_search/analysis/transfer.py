@@ -143,7 +143,8 @@ def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
 
 def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
              seeds: int | Sequence[int] = 5, jobs: int = 2, baselines: Sequence[str] = DEFAULT_BASELINES, device: str = "cpu",
-             progress: Callable[[str], None] | None = None) -> Transfer:
+             progress: Callable[[str], None] | None = None,
+             tasks: Sequence[proxies.Proxy] = ()) -> Transfer:
     """Train ``losses`` and the baselines on every task of ``suite``; pair each with CE per seed.
 
     Args:
@@ -155,6 +156,8 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
         baselines: reference losses trained alongside; must include ``"ce"``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: called with one line per finished task.
+        tasks: proxies to use instead of the suite's (e.g. your tasks: :meth:`gp_search.Task.
+            proxy`); ``suite`` then only labels the result.
 
     Returns:
         The :class:`Transfer` with per-task rows and the aggregate.
@@ -172,7 +175,7 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
         entry = loss if isinstance(loss, LossEntry) else read_loss(loss)
         if entry.label not in {e.label for e in entries}:
             entries.append(entry)
-    tasks = [proxies.get(name, **overrides) for name, overrides in suite_tasks(suite)]
+    tasks = list(tasks) or [proxies.get(name, **overrides) for name, overrides in suite_tasks(suite)]
     res = Transfer(suite, entries, tasks, seed_list)
     for proxy in tasks:
         k = dataset_for(proxy.spec).num_classes

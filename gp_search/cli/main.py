@@ -137,9 +137,12 @@ def cmd_evaluate(args) -> int:
 
     seeds = seed_list(args.seeds, what="--seeds")
     jobs = job_count(args.jobs, "--jobs")
-    overrides = {k: v for k, v in (("steps", args.steps), ("data_root", args.data_root))
-                 if v is not None}
-    proxy = proxies.get(args.proxy, **overrides)
+    if args.task:  # your own task instead of a registered proxy, scored on its test part
+        (proxy,) = options.task_proxies(args, steps=args.steps)
+    else:
+        overrides = {k: v for k, v in (("steps", args.steps), ("data_root", args.data_root))
+                     if v is not None}
+        proxy = proxies.get(args.proxy, **overrides)
     device = resolve_device(args.device)
     for text in args.loss:
         try:
@@ -233,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="optimiser steps instead of the proxy's budget")
     p.add_argument("--data-root", help="directory of user-supplied datasets (default ./data)")
     p.add_argument("--json", help="also write the summary and every result to this JSON file")
+    options.add_task(p, steps=False, repeat=False)
     p.set_defaults(func=cmd_evaluate)
 
     cli_run.add_commands(sub)

@@ -1,4 +1,5 @@
-"""The flags several commands share (``--seeds``, ``--jobs``, ``--device``), declared once.
+"""The flags several commands share (``--seeds``, ``--jobs``, ``--device``, ``--task`` and its
+options), declared once.
 
 Every command reads them as text and parses them with :func:`gp_search.seeds.seed_list` and
 :func:`gp_search.seeds.job_count` inside the command, so a bad value is one line and exit code 2
@@ -39,3 +40,61 @@ def write_outputs(write, out, counts: str, seconds: float) -> None:
     except OSError as exc:
         raise ValueError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"\n{counts} in {seconds:.0f} s; written to {out}: {', '.join(f.name for f in files)}")
+
+
+def add_task(p, steps: bool = True, repeat: bool = True) -> None:
+    """``--task FILE`` (or ``--task pkg.mod:make``) and the options of such a task."""
+    g = p.add_argument_group("your own task (gp_search.proxies.user_task)")
+    g.add_argument("--task", action="append" if repeat else "store", default=None,
+                   help="a data file (.npz with x_train, y_train[, x_test, y_test]; .csv/.tsv "
+                        "with --label-column), a folder of class sub-folders of images, or a "
+                        "factory 'pkg.mod:make'" + ("; repeatable" if repeat else ""))
+    g.add_argument("--label-column", default="", help="the label column of a .csv/.tsv task")
+    g.add_argument("--model", default=None, help="mlp, cnn1d, cnn2d, resnet or 'pkg.mod:Net' "
+                   "(default: by the sample shape: mlp, cnn1d, cnn2d)")
+    if steps:
+        g.add_argument("--steps", type=int, default=None,
+                       help="optimiser steps (a task's default 300)")
+    g.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
+    g.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                   help="adam, or sgd with momentum 0.9 (default adam)")
+    g.add_argument("--metric", default="accuracy",
+                   choices=("accuracy", "balanced_accuracy", "macro_f1"),
+                   help="what a training is scored by (default accuracy)")
+    g.add_argument("--image-size", type=int, default=32,
+                   help="image-folder tasks: images resized to this side (default 32)")
+
+
+def task_tables(args) -> list[dict]:
+    """The ``--task`` options as task tables (:data:`gp_search.proxies.user_task.TABLE_KEYS`);
+    a path that exists (or looks like a file) is a data file, ``pkg.mod:make`` a factory."""
+    from pathlib import Path
+
+    given = getattr(args, "task", None) or []  # a parser without add_task has no tasks
+    given = given if isinstance(given, list) else [given]
+    if not given:
+        return []
+    shared = {"label_column": args.label_column, "model": args.model,
+              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+              "metric": args.metric, "image_size": args.image_size}
+    tables = []
+    for text in given:
+        path = Path(text).expanduser()
+        is_factory = ":" in text and not path.exists() and "/" not in text
+        source = {"factory": text} if is_factory else {"file": str(path.resolve())}
+        tables.append({**source, **{k: v for k, v in shared.items() if v not in (None, "")}})
+    return tables
+
+
+def task_proxies(args, steps: int | None = None) -> list:
+    """The ``--task`` options as proxies scored on each task's test part, everything checked
+    now; prints where each task's data came from."""
+    from gp_search.proxies.user_task import Task, describe
+
+    out = []
+    for table in task_tables(args):
+        proxy, record = Task.from_table(table, "--task").proxy(steps=steps)
+        print(describe(record))
+        out.append(proxy)
+    return out

@@ -26,10 +26,12 @@ def cmd_compare(args) -> int:
     jobs = job_count(args.jobs, "--jobs")
     seeds = seed_list(args.seeds, minimum=2, what="--seeds")
     names = args.proxy or []
-    if not names:
-        raise ValueError(f"give at least one --proxy; known: {', '.join(proxies.names())}")
+    if not names and not args.task:
+        raise ValueError(f"give at least one --proxy or --task; known proxies: "
+                         f"{', '.join(proxies.names())}")
     for name in names:
         proxies.get(name)  # unknown name: one line listing the known ones
+    names += options.task_proxies(args, steps=args.steps)  # your tasks, checked now
     baselines = [b for b in args.baselines.split(",") if b.strip()]
     entries = loss_entries(args.loss or (), args.run or (), baselines)
     start = time.perf_counter()
@@ -83,6 +85,7 @@ def add_commands(sub) -> None:
                    help="population-batched training, as in gp-search evaluate (default auto)")
     p.add_argument("--steps", type=int, help="optimiser steps instead of each proxy's budget")
     p.add_argument("--data-root", help="directory of user-supplied datasets (default ./data)")
+    options.add_task(p, steps=False)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="Markdown + PNG report of a search run",

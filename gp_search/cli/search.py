@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from gp_search.cli import options
 from gp_search.search import config as C
 
 _LIST_FLAGS = {"proxies": "--proxy", "proxy_weights": "--proxy-weight",
@@ -16,7 +17,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per SearchConfig field (default None = keep the preset/file value)."""
     g = p.add_argument_group("search configuration (override preset and --config)")
     for f in fields(C.SearchConfig):
-        if f.name == "preset":
+        if f.name in ("preset", "tasks"):  # tasks: --task and its options (options.add_task)
             continue
         help_ = f"{f.metadata['help']} (default {f.default!r})"
         if f.name in _LIST_FLAGS:
@@ -32,9 +33,15 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> C.SearchConfig:
-    overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig) if f.name != "preset"}
+    """The config: preset, then ``--config``, then the flags; ``--task`` adds tasks to the
+    config's, and without ``--proxy`` the search scores the tasks alone."""
+    overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig)
+                 if f.name not in ("preset", "tasks")}
     preset = args.preset if args.preset or args.config else "quick"
-    return C.build(preset, args.config, **overrides)
+    tables = options.task_tables(args)
+    if tables and args.proxies is None:
+        overrides["proxies"] = []
+    return C.build(preset, args.config, tasks=tables, **overrides)
 
 
 def _exit_status(start) -> int:
@@ -71,6 +78,7 @@ def add_commands(sub) -> None:
     p.add_argument("--config", help="TOML or JSON file of config fields")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-generation lines")
     add_config_flags(p)
+    options.add_task(p, steps=False)  # --steps is the config's (every proxy's and task's budget)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="continue a killed or interrupted run from its checkpoint")

@@ -22,8 +22,10 @@ def cmd_transfer(args) -> int:
 
     jobs = job_count(args.jobs, "--jobs")
     seeds = seed_list(args.seeds, minimum=2, what="--seeds")
+    tasks = options.task_proxies(args, steps=args.steps)  # your tasks instead of the suite
     start = time.perf_counter()
-    res = transfer(args.loss, suite=args.suite, seeds=seeds, jobs=jobs,
+    res = transfer(args.loss, suite="your tasks" if tasks else args.suite, tasks=tasks,
+                   seeds=seeds, jobs=jobs,
                    baselines=[b for b in args.baselines.split(",") if b.strip()],
                    device=args.device,
                    progress=lambda line: print(line, file=sys.stderr, flush=True))
@@ -58,4 +60,5 @@ def add_commands(sub) -> None:
     options.add_device(p)
     p.add_argument("--out", default="results/transfer",
                    help="output directory (default %(default)s)")
+    options.add_task(p)
     p.set_defaults(func=cmd_transfer)

@@ -348,7 +348,8 @@ def load(name: str, data_root: str | os.PathLike | None = None,
     """Load a dataset by name, reading it at most once per process.
 
     Args:
-        name: one of ``DATASETS`` (case-insensitive; ``_`` may stand for ``-``).
+        name: one of ``DATASETS`` (case-insensitive; ``_`` may stand for ``-``), or a user
+            task's ``"file:…"`` / ``"factory:…"`` (:mod:`gp_search.proxies.user_task`).
         data_root: directory searched for user-supplied datasets (default
             ``./data``); ignored by the embedded ones.
         device: where the returned tensors live; the cache keeps CPU tensors.
@@ -361,7 +362,11 @@ def load(name: str, data_root: str | os.PathLike | None = None,
         FileNotFoundError: a user-supplied dataset's files are not in place.
     """
     key_name = name.lower().replace("_", "-")
-    if key_name in _EMBEDDED:
+    if name.startswith(("file:", "factory:")):  # a user's task: gp_search.proxies.user_task
+        from gp_search.proxies.user_task import load_dataset
+
+        loader, root, key_name = (lambda _root: load_dataset(name)), None, name
+    elif key_name in _EMBEDDED:
         loader, root = _EMBEDDED[key_name], None
     elif key_name in _FROM_FILES:
         loader = _FROM_FILES[key_name]

@@ -173,7 +173,8 @@ def build(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw) -> n
     """Build a small classifier with parameters determined by ``seed`` alone.
 
     Args:
-        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``).
+        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``), or a user's model
+            ``"py:pkg.mod:Net"`` / ``"factory:pkg.mod:make"`` (:mod:`gp_search.proxies.user_task`).
         input_shape: shape of one sample, e.g. ``Dataset.input_shape``.
         num_classes: number of output logits.
         seed: seeds the private generator for the initial parameters.
@@ -186,6 +187,10 @@ def build(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw) -> n
     Raises:
         ValueError: unknown kind, or shapes the kind cannot handle.
     """
+    if kind.startswith(("py:", "factory:")):  # a user's model: gp_search.proxies.user_task
+        from gp_search.proxies.user_task import build_model
+
+        return build_model(kind, input_shape, num_classes, seed, **kw)
     if kind not in _BUILDERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(_BUILDERS)}")
     input_shape = tuple(int(d) for d in input_shape)

@@ -47,17 +47,24 @@ class SearchConfig:
                        choices=("gp", "random"))
     proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
                         "aggregates them as fitness_aggregate says",
-                        check=(lambda c, v: len(v) >= 1 and all(isinstance(p, str) for p in v)
-                               and not _held_out(v),
-                               "name at least one proxy and no held-out transfer task "
+                        check=(lambda c, v: len(v) + len(c.tasks) >= 1
+                               and all(isinstance(p, str) for p in v) and not _held_out(v),
+                               "name at least one proxy (or give a task) and no held-out "
+                               "transfer task "
                                "(gp_search.proxies.tasks.HELD_OUT: the t-* tasks judge what a "
                                "search found, so a search must never score them; use the s-* "
                                "search-suite tasks instead)"))
-    proxy_weights: tuple = _f((), "one weight per proxy (empty: equal weights)",
+    tasks: tuple = _f((), "your own tasks, scored after the proxies: tables of "
+                          "gp_search.proxies.user_task.TABLE_KEYS, each with a data 'file' "
+                          "(.npz, .csv/.tsv, image folder) or a 'factory' ('pkg.mod:make')",
+                      check=(lambda c, v: all(isinstance(t, dict) and ("file" in t) != (
+                          "factory" in t) for t in v), "be a list of tables, each with either "
+                          "'file' or 'factory'"))
+    proxy_weights: tuple = _f((), "one weight per proxy, then per task (empty: equal weights)",
                               check=(lambda c, v: not v or (
-                                  len(v) == len(c.proxies)
+                                  len(v) == len(c.proxies) + len(c.tasks)
                                   and all(isinstance(w, (int, float)) and w > 0 for w in v)),
-                                  "be empty or one positive weight per proxy"))
+                                  "be empty or one positive weight per proxy and task"))
     fitness_aggregate: str = _f(
         "weighted-mean-accuracy",
         "how per-task results make one fitness: 'weighted-mean-accuracy' (the original: mean "
@@ -154,8 +161,8 @@ class SearchConfig:
         validate(self, "config field")
 
     def weights(self) -> tuple[float, ...]:
-        """Normalised proxy weights."""
-        w = self.proxy_weights or (1.0,) * len(self.proxies)
+        """Normalised weights of the proxies, then of the tasks."""
+        w = self.proxy_weights or (1.0,) * (len(self.proxies) + len(self.tasks))
         total = float(sum(w))
         return tuple(float(x) / total for x in w)
 
@@ -241,8 +248,9 @@ def load_file(path: "str | Path") -> dict:
 
 
 def build(preset_name: str | None = None, config_file: "str | Path | None" = None,
-          **overrides) -> SearchConfig:
-    """Preset, then file, then explicit overrides (``None`` values are ignored)."""
+          tasks=(), **overrides) -> SearchConfig:
+    """Preset, then file, then explicit overrides (``None`` values are ignored); ``tasks``
+    (tables) are added to the file's."""
     if preset_name and preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
     data: dict = dict(PRESETS[preset_name]) if preset_name else {}
@@ -250,8 +258,20 @@ def build(preset_name: str | None = None, config_file: "str | Path | None" = Non
     if config_file:
         data.update(load_file(config_file))
         source = str(config_file)
+        data["tasks"] = _files_from(data.get("tasks", ()), Path(config_file).parent)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if tasks:
+        data["tasks"] = list(data.get("tasks", ())) + list(tasks)
     return SearchConfig.from_dict(data, source)
+
+
+def _files_from(tasks, base: Path):
+    """Task tables with each relative ``file`` made absolute against ``base`` (the config
+    file's folder), so that a run resumed from elsewhere finds the same files."""
+    if not isinstance(tasks, (list, tuple)):
+        return tasks  # SearchConfig's own check says what a tasks table must be
+    return [{**t, "file": str((base / t["file"]).expanduser().resolve())}
+            if isinstance(t, dict) and isinstance(t.get("file"), str) else t for t in tasks]
 
 
 def field_help() -> dict[str, tuple[object, str]]:

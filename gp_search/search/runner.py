@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gp_search import store
-from gp_search.search import transfer_stage
+from gp_search.search import transfer_stage, user_tasks
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
 from gp_search.environment import write_env
@@ -75,14 +75,16 @@ def draw_training_seeds(cfg: SearchConfig) -> list[int]:
     return [random.randrange(2**31) for _ in range(cfg.seeds)]
 
 
-def proxy_refs(cfg: SearchConfig) -> list[ProxyRef]:
+def proxy_refs(cfg: SearchConfig, tasks: dict | None = None) -> list[ProxyRef]:
+    """The proxies, then the tasks (``tasks``: :func:`user_tasks.task_proxies`, built when
+    None), each with its cache key, full budget and weight."""
     from gp_search import proxies
 
-    refs = []
-    for name, weight in zip(cfg.proxies, cfg.weights()):
-        proxy = proxies.get(name, **_proxy_overrides(cfg))
-        refs.append(ProxyRef(name, proxy.spec.key(), proxy.spec.steps, weight))
-    return refs
+    tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
+    handles = [proxies.get(name, **_proxy_overrides(cfg)) for name in cfg.proxies]
+    handles += [proxy for proxy, _ in tasks.values()]
+    return [ProxyRef(p.name, p.spec.key(), p.spec.steps, weight)
+            for p, weight in zip(handles, cfg.weights())]
 
 
 def _proxy_overrides(cfg: SearchConfig) -> dict:
@@ -94,18 +96,23 @@ def _proxy_overrides(cfg: SearchConfig) -> dict:
     return over
 
 
-def default_evaluator(cfg: SearchConfig, progress: bool = True) -> Evaluator:
-    """Train through :func:`gp_search.parallel.evaluate.evaluate` with the run's jobs, backend and device."""
+def default_evaluator(cfg: SearchConfig, progress: bool = True,
+                      tasks: dict | None = None) -> Evaluator:
+    """Train through :func:`gp_search.parallel.evaluate.evaluate` with the run's jobs, backend
+    and device; a task's proxy (``tasks``, built when None) already carries the run's budget."""
     from gp_search.parallel.evaluate import evaluate
 
     overrides = _proxy_overrides(cfg)
+    tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
 
     def run(texts: list[str], proxy: str, seeds: list[int], steps: int):
         bar = _bar(len(texts) * len(seeds), f"train {proxy} ({steps} steps)") if progress else None
+        mine = tasks.get(proxy)
         try:
-            return evaluate(texts, proxy=proxy, seeds=seeds, jobs=cfg.jobs, device=cfg.device,
-                            backend=cfg.backend, scheduler=cfg.scheduler or None, steps=steps,
-                            proxy_overrides=overrides,
+            return evaluate(texts, proxy=mine[0] if mine else proxy, seeds=seeds, jobs=cfg.jobs,
+                            device=cfg.device, backend=cfg.backend,
+                            scheduler=cfg.scheduler or None, steps=steps,
+                            proxy_overrides=None if mine else overrides,
                             progress=(lambda done, total: bar.update(done - bar.n)) if bar else None)
         finally:
             if bar is not None:
@@ -131,18 +138,21 @@ def _summary(cfg: SearchConfig, rec: dict) -> str:
 
 
 def make_scorer(cfg: SearchConfig, cache: store.Cache, evaluator: Evaluator | None = None,
-                progress: bool = False) -> Scorer:
-    """The scorer a run with ``cfg`` uses: its proxies, training seeds, halving, dedup, fitness
-    aggregate and racing, reading and writing ``cache``."""
-    return Scorer(proxy_refs(cfg), draw_training_seeds(cfg), cache,
-                  evaluator or default_evaluator(cfg, progress), cfg.halving_eta,
+                progress: bool = False, tasks: dict | None = None) -> Scorer:
+    """The scorer a run with ``cfg`` uses: its proxies and user tasks (``tasks``: name → proxy,
+    :func:`gp_search.search.user_tasks.task_proxies` when None), training seeds, halving,
+    dedup, fitness aggregate and racing, reading and writing ``cache``."""
+    tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
+    return Scorer(proxy_refs(cfg, tasks), draw_training_seeds(cfg), cache,
+                  evaluator or default_evaluator(cfg, progress, tasks), cfg.halving_eta,
                   cfg.successive_halving, cfg.dedup_fingerprint, cfg.fitness_aggregate,
                   cfg.fitness_temperature, cfg.hall_of_fame if cfg.racing else 0)
 
 
-def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None) -> Search:
+def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None,
+          tasks: dict | None = None) -> Search:
     cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
-    search = Search(cfg, run_dir, make_scorer(cfg, cache, evaluator, not quiet), cache)
+    search = Search(cfg, run_dir, make_scorer(cfg, cache, evaluator, not quiet, tasks), cache)
 
     def log(record: dict) -> None:
         store.append_generation(run_dir, record)
@@ -186,13 +196,19 @@ def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     if best is None:
         return
     origin = (f"gp-search run {run_dir.name}, search fitness {best['fitness']:.4f} (n = "
-              f"{best['n']} seeds) on {', '.join(cfg.proxies)}")
+              f"{best['n']} seeds) on {', '.join(_scored(cfg))}")
     origin += (f"; {transfer_stage.verdict(chosen)}" if chosen else
                "; no transfer stage (transfer_suite = none): measure it on held-out tasks with "
                "`gp-search transfer` before use")
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
     store.write_atomic(run_dir / "best.py", text)
+
+
+def _scored(cfg: SearchConfig) -> list[str]:
+    """What the search scored: the proxies' names, then the tasks' (their files or factories)."""
+    return list(cfg.proxies) + [t.get("name") or t.get("file") or t.get("factory")
+                                for t in cfg.tasks]
 
 
 def _drive(search: Search, quiet: bool) -> Path:
@@ -232,6 +248,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
 
     Raises:
         store.RunFileError: the output location is not writable (before any work).
+        ValueError: a task's data or model is refused (likewise; nothing is written).
         gp_search.parallel.dask_cluster.SchedulerError: the Dask scheduler cannot be reached (likewise).
     """
     for text in cfg.seed_individuals:  # a bad one fails here, before a run directory exists
@@ -240,13 +257,16 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
         except ValueError as exc:  # ExprError too
             raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
                              f"the {cfg.primitive_set!r} set ({exc})") from None
+    tasks = user_tasks.task_proxies(cfg)  # bad data or models fail here, before a run directory
     _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
+    user_tasks.write_record(run_dir, tasks)  # each data file's path, size and SHA-256
     write_env(run_dir)  # the command line and the machine (its CPU decides the last bits)
     if not quiet:
         print(f"run directory: {run_dir}", flush=True)
-    return _drive(_open(cfg, run_dir, quiet, evaluator), quiet)
+        user_tasks.show(tasks)
+    return _drive(_open(cfg, run_dir, quiet, evaluator, tasks), quiet)
 
 
 def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | None = None) -> Path:
@@ -260,8 +280,10 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
     run_dir = Path(run_dir)
     run = store.load_run(run_dir)  # config, checkpoint, log, hall of fame: all checked
     cfg, state = run.config, run.checkpoint
+    user_tasks.check_unchanged(run_dir, cfg)  # a changed data file: refused, nothing written
+    tasks = user_tasks.task_proxies(cfg)
     _reach_cluster(cfg, evaluator)
-    search = _open(cfg, run_dir, quiet, evaluator)  # opens (and checks) the cache
+    search = _open(cfg, run_dir, quiet, evaluator, tasks)  # opens (and checks) the cache
     if state is None:  # killed before generation 0 finished
         if not quiet:
             print(f"{run_dir} has no checkpoint yet: starting it from generation 0", flush=True)
