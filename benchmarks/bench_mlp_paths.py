@@ -1,4 +1,4 @@
-"""Benchmark of the ways to score candidate losses on a proxy, measured side by side in one run.
+"""The ways to score candidate losses on an MLP proxy, measured side by side in one run.
 
 Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that depend on
 ``y_pred``, drawn from a fixed seed):
@@ -32,11 +32,11 @@ so they time an evenly spaced subset of the candidates and report candidates/s o
 (the count is in the n column). No asserts: figures only.
 
 Usage:
-    python benchmarks/bench_proxies.py [--proxy digits-mlp] [--candidates 128] [--n-loop 8]
+    python benchmarks/bench_mlp_paths.py [--proxy digits-mlp] [--candidates 128] [--n-loop 8]
         [--n-seq 32] [--threads 1,2] [--base-threads 1] [--repeat 2] [--no-joblib]
         [--paths a,b,c,d,e,f]
 
-    python benchmarks/bench_proxies.py --paths c,f --threads 1 --candidates 32 --repeat 2
+    python benchmarks/bench_mlp_paths.py --paths c,f --threads 1 --candidates 32 --repeat 2
 """
 
 from __future__ import annotations
@@ -47,39 +47,21 @@ import itertools
 import math
 import os
 import platform
-import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-from deap import gp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import proxies
-from gp_search.lang import primitives as P
-from gp_search.lang.expr import from_tree
-from gp_search.lang.losses import NGL, from_expr
-from gp_search.proxies import batched, models, train
+from gp_search.proxies import batched, batched_mlp, models, train
 from gp_search.proxies.batched_loss import LossProgram
 
-
-def candidates(n: int, seed: int) -> list:
-    """NGL plus ``n - 1`` random 'paper' trees (depth 1-4) that depend on y_pred."""
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        out = [from_expr(NGL)]
-        ps = P.pset("paper")
-        while len(out) < n:
-            e = from_tree(gp.genHalfAndHalf(ps, 1, 4), "paper")
-            if e.depends_on_pred:
-                out.append(from_expr(e))
-        return out
-    finally:
-        random.setstate(state)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_proxies import candidates  # noqa: E402
 
 
 def matmul_peak(threads: int, size: int = 2048, reps: int = 10) -> float:
@@ -195,11 +177,11 @@ def main(argv=None) -> None:
     args.no_joblib = args.no_joblib or not chosen & {"d", "e"}
 
     spec = proxies.get(args.proxy).spec
-    if spec.model not in batched.SUPPORTED_MODELS:
-        sys.exit(f"{args.proxy} has model {spec.model!r}; the batched path supports "
-                 f"{batched.SUPPORTED_MODELS}: pick an MLP proxy")
+    if spec.model != "mlp":
+        sys.exit(f"{args.proxy} has model {spec.model!r}; this benchmark compares the MLP "
+                 f"paths: pick an MLP proxy (benchmarks/bench_proxies.py covers every kind)")
     ds = train.dataset_for(spec)
-    shapes = batched._layer_shapes(spec, ds)
+    shapes = batched_mlp.layer_shapes(spec, ds)
     macs = sum(i * o for i, o in shapes)
     first_in, first_out = shapes[0]
     flops = spec.steps * 6 * spec.batch_size * macs + 2 * ds.n_test * macs
@@ -208,7 +190,7 @@ def main(argv=None) -> None:
     losses = candidates(args.candidates, args.seed)
     subset = lambda n: losses[::max(1, len(losses) // n)][:n]
 
-    print(f"bench_proxies: {spec.name}, {len(losses)} candidates (NGL + random 'paper' trees "
+    print(f"bench_mlp_paths: {spec.name}, {len(losses)} candidates (NGL + random 'paper' trees "
           f"that depend on y_pred, seed {args.seed}), {spec.steps} steps, batch "
           f"{spec.batch_size}, layers {shapes}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
