@@ -28,6 +28,9 @@ When it pays (:func:`pays_off`): on CUDA always (n ≥ 2). On CPU, from
 ``benchmarks/bench_proxies.py`` on this 2-core machine (figures in ``benchmarks/README.md``):
 :data:`CPU_MIN_POPULATION` gives, per model kind, the smallest population that trained faster
 stacked than one at a time; MLPs larger than :data:`CPU_MAX_MLP_PARAMS` parameters never did.
+An MLP trained with SGD takes the ``torch.func`` path, which ran at 0.5-0.74 of the hand-written
+stack's speed on ``digits-mlp`` (per-round medians, ``benchmarks/bench_mlp_paths.py`` paths (c)
+and (f)), still several times one at a time; its threshold is the MLP's.
 """
 
 from __future__ import annotations
@@ -47,13 +50,19 @@ from gp_search.proxies.batched_run import CHECK_EVERY, run
 __all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_MIN_POPULATION", "CPU_STACK_MB",
            "default_stack_mb", "pays_off", "train_population"]
 
-CPU_MIN_POPULATION: dict[str, int] = {"mlp": 2, "cnn1d": 8, "cnn2d": 8, "resnet": 8}
+CPU_MIN_POPULATION: dict[str, int] = {"mlp": 2, "cnn1d": 2, "cnn2d": 4, "resnet": 8}
 """Smallest population that :func:`pays_off` batches on CPU, per built-in model kind (a kind not
-listed, e.g. a user's, trains one at a time on CPU)."""
+listed, e.g. a user's, trains one at a time on CPU). One thread, 100 steps, population / one at
+a time (``benchmarks/README.md``, a loaded machine): cnn1d 1.2x at P = 2, 2.1-2.3x at 8-128;
+cnn2d 1.1x at 2, 1.2x at 4, 1.4-1.8x at 8-128; resnet 1.0-1.1x at 2-4, 1.2-2.0x at 8-128; MLP
+5.9-7.2x at 8-128."""
 CPU_MAX_MLP_PARAMS = 100_000
 """Largest MLP (parameters per candidate) that :func:`pays_off` batches on CPU."""
-CPU_STACK_MB = 512
-"""Default memory budget of one stack on CPU (MiB)."""
+CPU_STACK_MB = 64
+"""Default memory budget of one stack on CPU (MiB): the stack's working set near the cache
+beats one large stack. 64 candidates, 50 steps, one thread, load ~12 (one run each): digits-cnn
+(2.0 MiB per candidate) 2.71 cand/s in one stack, 4.25 in chunks of 32, 3.81 in chunks of 16;
+digits-resnet (6.7 MiB) 1.68, 1.72, 1.88 (``benchmarks/README.md``)."""
 CUDA_STACK_FRACTION = 0.5
 """Default memory budget of one stack on CUDA: this fraction of the device's free memory."""
 
@@ -169,6 +178,8 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
             except ValueError:  # train_one rejects it, with its message
                 results[i] = alone(i)
                 todo.remove(i)
+        if not todo:
+            return results
     mlp = spec.model == "mlp" and spec.optimizer == "adam"
     try:
         per = bytes_per_candidate(model, ds.x_train[:spec.batch_size], spec.optimizer)
