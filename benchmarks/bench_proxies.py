@@ -1,54 +1,36 @@
-"""Benchmark of the ways to score candidate losses on a proxy, measured side by side in one run.
+"""One-at-a-time against population training, for each built-in proxy kind, side by side in one run.
 
-Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that depend on
-``y_pred``, drawn from a fixed seed):
+For each proxy (one per model kind: ``digits-mlp`` mlp, ``mnist1d-cnn`` cnn1d, ``digits-cnn``
+cnn2d, ``digits-resnet`` resnet — the residual CNN of ``cifar10-resnet`` on the digits viewed as
+1x8x8 images, because CIFAR-10 is user files; ``--proxies cifar10-resnet --data-root DIR`` runs
+the real one) and each torch thread count (``--threads``), it times on the same candidates (NGL +
+random ``paper`` trees that depend on ``y_pred``, fixed seed), seed and ``--steps``:
 
-(a) a research-script loop: ``DataLoader(TensorDataset(...), batch_size, shuffle=True)`` with
-    per-sample indexing, an ``nn.Module``, ``torch.optim.Adam``, the loss from
-    ``expr.to_torch()`` — one candidate at a time;
-(b) the project's sequential path, ``gp_search.proxies.train.train_one``, one candidate at a time;
-(c) the population-batched path, ``gp_search.proxies.batched.train_population``, all candidates at once;
-(d) the joblib path, ``gp_search.evaluate(jobs=2, batched=False)`` (loky workers, one torch
-    thread each; workers started and warmed before timing);
-(e) not a project path yet, a measured proposal: the batched path in 2 loky workers, one torch
-    thread each, each training half of the population (batched results do not depend on how the
-    population is split: ``tests/test_batched.py::test_chunks_give_the_same_results``);
-(f) the library way to train a population, beside (c): ``torch.func.stack_module_state`` of P
-    copies of the proxy's model, ``torch.func.vmap(torch.func.functional_call)`` for the forward
-    pass, autograd for the backward pass and ``torch.optim.Adam(fused=True)`` over the stacked
-    parameters; the loss and its logit gradient come from the same ``LossProgram`` as (c), so
-    (f) against (c) compares the model and the optimiser step, nothing else. Same initial weights,
-    batches, steps and thread counts as (c); the largest accuracy difference between them is
-    printed (rounding only: the same training written two ways).
+* one at a time: ``gp_search.proxies.train.train_one`` on ``--n-seq`` of them, in turn;
+* as a population: ``gp_search.proxies.batched.train_population`` on the first P of them, for
+  each P in ``--sizes`` (default 8, 32, 128), with the path it picks (the hand-written MLP stack
+  for ``mlp``, ``torch.func`` for the others) and its default memory budget.
 
-Prints candidates/s, the ratio to (a), and achieved GFLOP/s against this machine's fp32 matmul
-peak measured in the same run (``torch.mm`` 2048³, best of 10 after 2 warm-ups, per thread
-count; the higher one is "peak"). FLOPs are counted analytically as model FLOPs: per candidate
-``steps·6·B·Σ(in·out) + 2·n_test·Σ(in·out)`` (forward 2, backward 4 per multiply-add, as in the
-usual model-FLOPs-utilisation convention). The batched path skips the first layer's input
-gradient, which nothing needs, so it executes fewer FLOPs than counted; the executed figure is
-printed as well. Every path is warmed up (a short run) before it is timed. (a) and (b) are slow,
-so they time an evenly spaced subset of the candidates and report candidates/s over that subset
-(the count is in the n column). No asserts: figures only.
+Both include the held-out scoring (what an evaluation costs). Every measurement is warmed up
+first (a short run of the same path), and ``--repeat`` rounds visit them all in turn (best round
+kept), so a change of load hits all alike. Prints candidates/s and the population's ratio to
+one at a time with the same threads; no asserts. Without ``--steps`` each proxy trains
+``min(spec.steps, 100)`` steps.
 
 Usage:
-    python benchmarks/bench_proxies.py [--proxy digits-mlp] [--candidates 128] [--n-loop 8]
-        [--n-seq 32] [--threads 1,2] [--base-threads 1] [--repeat 2] [--no-joblib]
-        [--paths a,b,c,d,e,f]
-
-    python benchmarks/bench_proxies.py --paths c,f --threads 1 --candidates 32 --repeat 2
+    python benchmarks/bench_proxies.py [--proxies digits-mlp,mnist1d-cnn,digits-cnn,digits-resnet]
+        [--sizes 8,32,128] [--threads 1,2] [--steps 100] [--n-seq 6] [--repeat 1]
+        [--data-root DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import itertools
+import dataclasses
 import math
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,8 +44,13 @@ from gp_search import proxies
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import from_tree
 from gp_search.lang.losses import NGL, from_expr
-from gp_search.proxies import batched, models, train
-from gp_search.proxies.batched_loss import LossProgram
+from gp_search.proxies import batched, train
+from gp_search.proxies.base import ProxySpec
+
+DIGITS_RESNET = ProxySpec(
+    "digits-resnet", "digits", "resnet", (("widths", (16, 32, 64)), ("image_shape", (1, 8, 8))),
+    steps=500, batch_size=64, lr=1e-3,
+    description="cifar10-resnet's residual CNN (16, 32, 64, GroupNorm) on digits as 1x8x8 images")
 
 
 def candidates(n: int, seed: int) -> list:
@@ -82,252 +69,83 @@ def candidates(n: int, seed: int) -> list:
         random.setstate(state)
 
 
-def matmul_peak(threads: int, size: int = 2048, reps: int = 10) -> float:
-    """Best fp32 GFLOP/s of ``torch.mm`` on ``size``³ with ``threads`` threads (2 warm-ups)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    for _ in range(2):
-        torch.mm(a, b)
-    best = math.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / best / 1e9
+def proxy_spec(name: str, data_root: str | None) -> ProxySpec:
+    """A registered proxy's spec, or the ``digits-resnet`` stand-in."""
+    if name == DIGITS_RESNET.name:
+        return DIGITS_RESNET
+    over = {"data_root": data_root} if data_root else {}
+    return proxies.get(name, **over).spec
 
 
-def research_loop(spec, loss, seed: int, steps: int) -> float:
-    """Path (a): how a research script trains one candidate. Returns test accuracy."""
-    ds = train.dataset_for(spec)
-    torch.manual_seed(seed)
-    hidden = dict(spec.model_kw).get("hidden", (128,))
-    widths = [math.prod(ds.input_shape), *hidden]
-    layers = [torch.nn.Flatten()]
-    for w_in, w_out in itertools.pairwise(widths):
-        layers += [torch.nn.Linear(w_in, w_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], ds.num_classes))
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ds.x_train, ds.y_train),
-                                         batch_size=spec.batch_size, shuffle=True)
-    loss_fn = loss.expr.to_torch()
-    step = 0
-    while step < steps:
-        for xb, yb in loader:
-            value = loss_fn(model(xb), yb)
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-            step += 1
-            if step == steps:
-                break
-    with torch.no_grad():
-        return (model(ds.x_test).argmax(1) == ds.y_test).float().mean().item()
-
-
-def library_population(spec, losses: list, seed: int, steps: int | None = None) -> torch.Tensor:
-    """Path (f): one model per candidate stacked by ``torch.func``, trained by autograd and
-    ``torch.optim.Adam`` on the stacked tensors. Returns the test accuracies ``(P,)``."""
-    budget = spec.steps if steps is None else steps
-    ds = train.dataset_for(spec)
-    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
-    params, buffers = torch.func.stack_module_state([model] * len(losses))  # fresh leaf tensors
-    skeleton = copy.deepcopy(model).to("meta")
-    forward = torch.func.vmap(
-        lambda p, b, x: torch.func.functional_call(skeleton, (p, b), (x,)), in_dims=(0, 0, None))
-    opt = torch.optim.Adam(list(params.values()), lr=spec.lr, fused=True)
-    program = LossProgram([c.expr for c in losses])
-    batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed)
-    for step in range(budget):
-        idx = batches[step]
-        logits = forward(params, buffers, ds.x_train[idx])  # (P, B, C)
-        with torch.no_grad():  # the loss as (c) computes it: classes first, (P, C, B)
-            p = torch.softmax(logits.detach().transpose(1, 2), dim=1)
-            t = torch.nn.functional.one_hot(ds.y_train[idx], ds.num_classes).t().float()
-            program.losses(p, t)
-            dlogits = torch._softmax_backward_data(program.backward(), p, 1, p.dtype)
-        opt.zero_grad(set_to_none=True)
-        logits.backward(dlogits.transpose(1, 2))
-        opt.step()
-    with torch.no_grad():
-        return (forward(params, buffers, ds.x_test).argmax(2) == ds.y_test).double().mean(1)
-
-
-def batched_half(proxy: dict, texts: list[str], seed: int) -> list:
-    """Path (e), in a worker: one torch thread, the batched path on part of the population."""
-    from gp_search.lang.losses import resolve
-    torch.set_num_threads(1)
-    return batched.train_population(proxies.from_dict(proxy).spec, [resolve(t) for t in texts],
-                                    seed)
-
-
-def timed(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls of ``fn``."""
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--proxy", default="digits-mlp")
-    ap.add_argument("--candidates", type=int, default=128)
-    ap.add_argument("--n-loop", type=int, default=8, help="candidates timed on path (a)")
-    ap.add_argument("--n-seq", type=int, default=32, help="candidates timed on path (b)")
-    ap.add_argument("--threads", default="1,2", help="torch thread counts tried on (c)")
-    ap.add_argument("--base-threads", type=int, default=1,
-                    help="torch threads of (a) and (b): 1, their faster setting here (tiny "
-                         "per-step ops gain nothing from a second thread; on the shared 2-core "
-                         "machine two threads made them 10-50x slower)")
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="rounds over all paths (the best round of each path is kept)")
+    ap.add_argument("--proxies", default="digits-mlp,mnist1d-cnn,digits-cnn,digits-resnet")
+    ap.add_argument("--sizes", default="8,32,128", help="population sizes P")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="steps per training (default min(spec.steps, 100))")
+    ap.add_argument("--n-seq", type=int, default=6, help="candidates timed one at a time")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds (the best of each is kept)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (and candidate draw)")
-    ap.add_argument("--no-joblib", action="store_true", help="skip paths (d) and (e)")
-    ap.add_argument("--paths", default="a,b,c,d,e,f",
-                    help="paths to run (letters); ratios are to (a) when it runs, else to (c)")
+    ap.add_argument("--data-root", default=None, help="for file-backed proxies")
     args = ap.parse_args(argv)
-    chosen = set(args.paths.split(","))
-    if not chosen <= set("abcdef") or not chosen & {"a", "c"}:
-        sys.exit(f"--paths takes letters of a,b,c,d,e,f including a or c (the ratio base); "
-                 f"got {args.paths!r}")
-    args.no_joblib = args.no_joblib or not chosen & {"d", "e"}
-
-    spec = proxies.get(args.proxy).spec
-    if spec.model not in batched.SUPPORTED_MODELS:
-        sys.exit(f"{args.proxy} has model {spec.model!r}; the batched path supports "
-                 f"{batched.SUPPORTED_MODELS}: pick an MLP proxy")
-    ds = train.dataset_for(spec)
-    shapes = batched._layer_shapes(spec, ds)
-    macs = sum(i * o for i, o in shapes)
-    first_in, first_out = shapes[0]
-    flops = spec.steps * 6 * spec.batch_size * macs + 2 * ds.n_test * macs
-    executed = flops - spec.steps * 2 * spec.batch_size * first_in * first_out
+    sizes = [int(s) for s in args.sizes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
-    losses = candidates(args.candidates, args.seed)
-    subset = lambda n: losses[::max(1, len(losses) // n)][:n]
-
-    print(f"bench_proxies: {spec.name}, {len(losses)} candidates (NGL + random 'paper' trees "
-          f"that depend on y_pred, seed {args.seed}), {spec.steps} steps, batch "
-          f"{spec.batch_size}, layers {shapes}")
+    pool = candidates(max(max(sizes), args.n_seq), args.seed)
+    print(f"bench_proxies: P = {sizes}, threads {threads}, {args.n_seq} candidates one at a "
+          f"time, seed {args.seed}, {args.repeat} round(s)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}; load average at start {os.getloadavg()[0]:.2f}")
-    print(f"model FLOPs per candidate: {flops / 1e9:.3f} GFLOP "
-          f"(steps*6*B*{macs} + 2*n_test*{macs}); executed by (c): {executed / 1e9:.3f}")
 
-    # Every path: (label, threads, n, run, warm-up). Rounds visit the paths in turn, so that a
-    # change in the machine's load hits all of them alike; the best round of each is kept.
-    paths = []
-    out, lib = [], []
-    sub_a, sub_b, tb = subset(args.n_loop), subset(args.n_seq), args.base_threads
-    paths += [
-        ("(a) DataLoader loop", tb, len(sub_a),
-         lambda: [research_loop(spec, c, args.seed, spec.steps) for c in sub_a],
-         lambda: research_loop(spec, sub_a[0], args.seed, 20)),
-        ("(b) train.train_one", tb, len(sub_b),
-         lambda: [train.train_one(spec, c, args.seed) for c in sub_b],
-         lambda: train.train_one(spec, sub_b[0], args.seed, 20)),
-    ]
-    for t in threads:
-        paths.append(("(c) batched.train_population", t, len(losses),
-                      lambda: out.append(batched.train_population(spec, losses, args.seed)),
-                      lambda: batched.train_population(spec, losses[:8], args.seed, 20)))
-        paths.append(("(f) torch.func vmap + Adam", t, len(losses),
-                      lambda: lib.append(library_population(spec, losses, args.seed)),
-                      lambda: library_population(spec, losses[:8], args.seed, 20)))
-    if not args.no_joblib:
-        from gp_search.parallel.evaluate import evaluate
-        from joblib import Parallel, delayed
-        texts = [c.spec for c in losses]
-        kw = {"proxy": spec.name, "seeds": [args.seed], "jobs": 2, "device": "cpu",
-              "batched": False}
-        wire = proxies.get(spec.name).to_dict()
-        halves = [texts[0::2], texts[1::2]]
-        par = Parallel(n_jobs=2, backend="loky")
-        paths += [
-            ("(d) evaluate jobs=2 (loky)", "1/worker", len(texts),
-             lambda: evaluate(texts, **kw), lambda: evaluate(texts[:4], steps=20, **kw)),
-            ("(e) batched, 2 loky workers", "1/worker", len(texts),
-             lambda: par(delayed(batched_half)(wire, h, args.seed) for h in halves),
-             lambda: par(delayed(batched_half)(wire, h[:4], args.seed) for h in halves)),
-        ]
-    paths = [p for p in paths if p[0][1] in chosen]
-    for _, t, _, _, warm in paths:  # warm-up (and worker start-up) excluded from timings
-        torch.set_num_threads(t if isinstance(t, int) else 1)
-        warm()
-    peaks = {t: 0.0 for t in sorted({*threads, args.base_threads})}
-    best = {i: math.inf for i in range(len(paths))}
-    times: dict[int, list[float]] = {i: [] for i in range(len(paths))}
-    for r in range(args.repeat):
-        for t, g in peaks.items():
-            peaks[t] = max(g, matmul_peak(t))
-        for i, (label, t, n, run, _) in enumerate(paths):
-            torch.set_num_threads(t if isinstance(t, int) else 1)
-            seconds = timed(run, 1)
-            best[i] = min(best[i], seconds)
-            times[i].append(seconds)
-            print(f"  round {r + 1}: {label:<30} threads {t}: {n} in {seconds:.2f} s "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
-    peak = max(peaks.values())
-    print("fp32 matmul peak (torch.mm 2048^3, best of 10 per round): " +
-          ", ".join(f"{t} thread{'s' * (t > 1)} {g:.0f} GFLOP/s" for t, g in peaks.items()) +
-          f" -> peak {peak:.0f} GFLOP/s")
-    if out:
-        statuses = {}
-        for r in out[-1]:
-            statuses[r.status] = statuses.get(r.status, 0) + 1
-        print(f"statuses of the {len(losses)} candidates (batched): {statuses}")
-    if out and lib:
-        acc_c = torch.tensor([r.accuracy for r in out[-1]], dtype=torch.float64)
-        diff = (acc_c - lib[-1]).abs().nan_to_num(0.0).max().item()
-        print(f"(f) vs (c): largest test-accuracy difference over the {len(losses)} candidates "
-              f"{diff:.4f} (rounding; candidates (c) re-ran alone after a non-finite step aside)")
-    rows = [(label, t, n, best[i]) for i, (label, t, n, _, _) in enumerate(paths)]
-    if chosen & {"a", "b"}:
-        print(f"(a) and (b) are timed on {args.n_loop} and {args.n_seq} evenly spaced candidates "
-              f"of the {len(losses)}; their cand/s is n / seconds over that subset (a full run "
-              f"would take {len(losses)} / cand/s)")
-
-    key = "(a)" if "a" in chosen else "(c)"
-    base = max(n / s for label, _, n, s in rows if label.startswith(key))
-    print(f"\nload average at end {os.getloadavg()[0]:.2f}; ratios against the best {key} "
-          f"({base:.2f} cand/s); GFLOP/s = model FLOPs / time; % of the {peak:.0f} GFLOP/s peak")
-    print(f"{'path':<31}{'threads':>9}{'n':>6}{'seconds':>9}{'cand/s':>9}{'x ' + key:>8}"
-          f"{'GFLOP/s':>9}{'% peak':>8}")
-    for label, t, n, s in rows:
-        rate = n / s
-        gf = rate * flops / 1e9
-        print(f"{label:<31}{t!s:>9}{n:>6}{s:>9.2f}{rate:>9.2f}{rate / base:>8.1f}{gf:>9.1f}"
-              f"{100 * gf / peak:>8.1f}")
-    if "c" in chosen:
-        best_c = max((n / s, str(t)) for label, t, n, s in rows if label.startswith("(c)"))
-        print(f"(c) best: {best_c[0]:.1f} cand/s with {best_c[1]} thread(s) = "
-              f"{best_c[0] / base:.1f}x {key}: model {best_c[0] * flops / 1e9:.1f} GFLOP/s = "
-              f"{100 * best_c[0] * flops / 1e9 / peak:.1f} % of peak; executed "
-              f"{best_c[0] * executed / 1e9:.1f} GFLOP/s = "
-              f"{100 * best_c[0] * executed / 1e9 / peak:.1f} %")
-    top = max(rows, key=lambda row: row[2] / row[3])
-    print(f"fastest path: {top[0]} ({top[1]} thread(s)): {top[2] / top[3]:.1f} cand/s = "
-          f"{top[2] / top[3] / base:.1f}x {key}")
-    # Best-of ratios favour whichever path met a quiet moment; ratios within one round do not.
-    a = next(i for i, p in enumerate(paths) if p[0].startswith(key))
-    print(f"ratio to {key} within each round (n = {args.repeat} rounds): median [min, max]")
-    for i, (label, t, n, _, _) in enumerate(paths):
-        if i == a:
-            continue
-        r = sorted((n / ti) / (paths[a][2] / ta) for ti, ta in zip(times[i], times[a]))
-        print(f"  {label:<30} threads {t!s:<9} {statistics.median(r):6.2f}x "
-              f"[{r[0]:.2f}, {r[-1]:.2f}]")
-    if {"c", "f"} <= chosen:  # the library path against the hand-written one, same threads
-        print(f"(c) / (f) within each round, same thread count (n = {args.repeat} rounds): "
-              f"median [min, max]")
+    # Every measurement: (proxy, threads, P or 0 for one at a time, run, warm-up).
+    jobs = []
+    for name in args.proxies.split(","):
+        spec = proxy_spec(name, args.data_root)
+        steps = args.steps or min(spec.steps, 100)
+        spec = dataclasses.replace(spec, steps=steps, time_limit=1e9)
+        train.dataset_for(spec)  # data load once per process: not part of any timing
+        seq = pool[:args.n_seq]
         for t in threads:
-            ic, jf = (next(i for i, p in enumerate(paths) if p[0].startswith(k) and p[1] == t)
-                      for k in ("(c)", "(f)"))
-            r = sorted(tf / tc for tc, tf in zip(times[ic], times[jf]))
-            print(f"  threads {t}: (c) is {statistics.median(r):.2f}x (f) "
-                  f"[{r[0]:.2f}, {r[-1]:.2f}]")
+            jobs.append((spec, t, 0, lambda s=spec, c=seq: [train.train_one(s, x, args.seed)
+                                                             for x in c],
+                         lambda s=spec: train.train_one(s, pool[0], args.seed, 5)))
+            for n in sizes:
+                jobs.append((spec, t, n,
+                             lambda s=spec, n=n: batched.train_population(s, pool[:n], args.seed),
+                             lambda s=spec, n=n: batched.train_population(s, pool[:n], args.seed,
+                                                                          5)))
+    best = [math.inf] * len(jobs)
+    for _, t, _, _, warm in jobs:
+        torch.set_num_threads(t)
+        warm()
+    for r in range(args.repeat):
+        for i, (spec, t, n, run, _) in enumerate(jobs):
+            torch.set_num_threads(t)
+            seconds = timed(run)
+            best[i] = min(best[i], seconds)
+            print(f"  round {r + 1}: {spec.name:<14} threads {t} "
+                  f"{'P = ' + str(n) if n else 'one at a time':<14} {seconds:7.2f} s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}; candidates/s (best of "
+          f"{args.repeat}), population / one at a time with the same threads in brackets")
+    head = f"{'proxy':<14}{'model':<8}{'steps':>6}{'thr':>4}{'one at a time':>15}"
+    print(head + "".join(f"{'P = ' + str(n):>17}" for n in sizes))
+    for i, (spec, t, n, _, _) in enumerate(jobs):
+        if n:
+            continue
+        base = args.n_seq / best[i]
+        cells = [f"{k / best[i + 1 + j]:8.1f} ({k / best[i + 1 + j] / base:4.1f}x)"
+                 for j, k in enumerate(sizes)]
+        print(f"{spec.name:<14}{spec.model:<8}{spec.steps:>6}{t:>4}{base:>15.1f}"
+              + "".join(f"{c:>17}" for c in cells))
+
 
 if __name__ == "__main__":
     main()

@@ -1,25 +1,36 @@
-"""GPU check of the population-batched path: equality with the sequential path on CUDA, then speed.
+"""GPU check of population training: equality with one-at-a-time training on CUDA, then speed.
 
-1. Equality: on ``digits-mlp`` with 5 steps, a population of reference losses and random trees
-   is trained by ``gp_search.proxies.batched.train_population`` and, one by one, by the sequential loop;
-   parameters must agree to 1e-5 and ``train_loss`` to 1e-5 (relative) with ``train_one``.
-2. Speed: candidates/s of the batched path at P = 64, 256, 1024 (warm-up excluded, CUDA
-   synchronised around the timed run) on ``digits-mlp`` and on MNIST-1D — with an MLP
-   (40-128-10, the ``mnist1d-cnn`` budget: Adam 3e-3, batch 128, 500 steps), because the
-   batched path supports MLPs only; ``mnist1d-cnn`` itself is trained sequentially. The
-   sequential ``train_one`` rate on a few candidates is printed for comparison, and the batched
-   rate with ``bf16=True`` at the largest P.
+One script, under 5 minutes on one GPU (``--max-seconds`` caps the speed part):
 
-Runs in a few minutes on one GPU. Without a CUDA device it prints a message and exits with 0.
-Exit status 1 when the equality check fails.
+1. Equality, per built-in model kind (``digits-mlp`` mlp, ``mnist1d-cnn`` cnn1d, ``digits-cnn``
+   cnn2d, ``digits-resnet`` resnet; Adam, and SGD on ``mnist1d-cnn``): reference losses and
+   screened random trees trained 3 steps by ``batched.train_population`` and one by one by
+   ``train.train_one`` on CUDA, TF32 off (so both do float32 arithmetic): same status, and
+   ``train_loss`` (the 3rd step's loss) within 1e-5 relative. Exit status 1 when one differs.
+   (Few steps on purpose: Adam moves a parameter whose gradient is rounding noise by ±lr either
+   way, so after 5 steps one loss of ``digits-resnet`` already differed by 3e-5 on this CPU.)
+2. Speed, per proxy: candidates/s of ``train_population`` at P = 64, 256, 1024, 4096
+   (``--sizes``; ``--steps`` steps each, held-out scoring included; one warm-up run of the same
+   P first, CUDA synchronised around each timed run), the peak GPU memory per candidate
+   (``torch.cuda.max_memory_allocated`` above the data, / P) next to the estimate the path
+   chunks with (``batched_func.bytes_per_candidate``), and the ratio to ``train_one`` one at a
+   time on the same GPU (``--seq`` candidates). A P whose predicted time (linear in P from the
+   previous one) would pass the proxy's share of ``--max-seconds`` is skipped, and says so.
+
+TF32 is left at torch's defaults for the speed part (printed). Not measured here: CUDA graphs
+and ``torch.compile`` of the stacked step (untested on a GPU). Without a CUDA device it prints a
+message and exits with status 0.
 
 Usage:
-    python benchmarks/gpu_check.py [--sizes 64,256,1024] [--seq 4]
+    python benchmarks/gpu_check.py [--sizes 64,256,1024,4096] [--steps 50] [--seq 4]
+        [--max-seconds 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -30,112 +41,117 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import proxies
 from gp_search.lang.losses import REFERENCE
-from gp_search.search.screen import screen
 from gp_search.proxies import batched, models, train
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.batched_func import bytes_per_candidate
+from gp_search.search.screen import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_proxies import candidates
+from bench_proxies import DIGITS_RESNET, candidates  # noqa: E402
+
+PROXIES = ("digits-mlp", "mnist1d-cnn", "digits-cnn", "digits-resnet")
 
 
-def sync() -> None:
-    torch.cuda.synchronize()
+def spec_of(name: str, **over):
+    spec = DIGITS_RESNET if name == DIGITS_RESNET.name else proxies.get(name).spec
+    return dataclasses.replace(spec, time_limit=1e9, **over)
 
 
 def equality(device: str) -> bool:
-    """Batched vs sequential on ``device`` after 5 steps; prints the worst differences."""
-    spec = proxies.get("digits-mlp", steps=5).spec
-    # Random trees that pass screening: a loss with no real gradient (e.g. c * y_pred, constant
-    # under softmax) trains on rounding noise, which Adam amplifies in any two implementations.
-    trees = [c for c in candidates(200, 5)[1:] if screen(c.expr).passed][:8]
+    """Population vs one at a time on ``device``, 3 steps, every kind; prints the worst gaps."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    trees = [c for c in candidates(200, 5)[1:] if screen(c.expr).passed][:6]
     losses = [REFERENCE[r] for r in ("ngl", "ce", "focal", "ce_l2", "mse")] + trees
-    pop = batched._Population(spec, losses, 0, 5, torch.device(device), False)
-    for s in range(5):
-        pop.step(s)
-    ds = train.dataset_for(spec, device)
-    worst_p = worst_l = 0.0
-    for k, loss in enumerate(losses):
-        model = models.build(spec.model, ds.input_shape, ds.num_classes, 0,
-                             **dict(spec.model_kw)).to(device)
-        params = list(model.parameters())
-        weights = [w for w in params if w.dim() > 1]
-        opt = torch.optim.Adam(params, lr=spec.lr)
-        b = train.batch_indices(ds.n_train, spec.batch_size, 5, 0).to(device)
-        for s in range(5):
-            v = loss.fn(model(ds.x_train[b[s]]), ds.y_train[b[s]])
-            if loss.l2 > 0:
-                v = v + loss.l2 / 2 * sum(w.square().sum() for w in weights)
-            opt.zero_grad()
-            v.backward()
-            opt.step()
-        worst_p = max(worst_p, max(float((a - r.detach()).abs().max()) for a, r in
-                                   zip(pop.parameters(k), params)))
-    got = batched.train_population(spec, losses, 0, device=device)
-    for loss, r in zip(losses, got):
-        ref = train.train_one(spec, loss, 0, device=device)
-        if r.status != ref.status:
-            print(f"  status differs for {loss.name}: batched {r.status}, sequential {ref.status}")
-            return False
-        if r.ok:
-            worst_l = max(worst_l, abs(r.train_loss - ref.train_loss) / max(1e-6, abs(ref.train_loss)))
-    ok = worst_p <= 1e-5 and worst_l <= 1e-5
-    print(f"equality on {device} (digits-mlp, 5 steps, {len(losses)} losses): max |param diff| "
-          f"{worst_p:.2e}, max relative train_loss diff {worst_l:.2e} -> {'PASS' if ok else 'FAIL'}")
+    ok = True
+    cases = [(name, "adam") for name in PROXIES] + [("mnist1d-cnn", "sgd")]
+    for name, opt in cases:
+        spec = spec_of(name, steps=3, **({"optimizer": "sgd", "lr": train.SGD_LR}
+                                          if opt == "sgd" else {}))
+        got = batched.train_population(spec, losses, 0, device=device)
+        worst, same = 0.0, True
+        for loss, r in zip(losses, got):
+            ref = train.train_one(spec, loss, 0, device=device)
+            same &= r.status == ref.status
+            if r.ok and ref.ok:
+                worst = max(worst, abs(r.train_loss - ref.train_loss) / max(1e-6, abs(ref.train_loss)))
+        good = same and worst <= 1e-5
+        ok &= good
+        print(f"  {name:<14} {opt:<5} {len(losses)} losses: statuses {'equal' if same else 'DIFFER'}, "
+              f"max relative train_loss gap {worst:.2e} -> {'PASS' if good else 'FAIL'}", flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False  # torch's default for matmul
+    torch.backends.cudnn.allow_tf32 = True  # and for cuDNN convolutions
     return ok
 
 
-def speed(spec: ProxySpec, label: str, sizes: list[int], n_seq: int, device: str) -> None:
-    pool = candidates(max(sizes), 0)
-    print(f"\n{label}: {spec.steps} steps, batch {spec.batch_size}, lr {spec.lr:g}")
-    train.train_one(spec, pool[0], 0, 10, device)
-    sync()
+def speed(name: str, sizes: list[int], steps: int, n_seq: int, share: float, device: str) -> None:
+    spec = spec_of(name, steps=steps)
+    ds = train.dataset_for(spec, device)
+    pool = candidates(max(max(sizes), n_seq), 0)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, 0,
+                         **dict(spec.model_kw)).to(device)
+    estimate = bytes_per_candidate(model, ds.x_train[:spec.batch_size], spec.optimizer)
+    start = time.perf_counter()
+    train.train_one(spec, pool[0], 0, 5, device)
+    torch.cuda.synchronize()
     t = time.perf_counter()
     for c in pool[:n_seq]:
         train.train_one(spec, c, 0, device=device)
-    sync()
-    print(f"  sequential train_one: {n_seq / (time.perf_counter() - t):8.1f} cand/s (n = {n_seq})")
+    torch.cuda.synchronize()
+    seq = n_seq / (time.perf_counter() - t)
+    print(f"\n{name} ({spec.model}, {steps} steps, batch {spec.batch_size}): one at a time "
+          f"{seq:.1f} cand/s (n = {n_seq}); estimated {estimate / 2 ** 20:.2f} MiB per candidate")
+    last = None
     for n in sizes:
-        for bf16 in (False, True) if n == max(sizes) else (False,):
-            batched.train_population(spec, pool[:n], 0, 20, device, bf16=bf16)  # warm-up
-            sync()
-            t = time.perf_counter()
-            res = batched.train_population(spec, pool[:n], 0, None, device, bf16=bf16)
-            sync()
-            dt = time.perf_counter() - t
-            ok = sum(r.ok for r in res)
-            acc = sorted(r.accuracy for r in res if r.ok)
-            print(f"  batched P = {n:5d}{' bf16' if bf16 else '     '}: {n / dt:8.1f} cand/s "
-                  f"({dt:.2f} s; {ok} ok; median accuracy {acc[len(acc) // 2] if acc else float('nan'):.3f})")
+        left = share - (time.perf_counter() - start)
+        if last is not None and last * n / sizes[sizes.index(n) - 1] * 1.3 > left:
+            print(f"  P = {n:5d}: skipped (predicted {last * n / sizes[sizes.index(n) - 1]:.0f} s "
+                  f"with a warm-up, {left:.0f} s left of this proxy's share)")
+            break
+        tw = time.perf_counter()
+        batched.train_population(spec, pool[:n], 0, 3, device)  # warm-up: kernels, allocator
+        torch.cuda.synchronize()
+        warm = time.perf_counter() - tw
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        res = batched.train_population(spec, pool[:n], 0, device=device)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        last = dt + warm
+        per = (torch.cuda.max_memory_allocated() - base) / n / 2 ** 20
+        acc = sorted(r.accuracy for r in res if r.ok)
+        median = acc[len(acc) // 2] if acc else math.nan
+        print(f"  P = {n:5d}: {n / dt:9.1f} cand/s = {n / dt / seq:6.1f}x one at a time; "
+              f"{dt:6.2f} s; peak {per:7.2f} MiB per candidate; {sum(r.ok for r in res)} ok, "
+              f"median {spec.metric} {median:.3f}", flush=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="64,256,1024")
-    ap.add_argument("--seq", type=int, default=4, help="candidates timed on the sequential path")
+    ap.add_argument("--sizes", default="64,256,1024,4096")
+    ap.add_argument("--steps", type=int, default=50, help="steps per training in the speed part")
+    ap.add_argument("--seq", type=int, default=4, help="candidates timed one at a time")
+    ap.add_argument("--max-seconds", type=float, default=200.0,
+                    help="time for the speed part, shared equally by the proxies")
+    ap.add_argument("--proxies", default=",".join(PROXIES))
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to "
               "check. Run this on a machine with a GPU and a CUDA build of torch.")
         return 0
     device = "cuda"
+    t0 = time.perf_counter()
     print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
-          f"TF32 matmul {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}")
+          f"{torch.cuda.get_device_properties(0).total_memory / 2 ** 30:.0f} GiB")
+    print("1. equality, population vs one at a time, 3 steps, TF32 off:")
     ok = equality(device)
+    print(f"2. speed (TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN "
+          f"{torch.backends.cudnn.allow_tf32}); default stack budget "
+          f"{batched.default_stack_mb(device):.0f} MiB")
+    names = args.proxies.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
-    speed(proxies.get("digits-mlp").spec, "digits-mlp (MLP 64-128-10)", sizes, args.seq, device)
-    cnn = proxies.get("mnist1d-cnn").spec
-    mlp = ProxySpec("mnist1d-mlp", "mnist1d", "mlp", (("hidden", (128,)),), steps=cnn.steps,
-                    batch_size=cnn.batch_size, lr=cnn.lr)
-    speed(mlp, "mnist1d with an MLP 40-128-10 (the batched path has no convs; mnist1d-cnn's "
-          "budget)", sizes, args.seq, device)
-    train.train_one(cnn, REFERENCE["ce"], 0, 10, device)  # warm-up (cuDNN picks its kernels)
-    sync()
-    t = time.perf_counter()
-    for c in candidates(args.seq, 0):
-        train.train_one(cnn, c, 0, device=device)
-    sync()
-    print(f"\nmnist1d-cnn, sequential train_one only: {args.seq / (time.perf_counter() - t):.1f} "
-          f"cand/s (n = {args.seq})")
+    for name in names:
+        speed(name, sizes, args.steps, args.seq, args.max_seconds / len(names), device)
+    print(f"\ngpu_check: {'PASS' if ok else 'FAIL'} in {time.perf_counter() - t0:.0f} s")
     return 0 if ok else 1
 
 

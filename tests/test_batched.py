@@ -13,7 +13,7 @@ from gp_search.lang import primitives as P
 from gp_search.lang.expr import ExprError, from_tree, parse
 from gp_search.lang.losses import REFERENCE, Loss, from_expr
 from gp_search.search.screen import screen
-from gp_search.proxies import batched, models
+from gp_search.proxies import batched, batched_mlp, models
 from gp_search.proxies.batched_loss import LossProgram
 from gp_search.proxies.train import batch_indices, dataset_for, train_one
 
@@ -121,7 +121,7 @@ def _population_losses(refs: bool = True):
 @pytest.mark.parametrize("refs", [True, False], ids=["mixed", "expressions-only"])
 def test_parameters_and_losses_equal_sequential_after_5_steps(refs):
     losses = _population_losses(refs)
-    pop = batched._Population(DIGITS, losses, 0, 5, torch.device("cpu"), False)
+    pop = batched_mlp.MlpPopulation(DIGITS, losses, 0, 5, torch.device("cpu"), False)
     for s in range(5):
         pop.step(s)
     for k, loss in enumerate(losses):
@@ -171,8 +171,8 @@ def test_a_nan_candidate_never_touches_the_others():
     ref = train_one(spec, bad, seed=0)
     assert with_bad[1].same_outcome(ref) and ref.status == "nan" and ref.steps == 2
     # Inside the check interval the NaN lives in its own slice only.
-    pop = batched._Population(spec, [good[0], bad], 0, 10, torch.device("cpu"), False)
-    alone = batched._Population(spec, [good[0], good[0]], 0, 10, torch.device("cpu"), False)
+    pop = batched_mlp.MlpPopulation(spec, [good[0], bad], 0, 10, torch.device("cpu"), False)
+    alone = batched_mlp.MlpPopulation(spec, [good[0], good[0]], 0, 10, torch.device("cpu"), False)
     for s in range(10):
         pop.step(s)
         alone.step(s)
@@ -224,24 +224,19 @@ def test_steps_must_be_positive():
 def test_pays_off_rule():
     cnn = proxies.get("digits-cnn").spec
     assert batched.pays_off(DIGITS, 64, "cuda") and batched.pays_off(DIGITS, 2, "cuda")
-    assert not batched.pays_off(DIGITS, 1, "cuda") and not batched.pays_off(cnn, 64, "cuda")
+    assert not batched.pays_off(DIGITS, 1, "cuda") and batched.pays_off(cnn, 64, "cuda")
     assert batched.pays_off(DIGITS, 128, "cpu") and batched.pays_off(SYN, 2, "cpu")
-    assert not batched.pays_off(DIGITS, batched.CPU_MIN_CANDIDATES - 1, "cpu")
+    assert not batched.pays_off(DIGITS, batched.CPU_MIN_POPULATION["mlp"] - 1, "cpu")
     wide = proxies.get("digits-mlp", model_kw={"hidden": (512, 512)}).spec
     assert not batched.pays_off(wide, 64, "cpu") and batched.pays_off(wide, 64, "cuda")
-
-
-def test_unsupported_models_train_sequentially():
-    spec = proxies.get("digits-cnn", steps=3).spec
-    got = batched.train_population(spec, [REFERENCE["ngl"], REFERENCE["ce"]], seed=0)
-    for loss, r in zip([REFERENCE["ngl"], REFERENCE["ce"]], got):
-        assert r.same_outcome(train_one(spec, loss, seed=0))
+    low = batched.CPU_MIN_POPULATION["cnn2d"]
+    assert batched.pays_off(cnn, low, "cpu") and not batched.pays_off(cnn, low - 1, "cpu")
 
 
 def test_chunks_give_the_same_results(monkeypatch):
     losses = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["mse"], REFERENCE["focal"]]
     whole = batched.train_population(SYN, losses, seed=4, steps=20)
-    monkeypatch.setattr(batched, "CPU_MAX_STACK", 2 * batched._params(SYN))  # chunks of two
+    monkeypatch.setattr(batched_mlp, "CPU_MAX_STACK", 2 * batched_mlp.params(SYN))  # chunks of two
     split = batched.train_population(SYN, losses, seed=4, steps=20)
     for a, b in zip(whole, split):
         assert (a.status, a.accuracy) == (b.status, b.accuracy)
@@ -260,7 +255,7 @@ def test_fused_adam_step_matches_torch_adam():
         ref.grad = g.clone()
         opt.step()
         step_t += 1
-        batched._adam_step(mine, g, m, v, step_t, 1e-3)
+        batched_mlp.adam_step(mine, g, m, v, step_t, 1e-3)
     assert not torch.equal(mine, start)
     assert torch.allclose(mine, ref.detach(), rtol=0, atol=1e-7)
 

@@ -274,12 +274,13 @@ def test_sgd_trains_an_expression_times_its_scale_and_adam_does_not():
             == train_one(SYN, unscaled, seed=0, steps=30).train_loss)
 
 
-def test_batched_training_declines_sgd():
+def test_batched_training_scales_sgd_losses_as_train_one():
     from gp_search.proxies import batched
 
     sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
-    assert not batched.pays_off(sgd, 8, "cpu") and batched.pays_off(SYN, 8, "cpu")
     losses = [REFERENCE["ce"], resolve(FOUND)]
     got = batched.train_population(sgd, losses, seed=0, steps=20)
     for loss, res in zip(losses, got):
-        assert res.same_outcome(train_one(sgd, loss, seed=0, steps=20))
+        ref = train_one(sgd, loss, seed=0, steps=20)
+        assert res.status == ref.status == "ok"
+        assert math.isclose(res.train_loss, ref.train_loss, rel_tol=1e-5)

@@ -1,119 +1,114 @@
-"""Population-batched training: P candidate losses trained in one stacked model pass.
+"""Population training: P candidate losses of one seed trained together, and when that pays.
 
-For one seed, P copies of the proxy's MLP (same initial weights, same batch order as the
-sequential :func:`gp_search.proxies.train.train_one`) are trained together, each with its own loss:
+:func:`train_population` trains one copy of the proxy's model per candidate, all at once, with
+the same initial weights and batch order as the sequential
+:func:`gp_search.proxies.train.train_one` (common random numbers), each with its own loss, and
+scores each with ``spec.metric``. Two paths, same contract:
 
-* **Stacked parameters** in ONE flat buffer (layer by layer, candidate-major), viewed as
-  ``W_l: (P, out, in)`` and ``b_l: (P, out)``. Activations are kept transposed, ``(P, features,
-  batch)``, so every product is a plain contiguous GEMM: the first layer's input is shared by all
-  candidates, so its forward is ONE ``mm`` ``(P·hidden, in) × (in, B)`` and its weight gradient
-  one ``mm`` (its input gradient is never needed); the other layers are ``bmm``. Forward and
-  backward are written by hand (no autograd graph), into buffers kept across steps.
-* **Losses**: candidates with an expression go through one :class:`~gp_search.proxies.batched_loss.
-  LossProgram` (softmax and one-hot targets once for the whole ``(P, C, B)`` stack, one tensor
-  operation per (tree level, operator)); reference losses without one (``ce``, ``focal``, …) are
-  called per candidate on their slice with autograd. ``loss.l2`` adds ``λ/2·Σ‖W‖²`` per candidate.
-* **One fused Adam step** over the flat buffer: ``torch._fused_adam_``, the kernel behind
-  ``torch.optim.Adam(fused=True)`` (same math as the default ``Adam``: bias corrections, ``eps``
-  outside the square root; equal to it to 1 ulp, ``tests/test_batched.py``), one pass over memory
-  instead of the seven of a step written with tensor operations: 0.40 ms against 5.8 ms per step
-  for the 1.23 M parameters of 128 ``digits-mlp`` candidates (one thread, best of 50). Every
-  torch this project supports (the pin is 2.13) has the kernel on CPU and CUDA.
-* **Isolation**: no operation mixes candidates, so a NaN stays in its own slice. Each step stores
-  every candidate's loss and logit-gradient sum on the device (no host sync); every
-  :data:`CHECK_EVERY` steps the host looks, drops a candidate that went non-finite or past
-  ``train.PARAM_LIMIT`` from the stack, and re-runs it alone with ``train_one``, which stops where
-  it failed: its status, step and message are exactly the sequential ones. ``timeout``: the
-  stack's wall time passed ``spec.time_limit`` (checked with the others).
+* ``mlp`` models trained with Adam: the hand-written stack of
+  :mod:`gp_search.proxies.batched_mlp` (one flat buffer, GEMMs written out, fused Adam);
+* every other model and optimiser (``cnn1d``, ``cnn2d``, ``resnet``, dense models, a user's module;
+  Adam or SGD): :mod:`gp_search.proxies.batched_func` (``torch.func.stack_module_state`` +
+  ``vmap(functional_call)``, autograd, ``torch.optim`` over the stacked tensors). A model with
+  buffers (BatchNorm running statistics) cannot stack: it trains one candidate at a time and each
+  result's message says why.
 
-Why by hand, not ``torch.func``: the library way to train a population,
-``torch.func.stack_module_state`` + ``vmap(functional_call)`` with autograd and
-``torch.optim.Adam(fused=True)`` on the stacked tensors, fed by the same loss program
-(``benchmarks/bench_proxies.py`` path (f)), was slower on ``digits-mlp``, one thread, same
-candidates, steps and seed, rounds alternating, under a load average of 6-11: this path ran
-2.00x its speed at P = 32 (per-round median, range 1.96-2.04, n = 2 rounds; best 10.5 against
-5.4 cand/s) and 1.61x at P = 128 (range 1.18-3.19, n = 4 rounds; best 29.3 against 12.9 cand/s),
-with test accuracies equal to one test image (``--paths c,f --threads 1 --candidates 32
---repeat 2``, then ``--candidates 128 --repeat 4``; at load 10-11, P = 128: 1.36x, 0.67-2.05).
+Results equal ``train_one``'s to rounding (``tests/test_batched.py``, ``tests/test_batched_func.py``:
+parameters and losses within 1e-5 after a few steps, every model kind, Adam and SGD). A candidate
+that goes non-finite leaves its stack and is re-run alone by ``train_one`` (its status, step and
+message are then exactly the sequential ones); the others are untouched, bit for bit
+(:mod:`gp_search.proxies.batched_run`).
 
-Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
-``tests/test_batched.py``); ``seconds`` is each candidate's share of the wall time. Models other
-than ``mlp``, and SGD trainings (``spec.optimizer == "sgd"``), train sequentially.
+Memory: a population is cut into balanced chunks of at most ``max_stack_mb`` MiB, from the bytes
+one candidate adds to a stack, measured on a probe step
+(:func:`gp_search.proxies.batched_func.bytes_per_candidate`); default :func:`default_stack_mb`.
+Chunking never changes a result (no operation mixes candidates).
 
-When it pays (:func:`pays_off`), measured on this 2-core CPU (AMD EPYC, AVX-512, torch 2.13)
-with one torch thread (as ``Proxy.evaluate_many`` trains), candidates per second over 100 steps,
-best of 3 runs of 4 sequential / P batched candidates (NGL + random ``paper`` trees), while other
-jobs kept the load average at 5-7 — ratios matter more than rates::
-
-    MLP (batch)                  sequential  P = 2        P = 8         P = 32
-    digits 64-128-10 (64)          16.8      57.1 (3.4x)  96.3 (5.7x)  128.7 (7.6x)
-    synthetic 32-64-10 (64)        19.3      67.3 (3.5x) 162.7 (8.4x)  246.9 (12.8x)
-    mnist1d 40-128-10 (128)        16.5      38.5 (2.3x)  75.6 (4.6x)   72.3 (4.4x)
-    digits 64-256-256-10 (64)       7.0      14.2 (2.0x)  18.0 (2.6x)   19.4 (2.8x)
-    digits 64-512-512-10 (64)    2.3-3.2     0.9-1.7x     0.9-1.3x      1.1-1.7x   (two runs)
-
-Two candidates already pay for small MLPs; at ~300k parameters per candidate each candidate's
-own products are large enough that stacking gains nothing beyond noise. Rule: batch MLPs of at
-most :data:`CPU_MAX_PARAMS` parameters per candidate when ``n >= 2`` on CPU; on CUDA batch every
-MLP population of ``n >= 2`` (a small MLP leaves a GPU idle; ``benchmarks/gpu_check.py`` measures
-it). Larger CPU populations are split into chunks of at most :data:`CPU_MAX_STACK` stacked
-parameters (cache).
+When it pays (:func:`pays_off`): on CUDA always (n ≥ 2). On CPU, from
+``benchmarks/bench_proxies.py`` on this 2-core machine (figures in ``benchmarks/README.md``):
+:data:`CPU_MIN_POPULATION` gives, per model kind, the smallest population that trained faster
+stacked than one at a time; MLPs larger than :data:`CPU_MAX_MLP_PARAMS` parameters never did.
+An MLP trained with SGD takes the ``torch.func`` path, which ran at 0.5-0.74 of the hand-written
+stack's speed on ``digits-mlp`` (per-round medians, ``benchmarks/bench_mlp_paths.py`` paths (c)
+and (f)), still several times one at a time; its threshold is the MLP's.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import time
+import dataclasses
 import warnings
 
 import torch
 
 from gp_search.lang.losses import Loss
-from gp_search.proxies import models, train
+from gp_search.proxies import batched_mlp, models, train
 from gp_search.proxies.base import EvalResult, ProxySpec
-from gp_search.proxies.batched_loss import LossProgram
+from gp_search.proxies.batched_func import FuncPopulation, bytes_per_candidate, unstackable
+from gp_search.proxies.batched_mlp import MlpPopulation
+from gp_search.proxies.batched_run import CHECK_EVERY, run
 
-SUPPORTED_MODELS = ("mlp",)
-BATCHED = ("adam", "accuracy")  # (optimizer, metric): the others train sequentially
-CHECK_EVERY = 25
-"""Steps between host-side finiteness checks (one small device→host copy each)."""
-CPU_MIN_CANDIDATES = 2
-"""Smallest population for which the batched path beats the sequential one on CPU."""
-CPU_MAX_PARAMS = 100_000
+__all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_MIN_POPULATION", "CPU_STACK_MB",
+           "default_stack_mb", "pays_off", "train_population"]
+
+CPU_MIN_POPULATION: dict[str, int] = {"mlp": 2, "cnn1d": 2, "cnn2d": 4, "resnet": 8}
+"""Smallest population that :func:`pays_off` batches on CPU, per built-in model kind (a kind not
+listed, e.g. a user's, trains one at a time on CPU). One thread, 100 steps, population / one at
+a time (``benchmarks/README.md``, a loaded machine): cnn1d 1.2x at P = 2, 2.1-2.3x at 8-128;
+cnn2d 1.1x at 2, 1.2x at 4, 1.4-1.8x at 8-128; resnet 1.0-1.1x at 2-4, 1.2-2.0x at 8-128; MLP
+5.9-7.2x at 8-128."""
+CPU_MAX_MLP_PARAMS = 100_000
 """Largest MLP (parameters per candidate) that :func:`pays_off` batches on CPU."""
-CPU_MAX_STACK = 1 << 20
-"""Stacked parameters per chunk on CPU (1 Mi floats: 16 MiB with the gradient and Adam's moments,
-half the 32 MiB L3 cache): larger populations train in balanced chunks, with the same results.
-128 ``digits-mlp`` candidates (one thread, best of 3, under a load average of ~9.5) ran at
-26.8 cand/s in one stack, 30.1 in chunks of 64, 31.0 in chunks of 32, 29.4 in chunks of 16."""
+CPU_STACK_MB = 64
+"""Default memory budget of one stack on CPU (MiB): the stack's working set near the cache
+beats one large stack. 64 candidates, 50 steps, one thread, load ~12 (one run each): digits-cnn
+(2.0 MiB per candidate) 2.71 cand/s in one stack, 4.25 in chunks of 32, 3.81 in chunks of 16;
+digits-resnet (6.7 MiB) 1.68, 1.72, 1.88 (``benchmarks/README.md``)."""
+CUDA_STACK_FRACTION = 0.5
+"""Default memory budget of one stack on CUDA: this fraction of the device's free memory."""
+
+
+def default_stack_mb(device: str | torch.device) -> float:
+    """The memory budget of one stack on ``device`` when none is given (MiB).
+
+    Returns:
+        :data:`CPU_STACK_MB` on CPU; on CUDA :data:`CUDA_STACK_FRACTION` of the free memory.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return CUDA_STACK_FRACTION * free / 2 ** 20
+    return float(CPU_STACK_MB)
 
 
 def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
     """Whether :func:`train_population` is the faster way to evaluate ``n`` candidates.
 
     Args:
-        spec: the proxy (only ``mlp`` models are batched).
+        spec: the proxy.
         n: candidates that would train together (same seed).
         device: where they would train.
 
     Returns:
-        True for MLPs with ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_CANDIDATES`` and at most
-        ``CPU_MAX_PARAMS`` parameters per candidate (measurements in the module docstring).
+        True for ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_POPULATION[spec.model]`` and, for
+        MLPs, at most :data:`CPU_MAX_MLP_PARAMS` parameters per candidate (module docstring).
     """
-    if spec.model not in SUPPORTED_MODELS or (spec.optimizer, spec.metric) != BATCHED or n < 2:
+    if n < 2:
         return False
     if torch.device(device).type == "cuda":
         return True
+    if n < CPU_MIN_POPULATION.get(spec.model, n + 1):
+        return False
+    if spec.model != "mlp":
+        return True
     try:
-        params = _params(spec)
+        return batched_mlp.params(spec) <= CPU_MAX_MLP_PARAMS
     except Exception:  # noqa: BLE001 - missing files: train_one reports them as a status
         return False
-    return n >= CPU_MIN_CANDIDATES and params <= CPU_MAX_PARAMS
 
 
 def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int | None = None,
-                     device: str = "cpu", *, bf16: bool = False) -> list[EvalResult]:
+                     device: str = "cpu", *, bf16: bool = False,
+                     max_stack_mb: float | None = None) -> list[EvalResult]:
     """Train one copy of the proxy's model per loss, all at once, and score each.
 
     Args:
@@ -122,13 +117,15 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         seed: initial weights and batch order, shared by every candidate (common random numbers).
         steps: optimiser steps (default ``spec.steps``).
         device: ``"cpu"`` or ``"cuda"``; the data are moved there once and stay.
-        bf16: run the matrix products in bfloat16 (parameters, Adam and the loss stay float32).
+        bf16: MLP path only: the matrix products in bfloat16 (parameters, Adam, loss in float32).
+        max_stack_mb: memory budget of one stack in MiB (default :func:`default_stack_mb`);
+            larger populations train in balanced chunks, with the same results.
 
     Returns:
         One :class:`EvalResult` per loss, in order; equal to ``train_one``'s up to rounding.
 
     Raises:
-        ValueError: ``steps < 1`` (a caller error, as in ``train_one``).
+        ValueError: ``steps < 1`` or ``max_stack_mb <= 0`` (caller errors, as in ``train_one``).
 
     Example:
         >>> from gp_search.proxies import get
@@ -140,8 +137,11 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     budget = spec.steps if steps is None else int(steps)
     if budget < 1:
         raise ValueError(f"steps must be >= 1, got {budget}")
+    if max_stack_mb is not None and not max_stack_mb > 0:
+        raise ValueError(f"max_stack_mb must be > 0 (MiB), got {max_stack_mb!r}")
     losses = list(losses)
     results: list[EvalResult | None] = [None] * len(losses)
+    alone = lambda i: train.train_one(spec, losses[i], seed, budget, device)  # noqa: E731
     todo = []
     for i, loss in enumerate(losses):
         common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
@@ -150,271 +150,56 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         except Exception as exc:  # noqa: BLE001 - e.g. a constant that folds to inf
             results[i] = EvalResult("error", message=f"{type(exc).__name__}: {exc}", **common)
             continue
-        if why:  # as train_one would say; such a loss never reaches the batched program
+        if why:  # as train_one would say; such a loss never reaches a stack
             results[i] = EvalResult("rejected", message=why, **common)
         else:
             todo.append(i)
-    if spec.model not in SUPPORTED_MODELS or spec.optimizer != "adam" or len(todo) < 2:
-        for i in todo:
-            results[i] = train.train_one(spec, losses[i], seed, budget, device)
-        return results
     dev = torch.device(device)
-    try:  # on CPU, balanced chunks of at most CPU_MAX_STACK parameters; results do not change
-        size = len(todo) if dev.type != "cpu" else max(1, CPU_MAX_STACK // _params(spec))
-        size = -(-len(todo) // -(-len(todo) // size))
+    try:
+        ds = train.dataset_for(spec, dev)
+        model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
+                             **dict(spec.model_kw)).to(dev)
+        why = unstackable(model)
     except Exception:  # noqa: BLE001 - e.g. missing data files: train_one makes it a status
-        size = 1
+        model, why = None, None
+    if model is None or len(todo) < 2 or why:
+        for i in todo:
+            res = alone(i)
+            results[i] = dataclasses.replace(res, message="; ".join(filter(None, (
+                res.message, why)))) if why else res
+        return results
+    scales = dict.fromkeys(todo, 1.0)
+    if spec.optimizer == "sgd":
+        from gp_search.lang.losses import loss_scale
+
+        for i in list(todo):
+            try:
+                scales[i] = loss_scale(losses[i])
+            except ValueError:  # train_one rejects it, with its message
+                results[i] = alone(i)
+                todo.remove(i)
+        if not todo:
+            return results
+    mlp = spec.model == "mlp" and spec.optimizer == "adam"
+    try:
+        per = bytes_per_candidate(model, ds.x_train[:spec.batch_size], spec.optimizer)
+        size = int((max_stack_mb or default_stack_mb(dev)) * 2 ** 20 // per)
+        if mlp and dev.type == "cpu":  # the hand-written path's cache rule (batched_mlp)
+            size = min(size, batched_mlp.CPU_MAX_STACK // batched_mlp.params(spec))
+        size = max(1, min(size, len(todo)))
+        size = -(-len(todo) // -(-len(todo) // size))  # balanced chunks
+    except Exception:  # noqa: BLE001 - the population itself then fails and falls back
+        size = max(1, len(todo))
     for chunk in (todo[s:s + size] for s in range(0, len(todo), size)):
         try:
-            out = _Population(spec, [losses[i] for i in chunk], seed, budget, dev, bf16).run() \
-                if len(chunk) > 1 else [None]
+            cands = [losses[i] for i in chunk]
+            pop = MlpPopulation(spec, cands, seed, budget, dev, bf16) if mlp else \
+                FuncPopulation(spec, cands, seed, budget, dev, model, [scales[i] for i in chunk])
+            out = run(pop) if len(chunk) > 1 else [None]
         except Exception as exc:  # noqa: BLE001 - train_one turns each failure into a status
             warnings.warn(f"batched training failed ({type(exc).__name__}: {exc}); training "
                           f"these {len(chunk)} candidates one by one", RuntimeWarning, stacklevel=2)
             out = [None] * len(chunk)
         for i, r in zip(chunk, out):
-            results[i] = r if r is not None else train.train_one(spec, losses[i], seed, budget,
-                                                                 device)
+            results[i] = r if r is not None else alone(i)
     return results
-
-
-def _layer_shapes(spec: ProxySpec, ds) -> list[tuple[int, int]]:
-    """(in, out) of each linear layer of the proxy's MLP."""
-    hidden = tuple(dict(spec.model_kw).get("hidden", (128,)))
-    widths = [math.prod(ds.input_shape), *hidden, ds.num_classes]
-    return list(itertools.pairwise(widths))
-
-
-def _params(spec: ProxySpec) -> int:
-    """Parameters of one candidate's MLP (weights and biases)."""
-    return sum(o * (i + 1) for i, o in _layer_shapes(spec, train.dataset_for(spec)))
-
-
-def _adam_step(theta, grad, m, v, step_t: torch.Tensor, lr: float) -> None:
-    """One ``torch.optim.Adam`` step (defaults: betas 0.9, 0.999, eps 1e-8) over flat tensors, in
-    place, by the fused kernel; ``step_t`` is the step count after this step (a 0-d tensor)."""
-    torch._fused_adam_([theta], [grad], [m], [v], [], [step_t], lr=lr, beta1=0.9, beta2=0.999,
-                       weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
-
-
-class _Population:
-    """The stacked state of one batched training: flat parameters, Adam moments, histories."""
-
-    def __init__(self, spec, losses, seed, budget, dev, bf16):
-        self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev
-        self.bf16 = bf16
-        self.start = time.perf_counter()
-        self.ds = ds = train.dataset_for(spec, dev)
-        self.shapes = _layer_shapes(spec, ds)
-        model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
-                             **dict(spec.model_kw))
-        linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        if [(m.in_features, m.out_features) for m in linear] != self.shapes:
-            raise ValueError(f"expected an MLP with layers {self.shapes}, got {model}")
-        n = len(losses)
-        init = torch.cat([t.detach().reshape(1, -1).expand(n, -1).reshape(-1)
-                          for m in linear for t in (m.weight, m.bias)]).to(dev)
-        self.alive = torch.arange(n)           # stack slot -> candidate index
-        self._set_state(init, torch.zeros_like(init), torch.zeros_like(init))
-        self.step_t = torch.zeros((), dtype=torch.float32, device=dev)
-        self.lam = torch.tensor([loss.l2 for loss in losses], dtype=torch.float32, device=dev)
-        self.loss_hist = torch.full((budget, n), math.nan, dtype=torch.float32, device=dev)
-        self.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
-        self.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
-        self.x = ds.x_train.reshape(ds.n_train, -1)
-        self.y = ds.y_train.index_select(0, self.batches.flatten()).view(budget, -1)
-        # One-hot targets of every step, made once, transposed like the logits: (steps, C, B).
-        self.t = torch.nn.functional.one_hot(self.y, ds.num_classes).transpose(1, 2).float()
-        self._bufs: dict = {}
-        self._compile()
-
-    # -- state -----------------------------------------------------------------------------------
-    def _views(self, buf: torch.Tensor, n: int) -> tuple[list, list]:
-        """``W_l (n, out, in)`` and ``b_l (n, out)`` views of a flat buffer laid out layer by layer."""
-        ws, bs, off = [], [], 0
-        for fan_in, fan_out in self.shapes:
-            ws.append(buf[off:off + n * fan_out * fan_in].view(n, fan_out, fan_in))
-            off += n * fan_out * fan_in
-            bs.append(buf[off:off + n * fan_out].view(n, fan_out))
-            off += n * fan_out
-        return ws, bs
-
-    def _set_state(self, theta, m, v):
-        self.theta, self.m, self.v = theta, m, v
-        self.grad = torch.empty_like(theta)
-        self.n = len(self.alive)
-        self.W, self.b = self._views(theta, self.n)
-        self.gW, self.gb = self._views(self.grad, self.n)
-
-    def _keep(self, keep: torch.Tensor) -> None:
-        """Drop every slot not in ``keep`` (slot indices) from the stacked state."""
-        idx = keep.to(self.dev)
-        parts = []
-        for buf in (self.theta, self.m, self.v):
-            ws, bs = self._views(buf, self.n)
-            parts.append(torch.cat([t.index_select(0, idx).reshape(-1)
-                                    for pair in zip(ws, bs) for t in pair]))
-        self.alive = self.alive[keep]
-        self.lam = self.lam.index_select(0, idx)
-        self._set_state(*parts)
-        self._compile()
-
-    def _compile(self) -> None:
-        """Split the live slots into the expression program and per-candidate reference fns."""
-        cands = [self.losses[int(c)] for c in self.alive]
-        expr_slots = [s for s, loss in enumerate(cands) if loss.expr is not None]
-        self.fn_slots = [s for s, loss in enumerate(cands) if loss.expr is None]
-        self.program = LossProgram([cands[s].expr for s in expr_slots], self.dev) \
-            if expr_slots else None
-        self.expr_idx = None if len(expr_slots) == self.n else \
-            torch.tensor(expr_slots, dtype=torch.long, device=self.dev)
-        self.l2_slots = torch.nonzero(self.lam > 0).flatten()
-        self.hist_cols = self.alive.to(self.dev)
-
-    # -- one step ----------------------------------------------------------------------------------
-    def _mm(self, fn, *args, out=None, **kw):
-        """A matrix product, in bfloat16 when asked (inputs cast, the result back to float32)."""
-        if not self.bf16:
-            return fn(*args, out=out, **kw) if out is not None else fn(*args, **kw)
-        res = fn(*(a.bfloat16() for a in args), **kw).float()
-        return out.copy_(res) if out is not None else res
-
-    def _forward(self, x: torch.Tensor, train_step: bool = False):
-        """Logits ``(n, C, B)`` and the hidden activations (transposed) for input ``x (B, in)``.
-
-        In training steps the activations go to buffers kept across steps: fresh multi-MB
-        tensors each step cost page faults that were a third of the step time on CPU.
-        """
-        n, (fan_in, h0) = self.n, self.shapes[0]
-        bufs = self._buffers("act", x.shape[0]) if train_step else [None] * len(self.shapes)
-        z = self._mm(torch.mm, self.W[0].view(n * h0, fan_in), x.t(),
-                     out=None if bufs[0] is None else bufs[0].view(n * h0, -1))
-        z = z.view(n, h0, -1).add_(self.b[0].unsqueeze(-1))
-        acts = []
-        for layer in range(1, len(self.shapes)):
-            acts.append(z.relu_())
-            z = self._mm(torch.bmm, self.W[layer], acts[-1], out=bufs[layer])
-            z.add_(self.b[layer].unsqueeze(-1))
-        return z, acts
-
-    def _buffers(self, kind: str, batch: int) -> list[torch.Tensor]:
-        """Per-layer ``(n, out, batch)`` buffers."""
-        return [self._buf(f"{kind}{i}", (self.n, o, batch)) for i, (_, o) in enumerate(self.shapes)]
-
-    def _buf(self, name: str, shape: tuple) -> torch.Tensor:
-        """A buffer kept across steps (fresh multi-100-KB tensors each step cost page faults)."""
-        if name not in self._bufs or self._bufs[name].shape != shape:
-            self._bufs[name] = torch.empty(shape, device=self.dev)
-        return self._bufs[name]
-
-    def _loss_grad(self, logits: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-candidate loss ``(n,)`` and its gradient w.r.t. the logits ``(n, C, B)``."""
-        y, t = self.y[step], self.t[step]
-        p = torch.softmax(logits, dim=1, out=self._buf("p", logits.shape))
-        dlogits = self._buf("dlogits", logits.shape)
-        if self.program is not None and self.expr_idx is None:  # the usual case: all expressions
-            value = self.program.losses(p, t)
-            torch.ops.aten._softmax_backward_data.out(self.program.backward(), p, 1, p.dtype,
-                                                      grad_input=dlogits)
-            return value, dlogits
-        value = torch.empty(self.n, dtype=p.dtype, device=p.device)
-        if self.program is not None:
-            pe = p.index_select(0, self.expr_idx)
-            value.index_copy_(0, self.expr_idx, self.program.losses(pe, t))
-            dlogits.index_copy_(0, self.expr_idx, torch._softmax_backward_data(
-                self.program.backward(), pe, 1, p.dtype))
-        for s in self.fn_slots:
-            z = logits[s].detach().t().requires_grad_(True)
-            try:
-                with torch.enable_grad():
-                    v = self.losses[int(self.alive[s])].fn(z, y)
-                    (g,) = torch.autograd.grad(v, z)
-            except Exception:  # noqa: BLE001 - a NaN drops it at the next check; train_one
-                value[s], dlogits[s] = math.nan, 0.0  # then reports its error as a status
-                continue
-            value[s] = v.detach()
-            dlogits[s] = g.t()
-        return value, dlogits
-
-    def step(self, step: int) -> None:
-        n, (fan_in, h0) = self.n, self.shapes[0]
-        x = self.x.index_select(0, self.batches[step])
-        logits, acts = self._forward(x, train_step=True)
-        dbufs = self._buffers("grad", x.shape[0])
-        value, g = self._loss_grad(logits, step)
-        # Non-finite logit gradients make this sum non-finite (checked every CHECK_EVERY steps).
-        self.grad_hist[step].index_copy_(0, self.hist_cols, g.sum((1, 2)))
-        for layer in range(len(self.shapes) - 1, 0, -1):
-            a = acts[layer - 1]
-            self._mm(torch.bmm, g, a.transpose(1, 2), out=self.gW[layer])
-            torch.sum(g, dim=2, out=self.gb[layer])
-            d = self._mm(torch.bmm, self.W[layer].transpose(1, 2), g, out=dbufs[layer - 1])
-            # ReLU's backward in place (0.0, not 0: an int threshold takes a slower kernel).
-            g = torch.ops.aten.threshold_backward.grad_input(d, a, 0.0, grad_input=d)
-        self._mm(torch.mm, g.view(n * h0, -1), x, out=self.gW[0].view(n * h0, fan_in))
-        torch.sum(g, dim=2, out=self.gb[0])
-        if len(self.l2_slots):  # λ/2·Σ‖W‖²: value and gradient λ·W, for the slots that ask
-            value = value.clone()
-            for w, gw in zip(self.W, self.gW):
-                ws, lam = w.index_select(0, self.l2_slots), self.lam.index_select(0, self.l2_slots)
-                value.index_add_(0, self.l2_slots, lam / 2 * ws.square().sum((1, 2)))
-                gw.index_add_(0, self.l2_slots, ws * lam.view(-1, 1, 1))
-        # No host sync: the checks read these histories every CHECK_EVERY steps.
-        self.loss_hist[step].index_copy_(0, self.hist_cols, value)
-        self.step_t += 1
-        _adam_step(self.theta, self.grad, self.m, self.v, self.step_t, self.spec.lr)
-
-    # -- checks, evaluation ------------------------------------------------------------------------
-    def _check(self, s0: int, s1: int) -> None:
-        """Drop slots that went non-finite or beyond PARAM_LIMIT in steps ``s0 .. s1 - 1``."""
-        cols = self.hist_cols
-        finite = torch.isfinite(self.loss_hist[s0:s1].index_select(1, cols)).all(0) & \
-            torch.isfinite(self.grad_hist[s0:s1].index_select(1, cols)).all(0)
-        pmax = torch.stack([t.reshape(self.n, -1).abs().amax(1) for t in (*self.W, *self.b)])
-        healthy = finite & (pmax.amax(0) <= train.PARAM_LIMIT)  # NaN compares False
-        healthy = healthy.cpu()
-        if bool(healthy.all()):
-            return
-        self._keep(torch.nonzero(healthy).flatten())
-
-    @torch.no_grad()
-    def _accuracy(self) -> torch.Tensor:
-        x, y = self.ds.x_test.reshape(self.ds.n_test, -1), self.ds.y_test
-        # Chunk so one chunk's first-layer activations stay near 2**24 floats (memory only).
-        chunk = max(1, min(self.spec.eval_batch, (1 << 24) // max(1, self.n * self.shapes[0][1])))
-        correct = torch.zeros(self.n, dtype=torch.long, device=self.dev)
-        for s in range(0, len(x), chunk):
-            logits, _ = self._forward(x[s:s + chunk])
-            correct += (logits.argmax(1) == y[s:s + chunk]).sum(1)
-        return correct.double().cpu() / len(x)
-
-    @torch.no_grad()
-    def run(self) -> list[EvalResult | None]:
-        """Train for the budget; a ``None`` entry means 'evaluate this one with train_one'."""
-        s0, status, done = 0, "ok", self.budget
-        for step in range(self.budget):
-            self.step(step)
-            if (step + 1) % CHECK_EVERY == 0 or step + 1 == self.budget:
-                self._check(s0, step + 1)
-                s0 = step + 1
-                if self.n == 0:
-                    break
-                if time.perf_counter() - self.start > self.spec.time_limit:
-                    status, done = "timeout", step + 1
-                    break
-        acc = self._accuracy() if status == "ok" and self.n else None
-        tail = self.loss_hist[:done][-max(1, math.ceil(train.TAIL_FRACTION * done)):]
-        tail = tail.double().mean(0).cpu()
-        seconds = (time.perf_counter() - self.start) / len(self.losses)
-        msg = "" if status == "ok" else (f"passed the time limit of {self.spec.time_limit:g} s "
-                                         f"after {done} of {self.budget} steps (population)")
-        out: list[EvalResult | None] = [None] * len(self.losses)
-        for s, c in enumerate(self.alive.tolist()):
-            out[c] = EvalResult(status, math.nan if acc is None else float(acc[s]), float(tail[c]),
-                                done, seconds, msg, self.losses[c].name, self.spec.name,
-                                int(self.seed), self.budget)
-        return out
-
-    def parameters(self, slot: int) -> list[torch.Tensor]:
-        """Slot ``slot``'s parameters in ``model.parameters()`` order (for tests and inspection)."""
-        return [t[slot] for pair in zip(self.W, self.b) for t in pair]

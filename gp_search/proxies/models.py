@@ -27,7 +27,8 @@ KINDS: dict[str, str] = {
     "cnn2d": "two 3x3 convs (32, 64), max-pool, global average pool, linear; "
              "for (1, 28, 28) or flat digits viewed as (1, 8, 8); kw channels, image_shape",
     "cnn1d": "three strided 1-D convs then linear, for MNIST-1D (1, 40); kw channels=32",
-    "resnet": "residual CNN for (3, 32, 32): stem + 3 GroupNorm basic blocks (16, 32, 64); kw widths",
+    "resnet": "residual CNN for (3, 32, 32): stem + 3 GroupNorm basic blocks (16, 32, 64); kw widths, "
+              "norm='group' (or 'batch': BatchNorm, whose running statistics train one at a time)",
 }
 
 
@@ -100,22 +101,27 @@ def _cnn1d(input_shape, num_classes, channels=32):
     return nn.Sequential(*layers)
 
 
-def _norm(channels):
+def _norm(channels, norm="group"):
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm != "group":
+        raise ValueError(f"unknown norm {norm!r}; use 'group' or 'batch'")
     return nn.GroupNorm(math.gcd(channels, 8), channels)
 
 
 class _BasicBlock(nn.Module):
     """Two 3x3 conv-norm layers with an identity (or 1x1 projection) shortcut."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "group"):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.norm1 = _norm(c_out)
+        self.norm1 = _norm(c_out, norm)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.norm2 = _norm(c_out)
+        self.norm2 = _norm(c_out, norm)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), _norm(c_out))
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          _norm(c_out, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.norm1(self.conv1(x)))
@@ -123,15 +129,15 @@ class _BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-def _resnet(input_shape, num_classes, widths=(16, 32, 64), image_shape=None):
+def _resnet(input_shape, num_classes, widths=(16, 32, 64), image_shape=None, norm="group"):
     shape = _image_shape(input_shape, image_shape)
     layers: list[nn.Module] = [
         _View(shape),
-        nn.Conv2d(shape[0], widths[0], 3, padding=1, bias=False), _norm(widths[0]), nn.ReLU(),
+        nn.Conv2d(shape[0], widths[0], 3, padding=1, bias=False), _norm(widths[0], norm), nn.ReLU(),
     ]
     c = widths[0]
     for i, w in enumerate(widths):
-        layers.append(_BasicBlock(c, w, stride=1 if i == 0 else 2))
+        layers.append(_BasicBlock(c, w, stride=1 if i == 0 else 2, norm=norm))
         c = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
     return nn.Sequential(*layers)
@@ -155,16 +161,19 @@ def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 fan_in = module.weight[0].numel()
                 bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d)):
             if module.weight is not None:
                 nn.init.ones_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                done.update(id(b) for b in module.buffers(recurse=False))
         elif own:
             raise TypeError(f"no deterministic init for {type(module).__name__}")
         done.update(id(p) for p in own)
     missed = [n for n, p in model.named_parameters() if id(p) not in done]
-    buffers = [n for n, _ in model.named_buffers()]
+    buffers = [n for n, b in model.named_buffers() if id(b) not in done]
     if missed or buffers:
         raise TypeError(f"uninitialised parameters {missed} / buffers {buffers}")
 

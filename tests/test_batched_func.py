@@ -1,0 +1,203 @@
+"""The general population path (torch.func): equality with the sequential path for every model
+kind and both optimisers, NaN isolation, chunking, metrics, and the fallback for BatchNorm."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from gp_search import proxies
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
+from gp_search.proxies import batched, models, train
+from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.batched_func import FuncPopulation, bytes_per_candidate, unstackable
+from gp_search.proxies.train import batch_indices, dataset_for, train_one
+
+RESNET = ProxySpec("digits-resnet", "digits", "resnet",
+                   (("widths", (8, 8, 16)), ("image_shape", (1, 8, 8))), steps=5, batch_size=32)
+KINDS = {
+    "mlp": proxies.get("digits-mlp", steps=5).spec,
+    "cnn1d": proxies.get("mnist1d-cnn", steps=5, batch_size=32).spec,
+    "cnn2d": proxies.get("digits-cnn", steps=5, batch_size=32).spec,
+    "resnet": RESNET,
+}
+LOSSES = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["focal"], REFERENCE["ce_l2"],
+          from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))")),
+          from_expr(parse("neg(mul(y_real, plog(add(y_pred, 0.01))))"))]
+BAD = from_expr(parse("sub(1, exp(mul(y_pred, 200)))"))  # exp(200 p) overflows after 2 steps
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _sgd(spec):
+    return dataclasses.replace(spec, optimizer="sgd", lr=train.SGD_LR)
+
+
+def _reference(spec, loss, seed, steps):
+    """The sequential training written out as train_one does it; returns the parameters, the
+    losses and the gradients of the first step."""
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
+    params = list(model.parameters())
+    weights = [w for w in params if w.dim() > 1]
+    scale = 1.0
+    if spec.optimizer == "sgd":
+        scale = loss_scale(loss)
+        opt = torch.optim.SGD(params, lr=spec.lr, momentum=train.SGD_MOMENTUM)
+    else:
+        opt = torch.optim.Adam(params, lr=spec.lr, fused=True)
+    batches = batch_indices(ds.n_train, spec.batch_size, steps, seed)
+    values = []
+    for s in range(steps):
+        v = loss.fn(model(ds.x_train[batches[s]]), ds.y_train[batches[s]])
+        if scale != 1.0:
+            v = v * scale
+        if loss.l2 > 0:
+            v = v + loss.l2 / 2 * sum(w.square().sum() for w in weights)
+        opt.zero_grad()
+        v.backward()
+        opt.step()
+        values.append(v.item())
+        if s == 0:
+            first = [p.grad.clone() for p in params]
+    return [p.detach() for p in params], values, first
+
+
+def _population(spec, losses, seed, steps):
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
+    scales = [loss_scale(c) for c in losses] if spec.optimizer == "sgd" else None
+    return FuncPopulation(spec, losses, seed, steps, torch.device("cpu"), model, scales)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_parameters_and_losses_equal_sequential_after_4_steps(kind, optimizer):
+    """SGD: every parameter within 1e-5. Adam divides each gradient entry by its own running
+    magnitude, so an entry whose gradient is rounding noise (~1e-9: a conv weight no sample
+    reaches) moves by up to ±lr whichever way the noise points, in any two implementations
+    (here a grouped conv against a plain one); for Adam the losses of every step agree to 1e-5,
+    the gradients of the first step to 1e-5 of their scale, and 99.5 % of the parameters to 1e-5."""
+    spec = KINDS[kind] if optimizer == "adam" else _sgd(KINDS[kind])
+    pop = _population(spec, LOSSES, 0, 4)
+    pop.step(0)
+    first = [[p.grad[k].clone() for p in pop.params.values()] for k in range(len(LOSSES))]
+    for s in range(1, 4):
+        pop.step(s)
+    for k, loss in enumerate(LOSSES):
+        grads = [g for g in _reference(spec, loss, 0, 1)[2]]
+        for mine, ref in zip(first[k], grads):
+            assert (mine - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max()), (kind, loss.name)
+        params, values, _ = _reference(spec, loss, 0, 4)
+        diffs = torch.cat([(mine - ref).abs().flatten() for mine, ref in
+                           zip(pop.parameters(k), params)])
+        if optimizer == "sgd":
+            assert diffs.max() <= 1e-5, (kind, loss.name)
+        else:
+            assert (diffs <= 1e-5).double().mean() >= 0.995, (kind, loss.name)
+            assert diffs.max() <= 2 * spec.lr * 4, (kind, loss.name)
+        assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values).double(),
+                              rtol=1e-5, atol=1e-6), (kind, loss.name)
+
+
+@pytest.mark.parametrize("kind", ["cnn1d", "resnet"])
+def test_results_equal_train_one(kind):
+    spec = dataclasses.replace(KINDS[kind], steps=8)
+    got = batched.train_population(spec, LOSSES[:3], seed=1)
+    n_test = dataset_for(spec).n_test
+    for loss, r in zip(LOSSES[:3], got):
+        ref = train_one(spec, loss, seed=1)
+        assert (r.status, r.steps, r.loss, r.seed) == (ref.status, ref.steps, loss.name, 1)
+        assert r.status == "ok" and abs(r.accuracy - ref.accuracy) <= 2 / n_test + 1e-12
+        assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-5, abs_tol=1e-6)
+
+
+def test_every_metric_is_scored_like_the_sequential_path():
+    for metric in ("balanced_accuracy", "macro_f1", "miou"):
+        spec = dataclasses.replace(KINDS["cnn2d"], steps=10, metric=metric)
+        got = batched.train_population(spec, LOSSES[:2], seed=0)
+        for loss, r in zip(LOSSES[:2], got):
+            ref = train_one(spec, loss, seed=0)
+            assert 0 < r.accuracy < 1 and abs(r.accuracy - ref.accuracy) <= 0.01, metric
+
+
+def test_a_nan_candidate_never_touches_the_others():
+    spec = dataclasses.replace(KINDS["cnn2d"], steps=30, lr=0.01)
+    good = LOSSES[:2]
+    with_bad = batched.train_population(spec, [good[0], BAD, good[1]], seed=0)
+    without = batched.train_population(spec, good, seed=0)
+    assert [r.status for r in with_bad] == ["ok", "nan", "ok"]
+    assert with_bad[0].same_outcome(without[0]) and with_bad[2].same_outcome(without[1])
+    ref = train_one(spec, BAD, seed=0)
+    assert with_bad[1].same_outcome(ref) and ref.steps == 2
+    # Inside the check interval the NaN lives in its own slice only, bit for bit.
+    pop, alone = _population(spec, [good[0], BAD], 0, 5), _population(spec, [good[0]] * 2, 0, 5)
+    for s in range(5):
+        pop.step(s)
+        alone.step(s)
+    assert not all(torch.isfinite(t).all() for t in pop.parameters(1))
+    for a, b in zip(pop.parameters(0), alone.parameters(0)):
+        assert torch.equal(a, b)
+
+
+def test_chunks_give_the_same_results():
+    spec = dataclasses.replace(KINDS["cnn1d"], steps=12)
+    losses = LOSSES[:4]
+    whole = batched.train_population(spec, losses, seed=3)
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, 3, **dict(spec.model_kw))
+    per = bytes_per_candidate(model, ds.x_train[:spec.batch_size], "adam")
+    assert per > 4 * 4 * sum(p.numel() for p in model.parameters())  # saved activations count
+    split = batched.train_population(spec, losses, seed=3, max_stack_mb=2.5 * per / 2 ** 20)
+    for a, b in zip(whole, split):
+        assert (a.status, a.accuracy) == (b.status, b.accuracy)
+        assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="max_stack_mb"):
+        batched.train_population(spec, losses, seed=3, max_stack_mb=0)
+
+
+def test_a_batchnorm_model_trains_one_at_a_time_and_says_why():
+    spec = dataclasses.replace(RESNET, model_kw=RESNET.model_kw + (("norm", "batch"),))
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, 0, **dict(spec.model_kw))
+    assert "running_mean" in unstackable(model)
+    assert unstackable(models.build("resnet", ds.input_shape, 10, 0, image_shape=(1, 8, 8))) \
+        is None
+    got = batched.train_population(spec, LOSSES[:2], seed=0)
+    for loss, r in zip(LOSSES[:2], got):
+        ref = train_one(spec, loss, seed=0)
+        assert r.status == ref.status == "ok" and "BatchNorm" in r.message and not ref.message
+        assert (r.accuracy, r.train_loss) == (ref.accuracy, ref.train_loss)
+
+
+def test_sgd_rejects_a_loss_without_a_scale_as_train_one_does():
+    spec = dataclasses.replace(_sgd(KINDS["mlp"]), steps=20)
+    flat = from_expr(parse("mul(y_pred, 0.0001)"))  # no usable scale, or refused before
+    losses = [REFERENCE["ce"], flat, REFERENCE["ngl"]]
+    got = batched.train_population(spec, losses, seed=0)
+    for loss, r in zip(losses, got):
+        ref = train_one(spec, loss, seed=0)
+        assert (r.status, r.message) == (ref.status, ref.message)
+        if r.ok:
+            assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cuda_population_equals_sequential(kind):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    spec = dataclasses.replace(KINDS[kind], steps=10)
+    got = batched.train_population(spec, LOSSES, seed=0, device="cuda")
+    for loss, r in zip(LOSSES, got):
+        ref = train_one(spec, loss, seed=0, device="cuda")
+        assert r.status == ref.status == "ok"
+        assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-4, abs_tol=1e-5), loss.name
