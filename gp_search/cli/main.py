@@ -255,3 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gp-search {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":  # python -m gp_search.cli.main works like python -m gp_search
+    sys.exit(main())

@@ -94,6 +94,9 @@ def transform(ds: Dataset, relabel: str = "", subsample: int = 0, label_noise: f
     check_transform(relabel, subsample, label_noise, data_seed)
     if not relabel and not subsample and not label_noise:
         return ds
+    if ds.y_train.dim() > 1:  # per-pixel labels: a sample has no one class to stratify or flip
+        raise ValueError(f"{ds.name} has per-pixel labels; relabel, subsample and label_noise "
+                         f"apply to one label per sample: leave them at their defaults")
     dev = ds.x_train.device
     x_tr, y_tr = ds.x_train, ds.y_train.cpu().numpy()
     y_te, k, name = ds.y_test.cpu().numpy(), ds.num_classes, ds.name
