@@ -181,3 +181,54 @@ def test_compare_on_a_seg_proxy_reports_miou():
     assert all(r["replay_agree"] == "2/2" for r in cmp.rows)
     # per-pixel calibration: one entry per test pixel and seed
     assert cmp.calibration[("seg-digits-unet", "ngl")]["top"].shape == (2 * 500 * 32 * 32,)
+
+
+# --- everything else works on it -----------------------------------------------------------------
+
+def test_cli_evaluate_on_a_seg_proxy():
+    from conftest import run_cli
+
+    r = run_cli("evaluate", "--loss", "ce", "--loss", "ngl", "--proxy", "seg-digits-unet",
+                "--steps", "2", "--seeds", "2", "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    assert "proxy seg-digits-unet" in r.stdout and "n = 2" in r.stdout
+    assert len([line for line in r.stdout.splitlines() if line.startswith(("ce ", "ngl "))]) == 2
+
+
+@pytest.mark.slow
+def test_cli_compare_on_a_seg_proxy_reports_miou(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "cmp"
+    r = run_cli("compare", "--proxy", "seg-digits-unet", "--steps", "2", "--seeds", "2",
+                "--baselines", "ce,dice,ngl", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "miou % (mean ± sd)" in (out / "compare.md").read_text()
+    rows = (out / "compare.csv").read_text().splitlines()
+    assert rows[0].endswith(",metric") and all(row.endswith(",miou") for row in rows[1:])
+
+
+def test_a_seg_proxy_can_be_a_search_fitness_proxy(tmp_path):
+    from gp_search import store
+    from gp_search.search.config import SearchConfig
+    from gp_search.search.runner import run_search
+
+    cfg = SearchConfig(population=4, generations=1, proxies=("seg-digits-unet",), steps=3,
+                       seeds=1, jobs=1, backend="sequential", out=str(tmp_path / "runs"),
+                       hall_of_fame=3, init_max_depth=2, max_height=4, max_size=10, seed=5,
+                       elitism=1, seed_individuals=("ngl",))
+    run = store.load_run(run_search(cfg, quiet=True))
+    assert run.finished and run.best and np.isfinite(run.best["fitness"])
+    assert sum(g["trained"] + g["short"] for g in run.generations) >= 1
+
+
+def test_the_transfer_stage_runs_a_held_out_seg_task():
+    from gp_search.analysis.transfer import transfer
+    from gp_search.search.config import SearchConfig
+
+    res = transfer(["exp(-y_pred*y_real)"], suite="transfer-seg-test", seeds=2, jobs=1,
+                   baselines=["ce", "ngl"])
+    assert {r["task"] for r in res.rows} == {"t-seg-digits-imbalanced-unet"}
+    assert len(res.rows) == 3 and all(r["n"] == 2 for r in res.rows)
+    with pytest.raises(ValueError, match="held-out"):
+        SearchConfig(proxies=("seg-digits-unet", "t-seg-digits-imbalanced-unet"))

@@ -22,7 +22,8 @@ loaded machine:
   s-synthetic-noisy-mlp 0.15 s, s-digits-cnn-sgd 1.0 s, s-synthetic100-mlp 0.3 s. CE's val
   accuracies there: 0.955, 0.78 (250 steps), 0.64, 0.77, 0.89, 0.69; s-digits-half-mlp-sgd
   0.56 s (a quiet machine), CE 0.979.
-* ``seg-digits-unet``, ``seg-digits-imbalanced-unet``: dense segmentation of generated scenes
+* ``seg-digits-unet`` and the held-out ``t-seg-digits-imbalanced-unet`` (suite ``transfer-seg``):
+  dense segmentation of generated scenes
   (:mod:`gp_search.proxies.segmentation`, 6 classes per pixel, 32x32), U-Net (8, 16, 32)
   with GroupNorm, Adam 3e-3, batch 32, 600 steps, scored by mean IoU over the test split;
   11-15 s per training on a quiet core, 20-30 s under a load of ~4. ``seg-voc-unet``: the
@@ -89,11 +90,11 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
               batch_size=32, lr=3e-3, eval_batch=250, metric="miou", description="segmentation: "
               "digits composited on cluttered 32x32 canvases (2000 / 500), 5 object classes + "
               "background, U-Net (8, 16, 32) GroupNorm, Adam lr 3e-3, batch 32, 600 steps, mIoU"),
-    ProxySpec("seg-digits-imbalanced-unet", "seg-digits-imbalanced", "unet",
+    ProxySpec("t-seg-digits-imbalanced-unet", "seg-digits-imbalanced", "unet",
               (("widths", (8, 16, 32)),), steps=600, batch_size=32, lr=3e-3, eval_batch=250,
-              metric="miou", description="segmentation, background ~93 % of the pixels: one "
-              "small digit per 32x32 scene, class weights 8:4:2:1:1, U-Net (8, 16, 32), Adam "
-              "lr 3e-3, batch 32, 600 steps, mIoU"),
+              metric="miou", description="transfer, segmentation, background ~93 % of the "
+              "pixels: one small digit per 32x32 scene, class weights 8:4:2:1:1, U-Net (8, 16, "
+              "32), Adam lr 3e-3, batch 32, 600 steps, mIoU"),
     ProxySpec("seg-voc-unet", "voc", "unet", (("widths", (16, 32, 64)),), steps=600,
               batch_size=16, lr=1e-3, eval_batch=64, metric="miou", time_limit=1800.0,
               description="user files: Pascal VOC segmentation (train / val lists) resized to "
