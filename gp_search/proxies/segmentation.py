@@ -17,10 +17,10 @@ classes plus background, 6 classes in all.
 Variants (:data:`VARIANTS`), both 2000 training / 500 test scenes of 32 x 32:
 
 * ``seg-digits`` — 2 or 3 objects of uniformly drawn classes, zoom 1.6-3.0 (13-24 px digits),
-  0-2 distractors; background is about 70 % of the pixels.
+  0-2 distractors; background is 70 % of the training pixels, each object class about 6 %.
 * ``seg-digits-imbalanced`` — one small object (zoom 1.2-2.0), classes drawn with weights
-  8 : 4 : 2 : 1 : 1, 1-3 distractors: background is about 94 % of the pixels and the rarest
-  class well under 1 % (the regime where per-pixel losses are said to favour background).
+  8 : 4 : 2 : 1 : 1, 1-3 distractors: background is 93 % of the training pixels and the two
+  rarest classes 0.5 % each (the regime where per-pixel losses are said to favour background).
 
 Training scenes paste digits from a fixed stratified 70 % of scikit-learn's digits and test
 scenes from the other 30 %, so every test object is a digit instance never seen in training.
