@@ -26,7 +26,8 @@ loaded machine:
   dense segmentation of generated scenes
   (:mod:`gp_search.proxies.segmentation`, 6 classes per pixel, 32x32), U-Net (8, 16, 32)
   with GroupNorm, Adam 3e-3, batch 32, 600 steps, scored by mean IoU over the test split;
-  11-15 s per training on a quiet core, 20-30 s under a load of ~4. ``seg-voc-unet``: the
+  one training 21 s of CPU time (one thread), 68 s wall alone and 94-172 s two at a time on
+  the shared 2-core machine under a load average of 6-10. ``seg-voc-unet``: the
   same model on Pascal VOC files from ``data_root`` (64x64, 21 classes; budget not tuned).
 * ``t-…``: the held-out transfer tasks (2, 3, 5 noisy, 10 and 20 classes), grouped into suites
   and documented, with their seconds, in :mod:`gp_search.proxies.tasks`; a search never scores

@@ -21,7 +21,7 @@ Example (writing a one-image fixture in this format, as the tests do):
     >>> base = pathlib.Path(tempfile.mkdtemp())
     >>> write_example(base, "a", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8))
     >>> for split in ("train", "val"):
-    ...     (base / f"ImageSets/Segmentation/{split}.txt").write_text("a\\n")
+    ...     _ = (base / f"ImageSets/Segmentation/{split}.txt").write_text("a\\n")
     >>> read_voc(base, size=4).y_test.shape
     torch.Size([1, 4, 4])
 """
