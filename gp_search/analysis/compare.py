@@ -305,8 +305,8 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
     Args:
         losses: entries or texts (reference names / expressions); default :data:`DEFAULT_LOSSES`.
             CE must be among them.
-        proxies: registered proxy names, or :class:`~gp_search.proxies.Proxy` objects (e.g.
-            with fields overridden by ``proxies.get(name, lr=...)``).
+        proxies: registered proxy names, or proxies (e.g. your tasks:
+            :meth:`gp_search.Task.proxy`).
         seeds: a count ``n`` (seeds ``0 .. n-1``) or the seeds.
         jobs: worker processes for the trainings and the replays.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.

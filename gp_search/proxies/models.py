@@ -211,10 +211,10 @@ def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def build(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw) -> nn.Module:
-    """Build a small classifier (or dense ``unet``) with parameters determined by ``seed`` alone.
+    """Build a small classifier with parameters determined by ``seed`` alone.
 
     Args:
-        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``, ``unet``).
+        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``).
         input_shape: shape of one sample, e.g. ``Dataset.input_shape``.
         num_classes: number of output logits.
         seed: seeds the private generator for the initial parameters.
