@@ -15,8 +15,8 @@ Embedded (offline, nothing on disk):
   classes (20 features, 8 informative, 4 redundant, 2 clusters per class, 1 % flipped labels,
   ``random_state=0``), 2000 / 500 stratified, standardised by the training split's per-feature
   mean/std: a tabular task unlike any image or signal the search proxies see.
-* ``seg-digits``, ``seg-digits-imbalanced``: dense segmentation scenes, digits composited on
-  cluttered 32x32 canvases, 6 classes per pixel (:mod:`gp_search.proxies.segmentation`).
+* ``seg-digits``, ``seg-digits-imbalanced``: digits composited on cluttered 32x32 canvases,
+  a class per pixel (:mod:`gp_search.proxies.segmentation`).
 
 Task transforms (relabelling, subsampling, label noise) live in :mod:`gp_search.proxies.tasks`.
 
@@ -66,12 +66,9 @@ DATASETS: dict[str, str] = {
     "fashion-mnist": "user files: Fashion-MNIST idx files under <data_root>/fashion-mnist/, 60000 / 10000",
     "cifar10": "user files: CIFAR-10 python batches under <data_root>/cifar-10-batches-py/, 50000 / 10000",
     "cifar100": "user files: CIFAR-100 python files under <data_root>/cifar-100-python/, 50000 / 10000, 100 classes",
-    "seg-digits": "embedded: digits composited on cluttered 32x32 canvases, per-pixel labels, "
-                  "2000 / 500, 5 object classes + background",
-    "seg-digits-imbalanced": "embedded: as seg-digits with one small object per scene, "
-                             "background ~93 % of the pixels, 2000 / 500, 6 classes",
-    "voc": "user files: Pascal VOC segmentation layout (JPEGImages, SegmentationClass, "
-           "ImageSets/Segmentation/{train,val}.txt) under <data_root>/VOCdevkit/VOC2012/, 21 classes",
+    "seg-digits": "embedded: digit scenes 32x32, per-pixel labels, 2000 / 500, 5 classes + background",
+    "seg-digits-imbalanced": "embedded: as seg-digits, one small digit a scene, ~93 % background",
+    "voc": "user files: Pascal VOC segmentation layout under <data_root>/VOCdevkit/VOC2012/, 21 classes",
 }
 
 
