@@ -232,3 +232,20 @@ def test_the_transfer_stage_runs_a_held_out_seg_task():
     assert len(res.rows) == 3 and all(r["n"] == 2 for r in res.rows)
     with pytest.raises(ValueError, match="held-out"):
         SearchConfig(proxies=("seg-digits-unet", "t-seg-digits-imbalanced-unet"))
+
+
+def test_held_out_miou_counts_the_whole_split_whatever_the_chunk():
+    from gp_search.proxies.train import held_out_score
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(5, 3, 4, 4, generator=g)
+    target = torch.randint(0, 3, (5, 4, 4), generator=g)
+    target[:, 0, 0] = IGNORE_INDEX
+    pred, keep = logits.argmax(1).numpy(), target.numpy() != IGNORE_INDEX
+    t, p = target.numpy()[keep], pred[keep]
+    hand = np.mean([((t == c) & (p == c)).sum() / ((t == c) | (p == c)).sum() for c in range(3)])
+    for chunk in (1, 2, 5):
+        got = held_out_score(torch.nn.Identity(), logits, target, chunk, 3, "miou")
+        assert got == pytest.approx(hand, rel=1e-12)
+    assert held_out_score(torch.nn.Identity(), logits, target, 2, 3, "accuracy") == \
+        pytest.approx((t == p).mean(), rel=1e-12)
