@@ -139,7 +139,8 @@ def test_unknown_dataset_name():
 def test_datasets_listing_covers_all_loaders():
     assert set(data.DATASETS) == {"digits", "mnist1d", "synthetic", "mnist",
                                   "fashion-mnist", "cifar10", "cifar100", "tabular-2",
-                                  "tabular-3", "tabular-20", "synthetic-100"}
+                                  "tabular-3", "tabular-20", "synthetic-100", "seg-digits",
+                                  "seg-digits-imbalanced", "voc"}
     assert all(isinstance(v, str) and v for v in data.DATASETS.values())
 
 

@@ -90,7 +90,7 @@ def test_bad_arguments():
         models.build("cnn2d", (64,), 10, seed=0, image_shape=(1, 4, 4))
     with pytest.raises(ValueError, match="cnn1d"):
         models.build("cnn1d", (3, 32, 32), 10, seed=0)
-    assert set(models.KINDS) == {"mlp", "cnn2d", "cnn1d", "resnet"}
+    assert set(models.KINDS) == {"mlp", "cnn2d", "cnn1d", "resnet", "unet"}
 
 
 def train(model, ds, steps, lr, batch_size=100, seed=0):

@@ -15,6 +15,10 @@ for every training and the agreement is reported (``replay_agree``), so a drift 
 shows instead of hiding. From the replayed probabilities come the top softmax probability of
 every test sample (the confidence) and the expected calibration error (:func:`ece`, 15 bins).
 
+The score compared is each proxy's held-out metric (``ProxySpec.metric``, named in each row's
+``metric``): accuracy for the classification proxies, mean IoU for the segmentation proxies
+(``seg-*``), whose calibration is then counted per pixel, unlabelled pixels (255) left out.
+
 Example:
     >>> c = compare(["ce", "ngl"], proxies=["synthetic-mlp"], seeds=2)
     >>> [(r["loss"], r["n"]) for r in c.rows]
@@ -39,6 +43,7 @@ from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
 from gp_search.proxies.base import EvalResult, ProxySpec
+from gp_search.proxies.metrics import IGNORE_INDEX
 from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
 
 DEFAULT_LOSSES = ("ce", "sce", "focal", "ce_l2", "poly1", "label_smoothing", "ngl")
@@ -194,8 +199,9 @@ def replay(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
         device: where to train.
 
     Returns:
-        ``{"top": float32 (N_test,), "correct": bool (N_test,), "accuracy": float}``; ``top`` is
-        NaN everywhere if the training did not finish or its outputs are not finite.
+        ``{"top": float32 (N_test,), "correct": bool (N_test,), "accuracy": float}`` (dense
+        proxies: one entry per labelled test pixel; ``accuracy`` is the proxy's metric); ``top``
+        is NaN everywhere if the training did not finish or its outputs are not finite.
     """
     out: dict = {}
 
@@ -205,14 +211,16 @@ def replay(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
         top, correct = [], []
         for start in range(0, ds.n_test, spec.eval_batch):
             logits = model(ds.x_test[start:start + spec.eval_batch])
-            top.append(torch.softmax(logits.double(), 1).amax(1).float().cpu())
-            correct.append((logits.argmax(1) == ds.y_test[start:start + spec.eval_batch]).cpu())
+            y = ds.y_test[start:start + spec.eval_batch]
+            keep = y != IGNORE_INDEX  # unlabelled pixels have no right answer
+            top.append(torch.softmax(logits.double(), 1).amax(1).float()[keep].cpu())
+            correct.append((logits.argmax(1) == y)[keep].cpu())
         out["top"], out["correct"] = torch.cat(top).numpy(), torch.cat(correct).numpy()
 
     with one_thread():
         result = train_one(spec, loss, seed, steps, resolve_device(device), on_trained=collect)
     if "top" not in out:  # the training stopped early: no held-out predictions
-        n = dataset_for(spec, resolve_device(device)).n_test
+        n = int((dataset_for(spec, resolve_device(device)).y_test != IGNORE_INDEX).sum())
         return {"top": np.full(n, np.nan, dtype=np.float32), "correct": np.zeros(n, bool),
                 "accuracy": result.accuracy}
     return {**out, "accuracy": result.accuracy}
@@ -260,12 +268,13 @@ class Comparison:
 
 ROW_FIELDS = ("proxy", "loss", "n", "acc_mean", "acc_std", "acc_ci_low", "acc_ci_high",
               "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "n_pairs", "not_ok",
-              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec")
-"""Columns of a row (and of ``compare.csv``); fractions, not percentages."""
+              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec", "metric")
+"""Columns of a row (and of ``compare.csv``); fractions, not percentages. ``acc_*`` hold the
+proxy's held-out ``metric`` (accuracy, or mIoU on a segmentation proxy)."""
 
 
 def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalResult],
-         cal: dict) -> dict:
+         cal: dict, metric: str = "accuracy") -> dict:
     acc = [r.accuracy for r in results]
     s = summarize(acc)
     d = paired(acc, [r.accuracy for r in ce])
@@ -282,7 +291,8 @@ def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalR
             "ece_mean": e["mean"], "ece_std": e["std"],
             "top_mean": float(top.mean()) if top.size else math.nan,
             "top_median": float(np.median(top)) if top.size else math.nan,
-            "replay_agree": f"{agree}/{sum(r.ok for r in results)}", "spec": entry.spec}
+            "replay_agree": f"{agree}/{sum(r.ok for r in results)}", "spec": entry.spec,
+            "metric": metric}
 
 
 def compare(losses: Sequence[LossEntry | str] | None = None,
@@ -358,7 +368,7 @@ def compare(losses: Sequence[LossEntry | str] | None = None,
         ce = out.results[(p.name, BASELINE)]
         for e in entries:
             out.rows.append(_row(p.name, e, out.results[(p.name, e.label)], ce,
-                                 out.calibration[(p.name, e.label)]))
+                                 out.calibration[(p.name, e.label)], p.spec.metric))
         if progress is not None:
             progress(f"{p.name}: {len(entries)} losses x {ns} seeds trained and replayed")
     return out

@@ -93,7 +93,8 @@ def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     rows = {(r["proxy"], r["loss"]): r for r in cmp.rows}
     header = ["loss"] + cmp.proxies + ["mean"]
     ce = [rows[(p, BASELINE)]["acc_mean"] for p in cmp.proxies]
-    out = [["CE (accuracy %)"] + [number(100 * a, ".1f") for a in ce] + ["0"]]
+    metric = "/".join(dict.fromkeys(rows[(p, BASELINE)]["metric"] for p in cmp.proxies))
+    out = [[f"CE ({metric} %)"] + [number(100 * a, ".1f") for a in ce] + ["0"]]
     for e in cmp.entries:
         if e.label == BASELINE:
             continue
@@ -121,7 +122,8 @@ def calibration_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]]:
     """One proxy's rows: accuracy, change vs CE, CI, p, n, ECE, confidence, failures."""
-    header = ["loss", "accuracy % (mean ± sd)", "95% CI", "change vs CE (pp)",
+    metric = next((r["metric"] for r in cmp.rows if r["proxy"] == proxy), "accuracy")
+    header = ["loss", f"{metric} % (mean ± sd)", "95% CI", "change vs CE (pp)",
               "95% CI (paired)", "p (paired t)", "n", "ECE (mean ± sd)", "top prob mean / median",
               "not ok"]
     out = []

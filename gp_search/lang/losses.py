@@ -1,7 +1,10 @@
 """Reference losses by name (NGL, CE, focal, SCE, …) and the one ``Loss`` record a proxy trains.
 
 Every loss takes ``(logits, target)``: logits ``(N, C)`` or dense ``(N, C, *spatial)``; target
-as class indices ``(N, *spatial)`` or as one-hot/probabilities shaped like the logits.
+as class indices ``(N, *spatial)`` or as one-hot/probabilities shaped like the logits. Every loss
+honours the ignore label: positions whose target is 255 (:data:`gp_search.lang.expr.IGNORE_INDEX`,
+when C <= 255) count nowhere, and "mean over samples" means over the kept positions (CE then equals
+``F.cross_entropy(..., ignore_index=255)``).
 
 Conventions (our documented choices where the literature leaves one):
 
@@ -13,6 +16,11 @@ Conventions (our documented choices where the literature leaves one):
 * ``label_smoothing`` — CE against targets smoothed with ε = 0.1.
 * ``poly1`` — PolyLoss-1, ``CE + ε(1 − p_t)`` with ε = 1 (Leng et al. 2022).
 * ``mse`` — ``mean((p − t)^2)`` over all elements (Brier-style; also a tree in the language).
+* ``dice`` — soft Dice over classes (Milletari et al. 2016, the multi-class form):
+  ``1 − mean_k (2·Σ p_k t_k + s) / (Σ p_k + Σ t_k + s)``, the sums over the whole batch and every
+  kept position, ``p`` the softmax, every class (background included) averaged, smoothing
+  s = 1 (:data:`DICE_SMOOTH`), so a class absent from the batch's targets scores 1 only when
+  it is not predicted either.
 * ``ce_l2`` — CE plus ``λ/2·Σ‖w‖²`` with λ = 5e-4. The penalty needs the weights, so the loss
   carries ``l2 = 5e-4`` and the proxy training adds the penalty over all weight matrices and
   kernels (not biases) to the loss before the backward pass (plain L2, not decoupled decay).
@@ -42,7 +50,7 @@ import statistics
 
 import torch
 
-from gp_search.lang.expr import LossExpr, parse, prepare
+from gp_search.lang.expr import LossExpr, masked_mean, parse, prepare_masked
 
 NGL_PREFIX = "sub(exp(sub(2.4092, mul(y_pred, add(1, y_real)))), cos(cos(sin(y_pred))))"
 """The NGL tree in the paper's primitive set (Akhmedova & Körber 2024)."""
@@ -55,42 +63,54 @@ SCE_ALPHA, SCE_BETA, SCE_LOG_CLIP = 0.1, 1.0, 1e-4
 LABEL_SMOOTHING = 0.1
 POLY1_EPSILON = 1.0
 CE_L2_LAMBDA = 5e-4
+DICE_SMOOTH = 1.0
 
 
 def _per_position(logits: torch.Tensor, target: torch.Tensor):
-    """Log-probabilities, probabilities and float targets, all shaped like the logits."""
-    p, t = prepare(logits, target)
-    return torch.log_softmax(logits, dim=1), p, t
+    """Log-probabilities, probabilities and float targets, all shaped like the logits, and the
+    kept positions (None: all; :func:`gp_search.lang.expr.prepare_masked`)."""
+    p, t, keep = prepare_masked(logits, target)
+    return torch.log_softmax(logits, dim=1), p, t, keep
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    logp, _, t = _per_position(logits, target)
-    return -(t * logp).sum(1).mean()
+    logp, _, t, keep = _per_position(logits, target)
+    return masked_mean(-(t * logp).sum(1), keep)
 
 
 def focal(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
-    logp, p, t = _per_position(logits, target)
-    return -(t * (1 - p) ** gamma * logp).sum(1).mean()
+    logp, p, t, keep = _per_position(logits, target)
+    return masked_mean(-(t * (1 - p) ** gamma * logp).sum(1), keep)
 
 
 def sce(logits: torch.Tensor, target: torch.Tensor, alpha: float = SCE_ALPHA,
         beta: float = SCE_BETA) -> torch.Tensor:
-    logp, p, t = _per_position(logits, target)
+    logp, p, t, keep = _per_position(logits, target)
     ce = -(t * logp).sum(1)
     rce = -(p * torch.log(t.clamp(min=SCE_LOG_CLIP, max=1.0))).sum(1)
-    return (alpha * ce + beta * rce).mean()
+    return masked_mean(alpha * ce + beta * rce, keep)
 
 
 def label_smoothing(logits: torch.Tensor, target: torch.Tensor,
                     eps: float = LABEL_SMOOTHING) -> torch.Tensor:
-    logp, _, t = _per_position(logits, target)
+    logp, _, t, keep = _per_position(logits, target)
     smooth = t * (1 - eps) + eps / logits.shape[1]
-    return -(smooth * logp).sum(1).mean()
+    return masked_mean(-(smooth * logp).sum(1), keep)
 
 
 def poly1(logits: torch.Tensor, target: torch.Tensor, eps: float = POLY1_EPSILON) -> torch.Tensor:
-    logp, p, t = _per_position(logits, target)
-    return (-(t * logp).sum(1) + eps * (1 - (t * p).sum(1))).mean()
+    logp, p, t, keep = _per_position(logits, target)
+    return masked_mean(-(t * logp).sum(1) + eps * (1 - (t * p).sum(1)), keep)
+
+
+def dice(logits: torch.Tensor, target: torch.Tensor, smooth: float = DICE_SMOOTH) -> torch.Tensor:
+    _, p, t, keep = _per_position(logits, target)
+    if keep is not None:  # ignored positions add to no class's sums
+        w = keep.unsqueeze(1).to(p.dtype)
+        p, t = p * w, t * w
+    dims = [0, *range(2, p.dim())]  # all but the class dimension
+    score = (2 * (p * t).sum(dims) + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+    return 1 - score.mean()
 
 
 MSE: LossExpr = parse("(y_pred - y_real)**2", "paper")
@@ -136,6 +156,8 @@ REFERENCE: dict[str, Loss] = {ref.name: ref for ref in (
          f"mean_n(-sum_k ((1-{LABEL_SMOOTHING:g}) t_k + {LABEL_SMOOTHING:g}/K) log p_k)"),
     _ref("poly1", poly1, f"mean_n(CE + {POLY1_EPSILON:g}*(1 - p_t))"),
     _ref("mse", MSE.to_torch(), "mean((p - t)^2)", MSE),
+    _ref("dice", dice, f"1 - mean_k((2 sum p_k t_k + {DICE_SMOOTH:g}) / (sum p_k + sum t_k + "
+                       f"{DICE_SMOOTH:g})), sums over batch and positions"),
     _ref("ce_l2", cross_entropy, f"CE + {CE_L2_LAMBDA:g}/2 * sum ||w||^2 (added by the training)",
          l2=CE_L2_LAMBDA),
 )}

@@ -15,6 +15,8 @@ Embedded (offline, nothing on disk):
   classes (20 features, 8 informative, 4 redundant, 2 clusters per class, 1 % flipped labels,
   ``random_state=0``), 2000 / 500 stratified, standardised by the training split's per-feature
   mean/std: a tabular task unlike any image or signal the search proxies see.
+* ``seg-digits``, ``seg-digits-imbalanced``: digits composited on cluttered 32x32 canvases,
+  a class per pixel (:mod:`gp_search.proxies.segmentation`).
 
 Task transforms (relabelling, subsampling, label noise) live in :mod:`gp_search.proxies.tasks`.
 
@@ -29,6 +31,9 @@ directory holding *all* required files wins, searched in this order:
   ``<root>``. Pixels / 255, then each channel standardised by the training split's
   mean/std; CIFAR-100 uses the 100 fine labels; shape ``(3, 32, 32)``. Read with an
   allow-list unpickler, so a tampered file cannot run code.
+* ``voc``, the Pascal VOC segmentation layout (:mod:`gp_search.proxies.voc`):
+  ``<root>/VOCdevkit/VOC2012/``, ``<root>/VOC2012/``, ``<root>/voc/``, ``<root>``; 21 classes,
+  255 unlabelled, resized to 64x64; ``train.txt`` trains, ``val.txt`` is the test split.
 
 Datasets are cached per process as CPU tensors keyed by name and resolved root;
 every caller shares them, so treat them as read-only.
@@ -61,6 +66,9 @@ DATASETS: dict[str, str] = {
     "fashion-mnist": "user files: Fashion-MNIST idx files under <data_root>/fashion-mnist/, 60000 / 10000",
     "cifar10": "user files: CIFAR-10 python batches under <data_root>/cifar-10-batches-py/, 50000 / 10000",
     "cifar100": "user files: CIFAR-100 python files under <data_root>/cifar-100-python/, 50000 / 10000, 100 classes",
+    "seg-digits": "embedded: digit scenes 32x32, per-pixel labels, 2000 / 500, 5 classes + background",
+    "seg-digits-imbalanced": "embedded: as seg-digits, one small digit a scene, ~93 % background",
+    "voc": "user files: Pascal VOC segmentation layout under <data_root>/VOCdevkit/VOC2012/, 21 classes",
 }
 
 
@@ -69,7 +77,8 @@ DATASETS: dict[str, str] = {
 class Dataset:
     """A train/test split held as tensors.
 
-    ``x_*`` are float32 of shape ``(N, *input_shape)``, ``y_*`` int64 class ids.
+    ``x_*`` are float32 of shape ``(N, *input_shape)``, ``y_*`` int64 class ids: ``(N,)``, or
+    ``(N, H, W)`` per pixel for dense (segmentation) data, 255 where unlabelled.
     ``image_shape`` is how one sample can be viewed as a ``(C, H, W)`` image for
     2-D conv models (e.g. ``(1, 8, 8)`` for flat digits), or None when the data
     are not images.
@@ -138,6 +147,8 @@ def validation_split(ds: Dataset, fraction: float = VAL_FRACTION) -> Dataset:
         A :class:`Dataset` named ``"<name>:val"``.
     """
     y = ds.y_train.cpu().numpy()
+    if y.ndim > 1:  # dense targets: a sample has no single class; one stratum
+        y = np.zeros(len(y), dtype=np.int64)
     rng = np.random.RandomState(0)
     held = []
     for c in np.unique(y):
@@ -326,16 +337,35 @@ def _load_cifar(name: str, root: Path) -> Dataset:
     return _make(name, x_tr, y_tr, x_te, y_te, num_classes, (3, 32, 32), image_shape=(3, 32, 32))
 
 
+# ---------------------------------------------------------------- Pascal VOC layout
+
+def _load_voc(root: Path) -> Dataset:
+    from gp_search.proxies import voc
+
+    lists = {s: (f"ImageSets/Segmentation/{s}.txt",) for s in voc.SPLITS}
+    paths = _locate("voc", [root / d for d in voc.DIRS] + [root], lists)
+    return voc.read_voc(paths["train"].parents[2])
+
+
+def _load_scenes(name: str) -> Dataset:
+    from gp_search.proxies.segmentation import scenes_dataset
+
+    return scenes_dataset(name)
+
+
 # ---------------------------------------------------------------- public entry point
 
 _EMBEDDED = {"digits": _load_digits, "mnist1d": _load_mnist1d, "synthetic": _load_synthetic,
              "synthetic-100": lambda _root: _load_synthetic(_root, 100, 1.6, 5000, 1000),
-             **{f"tabular-{k}": (lambda _root, k=k: _load_tabular(k)) for k in (2, 3, 20)}}
+             **{f"tabular-{k}": (lambda _root, k=k: _load_tabular(k)) for k in (2, 3, 20)},
+             **{n: (lambda _root, n=n: _load_scenes(n))
+                for n in ("seg-digits", "seg-digits-imbalanced")}}
 _FROM_FILES = {
     "mnist": lambda root: _load_idx_dataset("mnist", root),
     "fashion-mnist": lambda root: _load_idx_dataset("fashion-mnist", root),
     "cifar10": lambda root: _load_cifar("cifar10", root),
     "cifar100": lambda root: _load_cifar("cifar100", root),
+    "voc": _load_voc,
 }
 _CACHE: dict[tuple[str, str | None], Dataset] = {}
 # One lock for all loads: concurrent callers wait for a single read instead of

@@ -10,9 +10,10 @@ own defaults (``reset_parameters``): Kaiming-uniform with ``a=sqrt(5)`` for
 weights, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for biases, ones/zeros for norms.
 
 Every model accepts a batch whose samples have ``input_shape`` (or the same
-number of values, flattened) and returns logits ``(N, num_classes)``.
-The residual net uses GroupNorm rather than BatchNorm: no running statistics, so
-train and eval mode agree and results do not depend on the batch size.
+number of values, flattened) and returns logits ``(N, num_classes)``, except the
+dense ``unet``, which returns one logit map per class, ``(N, num_classes, H, W)``.
+The residual net and the U-Net use GroupNorm rather than BatchNorm: no running
+statistics, so train and eval mode agree and results do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ KINDS: dict[str, str] = {
     "cnn1d": "three strided 1-D convs then linear, for MNIST-1D (1, 40); kw channels=32",
     "resnet": "residual CNN for (3, 32, 32): stem + 3 GroupNorm basic blocks (16, 32, 64); kw widths, "
               "norm='group' (or 'batch': BatchNorm, whose running statistics train one at a time)",
+    "unet": "dense U-Net for (C, H, W) -> (num_classes, H, W): per level two 3x3 conv-GroupNorm-"
+            "ReLU, max-pool down, nearest upsampling and skip concatenation up; kw widths=(8, 16, 32)",
 }
 
 
@@ -143,7 +146,45 @@ def _resnet(input_shape, num_classes, widths=(16, 32, 64), image_shape=None, nor
     return nn.Sequential(*layers)
 
 
-_BUILDERS = {"mlp": _mlp, "cnn2d": _cnn2d, "cnn1d": _cnn1d, "resnet": _resnet}
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), _norm(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), _norm(c_out), nn.ReLU())
+
+
+class _UNet(nn.Module):
+    """Encoder-decoder with skip connections (Ronneberger et al. 2015), GroupNorm, no BatchNorm."""
+
+    def __init__(self, shape: tuple, num_classes: int, widths: tuple):
+        super().__init__()
+        self.view = _View(shape)
+        chans = [shape[0], *widths]
+        self.down = nn.ModuleList(_conv_block(a, b) for a, b in zip(chans, chans[1:]))
+        self.up = nn.ModuleList(_conv_block(widths[i] + widths[i + 1], widths[i])
+                                for i in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.view(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else nn.functional.max_pool2d(x, 2))
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            x = block(torch.cat([skip, nn.functional.interpolate(x, scale_factor=2.0)], 1))
+        return self.head(x)
+
+
+def _unet(input_shape, num_classes, widths=(8, 16, 32), image_shape=None):
+    shape = _image_shape(input_shape, image_shape)
+    factor = 2 ** (len(widths) - 1)
+    if len(widths) < 2 or shape[1] % factor or shape[2] % factor:
+        raise ValueError(f"unet with widths {tuple(widths)} halves the image {len(widths) - 1} "
+                         f"times: H and W must be multiples of {factor}, got {shape[1:]}; give "
+                         f"at least two widths and an image size that divides")
+    return _UNet(shape, num_classes, tuple(widths))
+
+
+_BUILDERS = {"mlp": _mlp, "cnn2d": _cnn2d, "cnn1d": _cnn1d, "resnet": _resnet, "unet": _unet}
 
 
 def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
