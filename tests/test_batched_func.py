@@ -201,3 +201,32 @@ def test_cuda_population_equals_sequential(kind):
         ref = train_one(spec, loss, seed=0, device="cuda")
         assert r.status == ref.status == "ok"
         assert math.isclose(r.train_loss, ref.train_loss, rel_tol=1e-4, abs_tol=1e-5), loss.name
+
+
+def test_a_dense_unet_population_equals_sequential_with_ignored_pixels():
+    """Dense (N, C, H, W) logits through the population path: the segmentation proxy's U-Net,
+    scored by mIoU, a few pixels of every target set to the ignore label 255."""
+    spec = proxies.get("seg-digits-unet", steps=3, batch_size=8).spec
+    ds = dataset_for(spec)
+    ds.y_train[:, 0, :4] = 255  # the loader caches per process: restore below
+    try:
+        losses = [REFERENCE["ce"], REFERENCE["ngl"], REFERENCE["dice"]]
+        pop = _population(spec, losses, 0, 3)
+        pop.step(0)
+        first = [[p.grad[k].clone() for p in pop.params.values()] for k in range(len(losses))]
+        for s in range(1, 3):
+            pop.step(s)
+        # As in the test above: the first step's gradients to 1e-5 of their scale, the losses of
+        # every step to 1e-5; Adam's parameters only bounded (it turns rounding noise into ±lr).
+        for k, loss in enumerate(losses):
+            params, values, grads = _reference(spec, loss, 0, 3)
+            for mine, ref in zip(first[k], grads):
+                assert (mine - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max()), loss.name
+            assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values).double(),
+                                  rtol=1e-5, atol=1e-6), loss.name
+            diffs = torch.cat([(m - r).abs().flatten() for m, r in zip(pop.parameters(k), params)])
+            assert diffs.max() <= 2 * spec.lr * 3, loss.name
+    finally:
+        from gp_search.proxies import data
+
+        data.clear_cache()

@@ -57,3 +57,9 @@ def test_the_metric_enters_the_cache_key_only_when_not_accuracy():
     base = ProxySpec("p", "digits", "mlp")
     assert ProxySpec("p", "digits", "mlp", metric="accuracy").key() == base.key()
     assert ProxySpec("p", "digits", "mlp", metric="macro_f1").key() != base.key()
+
+
+def test_the_ignore_label_is_a_class_when_there_are_more_classes_than_it():
+    # As in the losses (gp_search.lang.expr.prepare_masked): with 256+ classes, 255 is a class.
+    cm = metrics.confusion(torch.tensor([255, 0]), torch.tensor([255, 0]), 300)
+    assert int(cm.sum()) == 2 and int(cm[255, 255]) == 1

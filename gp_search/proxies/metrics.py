@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = 255
-"""Target value excluded from every metric (and from every loss on dense tasks)."""
+from gp_search.lang.expr import IGNORE_INDEX  # one ignore label for the losses and the metrics
 
 
 def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
@@ -27,12 +26,15 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
     Args:
         pred: predicted class ids, any shape.
-        target: true class ids, same shape; entries equal to ``ignore_index`` are skipped.
+        target: true class ids, same shape; entries equal to ``ignore_index`` are skipped
+            when ``num_classes <= ignore_index`` (where the id cannot be a class).
         num_classes: C.
         ignore_index: target value to skip.
     """
-    keep = target != ignore_index
-    t, p = target[keep].long(), pred[keep].long()
+    if num_classes <= ignore_index:  # as the losses do: with more classes the id is a class
+        keep = target != ignore_index
+        target, pred = target[keep], pred[keep]
+    t, p = target.long(), pred.long()
     flat = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
     return flat.view(num_classes, num_classes).cpu()
 
