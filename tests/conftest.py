@@ -35,3 +35,14 @@ def reproduce_cli(argv):
     args = ap.parse_args(argv)
     with recording(["gp-search", *argv]):
         return args.func(args)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread (results do not depend on it; the shared test machine is faster so)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

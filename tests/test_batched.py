@@ -7,28 +7,23 @@ import warnings
 import pytest
 import torch
 from deap import gp
+from population_checks import assert_nan_isolated, sequential_reference
 
 from gp_search import proxies
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import ExprError, from_tree, parse
 from gp_search.lang.losses import REFERENCE, Loss, from_expr
 from gp_search.search.screen import screen
-from gp_search.proxies import batched, batched_mlp, models
+from gp_search.proxies import batched, batched_mlp
 from gp_search.proxies.batched_loss import LossProgram
-from gp_search.proxies.train import batch_indices, dataset_for, train_one
+from gp_search.proxies.train import train_one
 
 DIGITS = proxies.get("digits-mlp", steps=5).spec
 SYN = proxies.get("synthetic-mlp").spec
 REFS = ["ngl", "ce", "focal", "ce_l2", "mse", "label_smoothing", "poly1", "sce"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread (results do not depend on it; the shared test machine is faster so)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_trees(set_name: str, n: int, seed: int, keep=lambda e: True) -> list:
@@ -90,26 +85,6 @@ def test_batched_loss_shares_target_only_subtrees():
 
 # ---------------------------------------------------------------- equality with train_one
 
-def _reference_params(spec, loss, seed, steps):
-    """The sequential training, written out (as train_one does it), returning the parameters."""
-    ds = dataset_for(spec)
-    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
-    params = list(model.parameters())
-    weights = [w for w in params if w.dim() > 1]
-    opt = torch.optim.Adam(params, lr=spec.lr)
-    batches = batch_indices(ds.n_train, spec.batch_size, steps, seed)
-    values = []
-    for s in range(steps):
-        v = loss.fn(model(ds.x_train[batches[s]]), ds.y_train[batches[s]])
-        if loss.l2 > 0:
-            v = v + loss.l2 / 2 * sum(w.square().sum() for w in weights)
-        opt.zero_grad()
-        v.backward()
-        opt.step()
-        values.append(v.item())
-    return [p.detach() for p in params], values
-
-
 def _population_losses(refs: bool = True):
     """Reference losses (with and without an expression) and random trees that pass screening:
     a loss with no real gradient (c * y_pred is constant under softmax) trains on rounding noise,
@@ -125,7 +100,7 @@ def test_parameters_and_losses_equal_sequential_after_5_steps(refs):
     for s in range(5):
         pop.step(s)
     for k, loss in enumerate(losses):
-        params, values = _reference_params(DIGITS, loss, 0, 5)
+        params, values, _ = sequential_reference(DIGITS, loss, 0, 5)
         for mine, ref in zip(pop.parameters(k), params):
             assert (mine - ref).abs().max() <= 1e-5, loss.name
         assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values, dtype=torch.float64),
@@ -162,23 +137,9 @@ def test_a_nan_candidate_never_touches_the_others():
     spec = proxies.get("digits-mlp", steps=40, lr=0.01).spec
     good = [REFERENCE["ngl"], REFERENCE["ce"], from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))"))]
     bad = from_expr(parse(BAD))
-    with_bad = batched.train_population(spec, [good[0], bad, good[1], good[2]], seed=0)
-    without = batched.train_population(spec, good, seed=0)
-    assert [r.status for r in with_bad] == ["ok", "nan", "ok", "ok"]
-    for r, ref in zip([with_bad[0], *with_bad[2:]], without):
-        assert r.same_outcome(ref)  # bit for bit: no operation mixes candidates
-    # The failed one is the sequential path's result exactly: status, step and message.
-    ref = train_one(spec, bad, seed=0)
-    assert with_bad[1].same_outcome(ref) and ref.status == "nan" and ref.steps == 2
-    # Inside the check interval the NaN lives in its own slice only.
-    pop = batched_mlp.MlpPopulation(spec, [good[0], bad], 0, 10, torch.device("cpu"), False)
-    alone = batched_mlp.MlpPopulation(spec, [good[0], good[0]], 0, 10, torch.device("cpu"), False)
-    for s in range(10):
-        pop.step(s)
-        alone.step(s)
-    assert not all(torch.isfinite(t).all() for t in pop.parameters(1))
-    for a, b in zip(pop.parameters(0), alone.parameters(0)):
-        assert torch.equal(a, b)
+    cpu = torch.device("cpu")
+    assert_nan_isolated(spec, good, bad, lambda losses, n: batched_mlp.MlpPopulation(
+        spec, losses, 0, n, cpu, False), 10)
 
 
 def test_a_loss_that_raises_is_an_error_of_its_own():

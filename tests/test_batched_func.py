@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from population_checks import assert_nan_isolated, sequential_reference
 
 from gp_search import proxies
 from gp_search.lang.expr import parse
@@ -13,7 +14,7 @@ from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
 from gp_search.proxies import batched, models, train
 from gp_search.proxies.base import ProxySpec
 from gp_search.proxies.batched_func import FuncPopulation, bytes_per_candidate, unstackable
-from gp_search.proxies.train import batch_indices, dataset_for, train_one
+from gp_search.proxies.train import dataset_for, train_one
 
 RESNET = ProxySpec("digits-resnet", "digits", "resnet",
                    (("widths", (8, 8, 16)), ("image_shape", (1, 8, 8))), steps=5, batch_size=32)
@@ -29,46 +30,11 @@ LOSSES = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["focal"], REFERENCE["ce_l
 BAD = from_expr(parse("sub(1, exp(mul(y_pred, 200)))"))  # exp(200 p) overflows after 2 steps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sgd(spec):
     return dataclasses.replace(spec, optimizer="sgd", lr=train.SGD_LR)
-
-
-def _reference(spec, loss, seed, steps):
-    """The sequential training written out as train_one does it; returns the parameters, the
-    losses and the gradients of the first step."""
-    ds = dataset_for(spec)
-    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
-    params = list(model.parameters())
-    weights = [w for w in params if w.dim() > 1]
-    scale = 1.0
-    if spec.optimizer == "sgd":
-        scale = loss_scale(loss)
-        opt = torch.optim.SGD(params, lr=spec.lr, momentum=train.SGD_MOMENTUM)
-    else:
-        opt = torch.optim.Adam(params, lr=spec.lr, fused=True)
-    batches = batch_indices(ds.n_train, spec.batch_size, steps, seed)
-    values = []
-    for s in range(steps):
-        v = loss.fn(model(ds.x_train[batches[s]]), ds.y_train[batches[s]])
-        if scale != 1.0:
-            v = v * scale
-        if loss.l2 > 0:
-            v = v + loss.l2 / 2 * sum(w.square().sum() for w in weights)
-        opt.zero_grad()
-        v.backward()
-        opt.step()
-        values.append(v.item())
-        if s == 0:
-            first = [p.grad.clone() for p in params]
-    return [p.detach() for p in params], values, first
 
 
 def _population(spec, losses, seed, steps):
@@ -76,6 +42,26 @@ def _population(spec, losses, seed, steps):
     model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
     scales = [loss_scale(c) for c in losses] if spec.optimizer == "sgd" else None
     return FuncPopulation(spec, losses, seed, steps, torch.device("cpu"), model, scales)
+
+
+def _compared(spec, losses, steps):
+    """Train ``losses`` as one population for ``steps`` and each alone as train_one does; check
+    the first step's gradients (to 1e-5 of their scale) and every step's loss (to 1e-5); return
+    per loss the absolute differences of all parameters at the end."""
+    pop = _population(spec, losses, 0, steps)
+    pop.step(0)
+    first = [[p.grad[k].clone() for p in pop.params.values()] for k in range(len(losses))]
+    for s in range(1, steps):
+        pop.step(s)
+    out = []
+    for k, loss in enumerate(losses):
+        params, values, grads = sequential_reference(spec, loss, 0, steps)
+        for mine, ref in zip(first[k], grads):
+            assert (mine - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max()), loss.name
+        assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values).double(),
+                              rtol=1e-5, atol=1e-6), loss.name
+        out.append(torch.cat([(m - r).abs().flatten() for m, r in zip(pop.parameters(k), params)]))
+    return out
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -87,25 +73,12 @@ def test_parameters_and_losses_equal_sequential_after_4_steps(kind, optimizer):
     (here a grouped conv against a plain one); for Adam the losses of every step agree to 1e-5,
     the gradients of the first step to 1e-5 of their scale, and 99.5 % of the parameters to 1e-5."""
     spec = KINDS[kind] if optimizer == "adam" else _sgd(KINDS[kind])
-    pop = _population(spec, LOSSES, 0, 4)
-    pop.step(0)
-    first = [[p.grad[k].clone() for p in pop.params.values()] for k in range(len(LOSSES))]
-    for s in range(1, 4):
-        pop.step(s)
-    for k, loss in enumerate(LOSSES):
-        grads = [g for g in _reference(spec, loss, 0, 1)[2]]
-        for mine, ref in zip(first[k], grads):
-            assert (mine - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max()), (kind, loss.name)
-        params, values, _ = _reference(spec, loss, 0, 4)
-        diffs = torch.cat([(mine - ref).abs().flatten() for mine, ref in
-                           zip(pop.parameters(k), params)])
+    for loss, diffs in zip(LOSSES, _compared(spec, LOSSES, 4)):
         if optimizer == "sgd":
             assert diffs.max() <= 1e-5, (kind, loss.name)
         else:
             assert (diffs <= 1e-5).double().mean() >= 0.995, (kind, loss.name)
             assert diffs.max() <= 2 * spec.lr * 4, (kind, loss.name)
-        assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values).double(),
-                              rtol=1e-5, atol=1e-6), (kind, loss.name)
 
 
 @pytest.mark.parametrize("kind", ["cnn1d", "resnet"])
@@ -131,21 +104,7 @@ def test_every_metric_is_scored_like_the_sequential_path():
 
 def test_a_nan_candidate_never_touches_the_others():
     spec = dataclasses.replace(KINDS["cnn2d"], steps=30, lr=0.01)
-    good = LOSSES[:2]
-    with_bad = batched.train_population(spec, [good[0], BAD, good[1]], seed=0)
-    without = batched.train_population(spec, good, seed=0)
-    assert [r.status for r in with_bad] == ["ok", "nan", "ok"]
-    assert with_bad[0].same_outcome(without[0]) and with_bad[2].same_outcome(without[1])
-    ref = train_one(spec, BAD, seed=0)
-    assert with_bad[1].same_outcome(ref) and ref.steps == 2
-    # Inside the check interval the NaN lives in its own slice only, bit for bit.
-    pop, alone = _population(spec, [good[0], BAD], 0, 5), _population(spec, [good[0]] * 2, 0, 5)
-    for s in range(5):
-        pop.step(s)
-        alone.step(s)
-    assert not all(torch.isfinite(t).all() for t in pop.parameters(1))
-    for a, b in zip(pop.parameters(0), alone.parameters(0)):
-        assert torch.equal(a, b)
+    assert_nan_isolated(spec, LOSSES[:2], BAD, lambda losses, n: _population(spec, losses, 0, n), 5)
 
 
 def test_chunks_give_the_same_results():
@@ -211,20 +170,8 @@ def test_a_dense_unet_population_equals_sequential_with_ignored_pixels():
     ds.y_train[:, 0, :4] = 255  # the loader caches per process: restore below
     try:
         losses = [REFERENCE["ce"], REFERENCE["ngl"], REFERENCE["dice"]]
-        pop = _population(spec, losses, 0, 3)
-        pop.step(0)
-        first = [[p.grad[k].clone() for p in pop.params.values()] for k in range(len(losses))]
-        for s in range(1, 3):
-            pop.step(s)
-        # As in the test above: the first step's gradients to 1e-5 of their scale, the losses of
-        # every step to 1e-5; Adam's parameters only bounded (it turns rounding noise into ±lr).
-        for k, loss in enumerate(losses):
-            params, values, grads = _reference(spec, loss, 0, 3)
-            for mine, ref in zip(first[k], grads):
-                assert (mine - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max()), loss.name
-            assert torch.allclose(pop.loss_hist[:, k].double(), torch.tensor(values).double(),
-                                  rtol=1e-5, atol=1e-6), loss.name
-            diffs = torch.cat([(m - r).abs().flatten() for m, r in zip(pop.parameters(k), params)])
+        # As in the test above; Adam's parameters only bounded (it turns rounding noise into ±lr).
+        for loss, diffs in zip(losses, _compared(spec, losses, 3)):
             assert diffs.max() <= 2 * spec.lr * 3, loss.name
     finally:
         from gp_search.proxies import data
