@@ -32,12 +32,12 @@ fn = getattr(mod, sys.argv[3])
 out = []
 if sys.argv[4] == 'torch':
     import torch
-    for key in ('a', 'b'):
+    for key in ('a', 'b', 'c'):
         logits, target = torch.tensor(data[key + '_x']), torch.tensor(data[key + '_t'])
         out.append(float(fn(logits, target)))
         out.append(float(getattr(mod, sys.argv[5])()(logits, target)))
 else:
-    for key in ('a', 'b'):
+    for key in ('a', 'b', 'c'):
         out.append(float(fn(data[key + '_x'], data[key + '_t'])))
 print(json.dumps(out))
 """
@@ -46,7 +46,9 @@ print(json.dumps(out))
 def _run_exported(path, name, target, tmp_path, cls=""):
     rng = np.random.default_rng(0)
     data = {"a_x": rng.normal(size=(8, 10)) * 2, "a_t": rng.integers(0, 10, 8),
-            "b_x": rng.normal(size=(2, 4, 3, 3)), "b_t": rng.integers(0, 4, (2, 3, 3))}
+            "b_x": rng.normal(size=(2, 4, 3, 3)), "b_t": rng.integers(0, 4, (2, 3, 3)),
+            "c_x": rng.normal(size=(2, 4, 3, 3))}
+    data["c_t"] = np.where(rng.random((2, 3, 3)) < 0.3, 255, rng.integers(0, 4, (2, 3, 3)))
     np.savez(tmp_path / "data.npz", **data)
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
@@ -65,7 +67,7 @@ def _toolkit_values(expr, data):
         s = loss_scale(expr)
     except ValueError:
         s = 1.0
-    return [s * loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item() for k in "ab"]
+    return [s * loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item() for k in "abc"]
 
 
 @pytest.mark.parametrize("text", EXPRS)
@@ -81,6 +83,7 @@ def test_torch_export_is_standalone_and_matches(text, tmp_path):
     want = _toolkit_values(expr, data)
     assert got[0] == pytest.approx(want[0], rel=1e-6) and got[1] == got[0]
     assert got[2] == pytest.approx(want[1], rel=1e-6) and got[3] == got[2]
+    assert got[4] == pytest.approx(want[2], rel=1e-6) and got[5] == got[4]  # ignore label 255
     assert expr.infix in src and expr.prefix in src
 
 
@@ -134,21 +137,22 @@ def test_export_applies_the_scale_and_says_so(tmp_path):
     s = grad_scale(expr.to_torch())
     assert 1 < s < 1e3 and loss_scale(expr) == s
     src = export(expr, "torch", name="found")
-    assert f"Scale s = {s!r}" in src and f"return {s!r} * (" in src
+    assert f"Scale s = {s!r}" in src and f"return {s!r} * values.mean()" in src
     path = tmp_path / "found.py"
     path.write_text(src)
     got, data = _run_exported(path, "found", "torch", tmp_path, cls="FoundLoss")
     plain = [expr.to_torch()(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item()
-             for k in "ab"]
+             for k in "abc"]
     assert got[0] == pytest.approx(s * plain[0], rel=1e-6)
     assert got[2] == pytest.approx(s * plain[1], rel=1e-6)
+    assert got[4] == pytest.approx(s * plain[2], rel=1e-6)
     given = export(expr, "numpy", name="found", scale=2.5)
-    assert "return 2.5 * (" in given and "Scale s = 2.5 (given)" in given
+    assert "return 2.5 * values.mean()" in given and "Scale s = 2.5 (given)" in given
 
 
 def test_reference_trees_keep_scale_one():
     src = export(gp_search.NGL, "torch", name="ngl")
-    assert "return 1.0 * (" in src and "published scale" in src
+    assert "return 1.0 * values.mean()" in src and "published scale" in src
     assert loss_scale(gp_search.NGL) == 1.0
     assert grad_scale(gp_search.NGL.to_torch()) > 5   # what NGL would get if it were found
 

@@ -3,7 +3,9 @@
 The source is printed from the SymPy form (simplified, constants folded) with the function
 templates of the primitive table; the algebra (``+``, ``*``, ``**``) is the same in all three
 array languages. The torch file imports only torch and defines a function ``NAME(logits, target)``
-and an ``nn.Module``; the NumPy and JAX files likewise need only their own library.
+and an ``nn.Module``; the NumPy and JAX files likewise need only their own library. Targets
+labelled 255 (:data:`gp_search.lang.expr.IGNORE_INDEX`, Pascal VOC's void) count nowhere, as in
+the toolkit's own losses.
 
 Scale: the torch, NumPy and JAX functions return ``s × mean f(p, t)``, with ``s`` from
 :func:`gp_search.lang.losses.loss_scale` (CE's logit-gradient norm on a fixed probe; 1 exactly
@@ -20,7 +22,7 @@ import re
 import sympy
 
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import LossExpr, parse
+from gp_search.lang.expr import IGNORE_INDEX, LossExpr, parse
 from gp_search.lang.losses import SCALE_CLASSES, SCALE_ROWS, loss_scale
 from gp_search.lang.version import __version__
 
@@ -30,12 +32,18 @@ _PRELUDE = {
     "torch": (
         "import torch\n",
         "    p = torch.softmax(logits, dim=1)\n"
+        "    keep = None\n"
         "    if target.shape == logits.shape and target.is_floating_point():\n"
         "        t = target.to(p.dtype)\n"
         "    else:\n"
-        "        t = torch.nn.functional.one_hot(target.long(), logits.shape[1])"
+        "        target = target.long()\n"
+        "        if logits.shape[1] <= IGNORE and bool((target == IGNORE).any()):\n"
+        "            keep = target != IGNORE\n"
+        "            target = torch.where(keep, target, torch.zeros_like(target))\n"
+        "        t = torch.nn.functional.one_hot(target, logits.shape[1])"
         ".movedim(-1, 1).to(p.dtype)\n",
         "torch.zeros_like(p)",
+        "torch.where(keep.unsqueeze(1).expand_as(values), values, 0.0)",
     ),
     "numpy": (
         "import numpy as np\n",
@@ -43,22 +51,34 @@ _PRELUDE = {
         "    target = np.asarray(target)\n"
         "    z = np.exp(logits - logits.max(axis=1, keepdims=True))\n"
         "    p = z / z.sum(axis=1, keepdims=True)\n"
+        "    keep = None\n"
         "    if target.shape == logits.shape and np.issubdtype(target.dtype, np.floating):\n"
         "        t = target.astype(p.dtype)\n"
         "    else:\n"
+        "        if logits.shape[1] <= IGNORE and (target == IGNORE).any():\n"
+        "            keep = target != IGNORE\n"
+        "            target = np.where(keep, target, 0)\n"
         "        t = np.moveaxis(np.eye(logits.shape[1], dtype=p.dtype)[target], -1, 1)\n",
         "np.zeros_like(p)",
+        "np.where(np.broadcast_to(np.expand_dims(keep, 1), values.shape), values, 0.0)",
     ),
     "jax": (
         "import jax\nimport jax.numpy as jnp\n",
         "    p = jax.nn.softmax(logits, axis=1)\n"
+        "    keep = None\n"
         "    if target.shape == logits.shape and jnp.issubdtype(target.dtype, jnp.floating):\n"
         "        t = target.astype(p.dtype)\n"
         "    else:\n"
+        "        if logits.shape[1] <= IGNORE:  # no data-dependent branch: jit-able\n"
+        "            keep = target != IGNORE\n"
+        "            target = jnp.where(keep, target, 0)\n"
         "        t = jnp.moveaxis(jax.nn.one_hot(target, logits.shape[1], dtype=p.dtype), -1, 1)\n",
         "jnp.zeros_like(p)",
+        "jnp.where(jnp.broadcast_to(jnp.expand_dims(keep, 1), values.shape), values, 0.0)",
     ),
 }
+"""Per array language: imports, the prelude (p, t and ``keep``, the positions not labelled with
+the ignore label), a zero array shaped like p, and the values with ignored positions zeroed."""
 
 
 def identifier(name: str) -> str:
@@ -104,7 +124,8 @@ def _docstring(expr: LossExpr, name: str, origin: str, scale_note: str = "") -> 
     mean = "s × mean" if scale_note else "mean"
     return (f'r"""{name}: a loss function exported by gp-search {__version__}.\n\n'
             f"Loss = {mean} over all elements of f(p, t), p = softmax(logits) over dim 1,\n"
-            "t = one-hot target (or the given probabilities), where\n\n"
+            "t = one-hot target (or the given probabilities); positions whose target is\n"
+            f"{IGNORE_INDEX} count nowhere when there are at most {IGNORE_INDEX} classes; where\n\n"
             f"    f(p, t) = {expr.infix}\n\n"
             + scale_note +
             f"LaTeX: {expr.latex}\n\n"
@@ -164,16 +185,21 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
         if s == 1.0 and how == "computed":
             how = "a reference loss keeps its published scale"
     head = _docstring(expr, fname, origin, _scale_note(s, how))
-    imports, prelude, zeros = _PRELUDE[target]
+    imports, prelude, zeros, kept = _PRELUDE[target]
     body = source(expr.sympy, target)
     cls = "".join(w.capitalize() for w in fname.split("_") if w) or "Loss"
     cls = cls if cls.lower().endswith("loss") else cls + "Loss"
     cls = cls + "Module" if cls == fname else cls
-    text = (head + imports + "\n\n"
+    text = (head + imports + "\n"
+            f"IGNORE = {IGNORE_INDEX}  # target id that counts nowhere (e.g. Pascal VOC's void)\n\n\n"
             f"def {fname}(logits, target):\n"
-            f'    """{s!r} × mean over all elements of f(p, t); target: class indices or one-hot."""\n'
+            f'    """{s!r} × mean of f(p, t) over all elements; target: class indices (positions\n'
+            f'    labelled IGNORE left out when there are at most IGNORE classes) or one-hot."""\n'
             + prelude +
-            f"    return {s!r} * ({zeros} + {body}).mean()\n")
+            f"    values = {zeros} + {body}\n"
+            "    if keep is None:\n"
+            f"        return {s!r} * values.mean()\n"
+            f"    return {s!r} * {kept}.sum() / (keep.sum() * values.shape[1])\n")
     if target == "torch":
         text += (f"\n\nclass {cls}(torch.nn.Module):\n"
                  f'    """``{fname}`` as a module."""\n\n'
