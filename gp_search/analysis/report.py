@@ -31,6 +31,7 @@ from gp_search.analysis.compare import (
 )
 from gp_search.environment import write_env
 from gp_search.lang.vocab import Route
+from gp_search.search.fitness import describe
 
 
 def json_safe(value):
@@ -266,6 +267,12 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
 
 # --- search runs ---------------------------------------------------------------------------------
 
+def scored_on(cfg) -> str:
+    """What a run's fitness is scored on: its proxies and its own tasks (by name or source)."""
+    tasks = [f"task {t.get('name') or t.get('file') or t.get('factory')}" for t in cfg.tasks]
+    return ", ".join([*cfg.proxies, *tasks]) or "nothing"
+
+
 def run_markdown(run) -> str:
     """``report.md`` of a :class:`gp_search.store.Run`."""
     cfg = run.config
@@ -273,8 +280,8 @@ def run_markdown(run) -> str:
         f"not finished (last generation {run.generations[-1]['generation']})"
         if run.generations else "no generation finished yet")
     md = [f"# Search run {run.path.name}", "",
-          (f"{state}; population {cfg.population}, generations {cfg.generations}, proxies "
-          f"{', '.join(cfg.proxies)} (n = {cfg.seeds} training seed(s) per candidate"
+          (f"{state}; population {cfg.population}, generations {cfg.generations}, scored on "
+          f"{scored_on(cfg)} (n = {cfg.seeds} training seed(s) per candidate"
           f"{', ' + str(cfg.steps) + ' steps' if cfg.steps else ''}), primitive set "
           f"{cfg.primitive_set}, seed {cfg.seed}, preset {cfg.preset or 'none'}."), ""]
     if run.generations:
@@ -292,9 +299,9 @@ def run_markdown(run) -> str:
     md += ["## Hall of fame", ""]
     if run.hall_of_fame:
         proxy_flags = " ".join(f"--proxy {p}" for p in cfg.proxies)
-        where = ("a held-out fifth of each proxy's training split (validation)"
-                 if cfg.fitness_split == "val" else "each proxy's test split")
-        md.append(f"Fitness: weighted mean accuracy on {where} over the proxies, mean ± sd over "
+        where = ("validation (a held-out fifth of each proxy's training split)"
+                 if cfg.fitness_split == "val" else "test")
+        md.append(f"Fitness: {describe(cfg.fitness_aggregate, where)}, mean ± sd over "
                   f"n training seeds (the search's own score); to compare the best with the "
                   f"baselines on the test splits: `gp-search compare {proxy_flags} --run "
                   f"{run.path}`.")
@@ -329,8 +336,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> list
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if run.generations:
-        title = (f"{run.path.name}: population {run.config.population}, proxies "
-                 f"{', '.join(run.config.proxies)}")
+        title = f"{run.path.name}: population {run.config.population}, {scored_on(run.config)}"
         plots.plot_run_fitness(run.generations, out / "fitness.png", title)
         plots.plot_run_routes(run.generations, out / "routes.png", title)
         written += [out / "fitness.png", out / "routes.png"]

@@ -20,6 +20,13 @@ AGGREGATES = ("weighted-mean-accuracy", "mean", "softmin")
 """How per-task results make one fitness (:mod:`gp_search.search.scoring` says what each means)."""
 
 
+def describe(how: str, where: str) -> str:
+    """In words, what fitness ``how`` measures on the ``where`` split (reports, summaries)."""
+    return {"weighted-mean-accuracy": f"mean {where} accuracy",
+            "mean": f"mean {where} accuracy minus CE's",
+            "softmin": f"soft minimum over tasks of {where} accuracy minus CE's"}[how]
+
+
 def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
     """The fitness of one candidate for each training seed: the weighted mean over proxies of
     its accuracies (``by_proxy[k][s]``: proxy ``k``, seed ``s``; ``weights``: normalised, as

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gp_search import store
-from gp_search.search import transfer_stage, user_tasks
+from gp_search.search import fitness, transfer_stage, user_tasks
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
 from gp_search.environment import write_env
@@ -327,11 +327,8 @@ def print_result(run_dir: Path, top: int = 5) -> None:
     run = store.load_run(run_dir)
     print(f"\nrun directory: {run_dir}")
     where = "validation" if run.config.fitness_split == "val" else "test"
-    what = {"weighted-mean-accuracy": f"mean {where} accuracy",
-            "mean": f"mean {where} accuracy minus CE's",
-            "softmin": f"soft minimum over tasks of {where} accuracy minus CE's"}
     print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = "
-          f"{what[run.config.fitness_aggregate]}, n = seeds):")
+          f"{fitness.describe(run.config.fitness_aggregate, where)}, n = seeds):")
     for e in run.hall_of_fame[:top]:
         print(f"  {e['rank']:>2}. {e['fitness']:.4f} ± {e['std']:.4f} (n={e['n']})  "
               f"size {e['size']:>2}  {e['canonical']}")
