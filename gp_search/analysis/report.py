@@ -267,12 +267,6 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
 
 # --- search runs ---------------------------------------------------------------------------------
 
-def scored_on(cfg) -> str:
-    """What a run's fitness is scored on: its proxies and its own tasks (by name or source)."""
-    tasks = [f"task {t.get('name') or t.get('file') or t.get('factory')}" for t in cfg.tasks]
-    return ", ".join([*cfg.proxies, *tasks]) or "nothing"
-
-
 def run_markdown(run) -> str:
     """``report.md`` of a :class:`gp_search.store.Run`."""
     cfg = run.config
@@ -281,7 +275,7 @@ def run_markdown(run) -> str:
         if run.generations else "no generation finished yet")
     md = [f"# Search run {run.path.name}", "",
           (f"{state}; population {cfg.population}, generations {cfg.generations}, scored on "
-          f"{scored_on(cfg)} (n = {cfg.seeds} training seed(s) per candidate"
+          f"{', '.join(cfg.scored_names()) or 'nothing'} (n = {cfg.seeds} training seed(s) per candidate"
           f"{', ' + str(cfg.steps) + ' steps' if cfg.steps else ''}), primitive set "
           f"{cfg.primitive_set}, seed {cfg.seed}, preset {cfg.preset or 'none'}."), ""]
     if run.generations:
@@ -336,7 +330,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> list
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if run.generations:
-        title = f"{run.path.name}: population {run.config.population}, {scored_on(run.config)}"
+        title = f"{run.path.name}: population {run.config.population}, {', '.join(run.config.scored_names())}"
         plots.plot_run_fitness(run.generations, out / "fitness.png", title)
         plots.plot_run_routes(run.generations, out / "routes.png", title)
         written += [out / "fitness.png", out / "routes.png"]

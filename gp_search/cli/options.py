@@ -8,6 +8,8 @@ Every command reads them as text and parses them with :func:`gp_search.seeds.see
 
 from __future__ import annotations
 
+import dataclasses
+
 JOBS_DEFAULT = "1"
 DEVICE_DEFAULT = "auto"
 
@@ -50,20 +52,25 @@ def add_task(p, steps: bool = True, repeat: bool = True) -> None:
                         "with --label-column), a folder of class sub-folders of images, or a "
                         "factory 'pkg.mod:make'" + ("; repeatable" if repeat else ""))
     g.add_argument("--label-column", default="", help="the label column of a .csv/.tsv task")
-    g.add_argument("--model", default=None, help="mlp, cnn1d, cnn2d, resnet or 'pkg.mod:Net' "
+    from gp_search.proxies.base import OPTIMIZERS
+    from gp_search.proxies.models import KINDS
+    from gp_search.proxies.user_task import METRICS, Task
+
+    d = {f.name: f.default for f in dataclasses.fields(Task)}  # defaults stay Task's (None here)
+    g.add_argument("--model", default=None, help=f"{', '.join(KINDS)} or 'pkg.mod:Net' "
                    "(default: by the sample shape: mlp, cnn1d, cnn2d)")
     if steps:
         g.add_argument("--steps", type=int, default=None,
-                       help="optimiser steps (a task's default 300)")
-    g.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
-    g.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
-                   help="adam, or sgd with momentum 0.9 (default adam)")
-    g.add_argument("--metric", default="accuracy",
-                   choices=("accuracy", "balanced_accuracy", "macro_f1"),
-                   help="what a training is scored by (default accuracy)")
-    g.add_argument("--image-size", type=int, default=32,
-                   help="image-folder tasks: images resized to this side (default 32)")
+                       help=f"optimiser steps (a task's default {d['steps']})")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help=f"training batch size (default {d['batch_size']})")
+    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default {d['lr']:g})")
+    g.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                   help=f"adam, or sgd with momentum 0.9 (default {d['optimizer']})")
+    g.add_argument("--metric", default=None, choices=METRICS,
+                   help=f"what a training is scored by (default {d['metric']})")
+    g.add_argument("--image-size", type=int, default=None,
+                   help=f"image-folder tasks: images resized to this side (default {d['image_size']})")
 
 
 def task_tables(args) -> list[dict]:

@@ -144,14 +144,12 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
     alone = lambda i: train.train_one(spec, losses[i], seed, budget, device)  # noqa: E731
     todo = []
     for i, loss in enumerate(losses):
-        common = {"loss": loss.name, "proxy": spec.name, "seed": int(seed), "budget": budget}
         try:
             why = train.refusal(loss)
-        except Exception as exc:  # noqa: BLE001 - e.g. a constant that folds to inf
-            results[i] = EvalResult("error", message=f"{type(exc).__name__}: {exc}", **common)
-            continue
-        if why:  # as train_one would say; such a loss never reaches a stack
-            results[i] = EvalResult("rejected", message=why, **common)
+        except Exception:  # noqa: BLE001 - e.g. a constant that folds to inf: train_one says so
+            why = "error"
+        if why:  # train_one's own 'rejected' / 'error' result, given before any data is loaded
+            results[i] = alone(i)
         else:
             todo.append(i)
     dev = torch.device(device)

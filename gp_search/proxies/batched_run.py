@@ -106,11 +106,10 @@ def run(pop: Population) -> list[EvalResult | None]:
                 status, done = "timeout", step + 1
                 break
     score = pop.scores() if status == "ok" and pop.n else None
-    tail = pop.loss_hist[:done][-max(1, math.ceil(train.TAIL_FRACTION * done)):]
+    tail = pop.loss_hist[:done][-train.tail_length(done):]
     tail = tail.double().mean(0).cpu()
     seconds = (time.perf_counter() - pop.start) / len(pop.losses)
-    msg = "" if status == "ok" else (f"passed the time limit of {spec.time_limit:g} s "
-                                     f"after {done} of {pop.budget} steps (population)")
+    msg = "" if status == "ok" else train.timeout_message(spec, done, pop.budget) + " (population)"
     out: list[EvalResult | None] = [None] * len(pop.losses)
     for s, c in enumerate(pop.alive.tolist()):
         out[c] = EvalResult(status, math.nan if score is None else float(score[s]),

@@ -317,8 +317,7 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
                                                 f"{step + 1} (limit {PARAM_LIMIT:g})")
         history.append(v)
         if report.elapsed() > spec.time_limit:
-            return report("timeout", step + 1, f"passed the time limit of {spec.time_limit:g} s "
-                                               f"after {step + 1} of {budget} steps",
+            return report("timeout", step + 1, timeout_message(spec, step + 1, budget),
                           train_loss=_tail_mean(history))
     if on_trained is not None:
         on_trained(model, ds)
@@ -327,6 +326,16 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
     return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
 
 
+def tail_length(steps: int) -> int:
+    """How many of the last of ``steps`` losses ``train_loss`` averages (:data:`TAIL_FRACTION`)."""
+    return max(1, math.ceil(TAIL_FRACTION * steps))
+
+
+def timeout_message(spec: ProxySpec, done: int, budget: int) -> str:
+    """The message of a training stopped by ``spec.time_limit`` after ``done`` steps."""
+    return f"passed the time limit of {spec.time_limit:g} s after {done} of {budget} steps"
+
+
 def _tail_mean(history: list[float]) -> float:
-    tail = history[-max(1, math.ceil(TAIL_FRACTION * len(history))):]
+    tail = history[-tail_length(len(history)):]
     return sum(tail) / len(tail) if tail else math.nan

@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from gp_search.lang.expr import IGNORE_INDEX
 from gp_search.proxies.data import Dataset
 
 NUM_CLASSES = 21
 """Background plus the 20 VOC object classes."""
-IGNORE = 255
-"""The mask value of unlabelled pixels (equal to :data:`gp_search.lang.expr.IGNORE_INDEX`)."""
+IGNORE = IGNORE_INDEX
+"""The mask value of unlabelled pixels (the losses' and metrics' ignore label)."""
 DEFAULT_SIZE = 64
 """Side of the square images and masks the registered ``voc`` dataset is resized to."""
 SPLITS = ("train", "val")

@@ -156,6 +156,12 @@ class SearchConfig:
     def __post_init__(self):
         self.validate()
 
+    def scored_names(self) -> list[str]:
+        """What a search with this config scores: its proxies' names, then its tasks' (their
+        names, files or factories)."""
+        return list(self.proxies) + [t.get("name") or t.get("file") or t.get("factory")
+                                     for t in self.tasks]
+
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field, the rule and the value."""
         validate(self, "config field")

@@ -196,19 +196,13 @@ def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     if best is None:
         return
     origin = (f"gp-search run {run_dir.name}, search fitness {best['fitness']:.4f} (n = "
-              f"{best['n']} seeds) on {', '.join(_scored(cfg))}")
+              f"{best['n']} seeds) on {', '.join(cfg.scored_names())}")
     origin += (f"; {transfer_stage.verdict(chosen)}" if chosen else
                "; no transfer stage (transfer_suite = none): measure it on held-out tasks with "
                "`gp-search transfer` before use")
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
     store.write_atomic(run_dir / "best.py", text)
-
-
-def _scored(cfg: SearchConfig) -> list[str]:
-    """What the search scored: the proxies' names, then the tasks' (their files or factories)."""
-    return list(cfg.proxies) + [t.get("name") or t.get("file") or t.get("factory")
-                                for t in cfg.tasks]
 
 
 def _drive(search: Search, quiet: bool) -> Path:
