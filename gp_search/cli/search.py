@@ -34,13 +34,17 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args) -> C.SearchConfig:
     """The config: preset, then ``--config``, then the flags; ``--task`` adds tasks to the
-    config's, and without ``--proxy`` the search scores the tasks alone."""
+    config's, and without ``--proxy`` the search scores the tasks (and ``--objective``) alone."""
     overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig)
                  if f.name not in ("preset", "tasks")}
     preset = args.preset if args.preset or args.config else "quick"
     tables = options.task_tables(args)
-    if tables and args.proxies is None:
+    if (tables or args.objective) and args.proxies is None:
         overrides["proxies"] = []
+    if args.objective:  # a script's path made absolute, so that workers find it
+        from gp_search.search.objective import path_of
+
+        overrides["objective"] = path_of(args.objective)
     return C.build(preset, args.config, tasks=tables, **overrides)
 
 

@@ -122,8 +122,8 @@ class Task:
         if self.file:
             object.__setattr__(self, "file", str(Path(self.file).expanduser().resolve()))
         if callable(self.model):
-            _RESOLVED[_builder_path(self.model)] = self.model  # no re-import in this process
-            object.__setattr__(self, "model", _builder_path(self.model))
+            _RESOLVED[import_path(self.model)] = self.model  # no re-import in this process
+            object.__setattr__(self, "model", import_path(self.model))
         elif self.model is not None and not isinstance(self.model, str):
             raise TaskDataError(f"model must be None, a built-in kind ({', '.join(models.KINDS)}),"
                                 f" an import path 'pkg.mod:Net' or a callable; got {self.model!r}")
@@ -248,22 +248,24 @@ def _default_name(task: Task) -> str:
     return "task-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "data")
 
 
-def _builder_path(obj) -> str:
-    """The import path of a callable, from which a worker process can import it again."""
+def import_path(obj, what: str = "model builder", prefix: str = PY,
+                fix: str = "or return it from a factory (Task(factory='pkg.mod:make'))") -> str:
+    """The import path of a callable (``prefix`` + ``"pkg.mod:name"``, or
+    ``"/abs/script.py:name"`` for one defined in the running script), from which a worker
+    process can import it again (:func:`resolve`)."""
     module, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
     if not module or not qual or "<" in qual:
-        raise TaskDataError(f"the model builder {obj!r} cannot be imported by name in a worker "
+        raise TaskDataError(f"the {what} {obj!r} cannot be imported by name in a worker "
                             f"process (a lambda, or defined inside a function); define it at the "
-                            f"top level of a module, or return it from a factory "
-                            f"(Task(factory='pkg.mod:make'))")
+                            f"top level of a module, {fix}")
     if module == "__main__":
         main_file = getattr(sys.modules["__main__"], "__file__", None)
         if not main_file:
-            raise TaskDataError(f"the model builder {qual} is defined in an interactive session, "
+            raise TaskDataError(f"the {what} {qual} is defined in an interactive session, "
                                 f"which worker processes cannot import; define it in a module "
                                 f"file")
         module = str(Path(main_file).resolve())
-    return f"{PY}{module}:{qual}"
+    return f"{prefix}{module}:{qual}"
 
 
 def resolve(path: str, what: str = "import path") -> object:

@@ -47,9 +47,10 @@ class SearchConfig:
                        choices=("gp", "random"))
     proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
                         "aggregates them as fitness_aggregate says",
-                        check=(lambda c, v: len(v) + len(c.tasks) >= 1
+                        check=(lambda c, v: len(v) + len(c.tasks) + bool(c.objective) >= 1
                                and all(isinstance(p, str) for p in v) and not _held_out(v),
-                               "name at least one proxy (or give a task) and no held-out "
+                               "name at least one proxy (or give a task or an objective) and no "
+                               "held-out "
                                "transfer task "
                                "(gp_search.proxies.tasks.HELD_OUT: the t-* tasks judge what a "
                                "search found, so a search must never score them; use the s-* "
@@ -60,11 +61,23 @@ class SearchConfig:
                       check=(lambda c, v: all(isinstance(t, dict) and ("file" in t) != (
                           "factory" in t) for t in v), "be a list of tables, each with either "
                           "'file' or 'factory'"))
-    proxy_weights: tuple = _f((), "one weight per proxy, then per task (empty: equal weights)",
+    objective: str = _f("", "your own training loop as the fitness: the import path "
+                            "'pkg.mod:fn' (or '/path/script.py:fn') of fn(loss, seed[, budget]) "
+                            "-> score in [0, 1] or a dict of metrics, scored after the proxies "
+                            "and tasks (gp_search.search.objective); empty: none",
+                        check=(lambda c, v: not v or ":" in v or v == "<ask-tell>",
+                               "be empty or an import path 'pkg.mod:fn'"))
+    objective_version: str = _f("", "your recipe's version, part of the objective's cache key: "
+                                    "change it when the training changes")
+    objective_metric: str = _f("", "the metric optimised when the objective returns a dict of "
+                                   "named metrics")
+    proxy_weights: tuple = _f((), "one weight per proxy, then per task, then for the objective "
+                                  "(empty: equal weights)",
                               check=(lambda c, v: not v or (
-                                  len(v) == len(c.proxies) + len(c.tasks)
+                                  len(v) == len(c.proxies) + len(c.tasks) + bool(c.objective)
                                   and all(isinstance(w, (int, float)) and w > 0 for w in v)),
-                                  "be empty or one positive weight per proxy and task"))
+                                  "be empty or one positive weight per proxy, task and "
+                                  "objective"))
     fitness_aggregate: str = _f(
         "weighted-mean-accuracy",
         "how per-task results make one fitness: 'weighted-mean-accuracy' (the original: mean "
@@ -160,15 +173,16 @@ class SearchConfig:
         """What a search with this config scores: its proxies' names, then its tasks' (their
         names, files or factories)."""
         return list(self.proxies) + [t.get("name") or t.get("file") or t.get("factory")
-                                     for t in self.tasks]
+                                     for t in self.tasks] + (["objective"] * bool(self.objective))
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field, the rule and the value."""
         validate(self, "config field")
 
     def weights(self) -> tuple[float, ...]:
-        """Normalised weights of the proxies, then of the tasks."""
-        w = self.proxy_weights or (1.0,) * (len(self.proxies) + len(self.tasks))
+        """Normalised weights of the proxies, then of the tasks, then of the objective."""
+        w = self.proxy_weights or (1.0,) * (len(self.proxies) + len(self.tasks)
+                                            + bool(self.objective))
         total = float(sum(w))
         return tuple(float(x) / total for x in w)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gp_search import store
-from gp_search.search import fitness, transfer_stage, user_tasks
+from gp_search.search import fitness, objective, transfer_stage, user_tasks
 from gp_search.search.config import SearchConfig
 from gp_search.search.tune_constants import tune_constants
 from gp_search.environment import write_env
@@ -77,14 +77,15 @@ def draw_training_seeds(cfg: SearchConfig) -> list[int]:
 
 def proxy_refs(cfg: SearchConfig, tasks: dict | None = None) -> list[ProxyRef]:
     """The proxies, then the tasks (``tasks``: :func:`user_tasks.task_proxies`, built when
-    None), each with its cache key, full budget and weight."""
+    None), then the objective, each with its cache key, full budget and weight."""
     from gp_search import proxies
 
     tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
     handles = [proxies.get(name, **_proxy_overrides(cfg)) for name in cfg.proxies]
     handles += [proxy for proxy, _ in tasks.values()]
-    return [ProxyRef(p.name, p.spec.key(), p.spec.steps, weight)
+    refs = [ProxyRef(p.name, p.spec.key(), p.spec.steps, weight)
             for p, weight in zip(handles, cfg.weights())]
+    return refs + ([objective.ref(cfg, cfg.weights()[-1])] if cfg.objective else [])
 
 
 def _proxy_overrides(cfg: SearchConfig) -> dict:
@@ -141,12 +142,15 @@ def make_scorer(cfg: SearchConfig, cache: store.Cache, evaluator: Evaluator | No
                 progress: bool = False, tasks: dict | None = None) -> Scorer:
     """The scorer a run with ``cfg`` uses: its proxies and user tasks (``tasks``: name → proxy,
     :func:`gp_search.search.user_tasks.task_proxies` when None), training seeds, halving,
-    dedup, fitness aggregate and racing, reading and writing ``cache``."""
+    dedup, fitness aggregate and racing, reading and writing ``cache``; an objective without
+    a ``budget`` parameter turns halving and racing off."""
     tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
+    budgets = objective.budgets(cfg)
     return Scorer(proxy_refs(cfg, tasks), draw_training_seeds(cfg), cache,
-                  evaluator or default_evaluator(cfg, progress, tasks), cfg.halving_eta,
-                  cfg.successive_halving, cfg.dedup_fingerprint, cfg.fitness_aggregate,
-                  cfg.fitness_temperature, cfg.hall_of_fame if cfg.racing else 0)
+                  evaluator or objective.evaluator(cfg, default_evaluator(cfg, progress, tasks)),
+                  cfg.halving_eta, cfg.successive_halving and budgets, cfg.dedup_fingerprint,
+                  cfg.fitness_aggregate, cfg.fitness_temperature,
+                  cfg.hall_of_fame if cfg.racing and budgets else 0)
 
 
 def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None,
@@ -252,6 +256,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
             raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
                              f"the {cfg.primitive_set!r} set ({exc})") from None
     tasks = user_tasks.task_proxies(cfg)  # bad data or models fail here, before a run directory
+    objective.check(cfg, evaluator is not None)  # likewise an objective that cannot be imported
     _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(run_dir / "config.json", cfg.to_json())
@@ -276,6 +281,7 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
     cfg, state = run.config, run.checkpoint
     user_tasks.check_unchanged(run_dir, cfg)  # a changed data file: refused, nothing written
     tasks = user_tasks.task_proxies(cfg)
+    objective.check(cfg, evaluator is not None)
     _reach_cluster(cfg, evaluator)
     search = _open(cfg, run_dir, quiet, evaluator, tasks)  # opens (and checks) the cache
     if state is None:  # killed before generation 0 finished

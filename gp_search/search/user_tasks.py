@@ -92,9 +92,19 @@ def check_unchanged(run_dir: Path, cfg: SearchConfig) -> None:
                 f"gp-search run")
 
 
+def config_fields(config: SearchConfig | dict | str | None, overrides: dict) -> dict:
+    """The fields of ``config`` (a SearchConfig, a dict, or a preset name or None: none yet,
+    :func:`build` adds the preset's) with ``overrides`` applied."""
+    data = config.to_dict() if isinstance(config, SearchConfig) else dict(config or {}) \
+        if not isinstance(config, str) else {}
+    data.update(overrides)
+    return data
+
+
 def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = (),
-           quiet: bool = True, **overrides) -> store.Run:
-    """Run a search on your tasks (and any proxies the config names); return the finished run.
+           quiet: bool = True, objective=None, **overrides) -> store.Run:
+    """Run a search on your tasks, or with your own training loop as the fitness (and any
+    proxies the config names); return the finished run.
 
     Args:
         config: a :class:`SearchConfig` (taken as it is, its proxies too), a dict of its
@@ -104,6 +114,10 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
             Arrays are checked, then written once to ``RUN_DIR/tasks/<name>.npz``, from which
             every worker reads them.
         quiet: no progress lines.
+        objective: your training loop as the fitness, ``fn(loss, seed[, budget]) -> score``
+            (a function at a module's top level, or its import path ``"pkg.mod:fn"``; see
+            :mod:`gp_search.search.objective`); give ``objective_version`` (and, for a dict of
+            metrics, ``objective_metric``) among the overrides.
         **overrides: config fields, e.g. ``population=8, generations=2, jobs=2``.
 
     Returns:
@@ -111,7 +125,7 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
         ``.path`` (the run directory, with ``best.py`` and ``tasks.json``).
 
     Raises:
-        ValueError: bad config or task; raised before anything is written.
+        ValueError: bad config, task or objective; raised before anything is written.
 
     Example:
         >>> import numpy as np, gp_search, tempfile
@@ -125,14 +139,15 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
     import tempfile
 
     from gp_search.proxies.user_task import Task
+    from gp_search.search import objective as objectives
     from gp_search.search.runner import run_search
 
     given = [t if isinstance(t, Task) else Task.from_table(t, f"tasks[{i}]")
              for i, t in enumerate(tasks)]
-    data = config.to_dict() if isinstance(config, SearchConfig) else dict(config or {}) \
-        if not isinstance(config, str) else {}
-    data.update(overrides)
-    if given and "proxies" not in data:
+    data = config_fields(config, overrides)
+    if objective is not None:
+        data["objective"] = objectives.path_of(objective)
+    if (given or objective is not None) and "proxies" not in data:
         data["proxies"] = []
     arrays = [t for t in given if t.x_train is not None]
     tables = list(data.get("tasks", ())) + [t.table() for t in given if t.x_train is None]
@@ -140,6 +155,7 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
     cfg = build(config if isinstance(config, str) else None, None,
                 **{**data, "tasks": tables + [{"file": "", "name": t.name} for t in arrays]})
     names = set(task_proxies(cfg, tables))  # every file and factory checked
+    objectives.check(cfg)  # the objective imports and is a function
     for t in arrays:  # every array and model checked, in a directory that is then removed
         if t.name in names or t.name in cfg.proxies:
             raise ValueError(f"task name {t.name!r} is used twice; give the task another name")
