@@ -59,3 +59,9 @@ def flaky(loss, seed: int, budget: float = 1.0) -> float:
     if kind == 2:
         time.sleep(3600)
     return train(loss, seed, budget)
+
+
+def paced(loss, seed: int, budget: float = 1.0) -> float:
+    """:func:`train`, a quarter of a second slower (so that a test can kill a run midway)."""
+    time.sleep(0.25)
+    return train(loss, seed, budget)

@@ -131,6 +131,9 @@ class Search:
         """The finished run (:class:`gp_search.store.Run`), as ``gp_search.search`` returns it."""
         with self._cond:
             self._raise()
+            if self._closed and self._run is None:
+                raise RuntimeError(f"the search was closed before the end; continue it with "
+                                   f"gp_search.Search(resume={str(self.path)!r})")
             if self._run is None:
                 raise RuntimeError("the search is not done yet: ask() and tell() until .done")
             return self._run

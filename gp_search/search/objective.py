@@ -111,6 +111,13 @@ def check(cfg: SearchConfig, scores_told: bool = False) -> None:
     load(cfg.objective)
 
 
+def resume_command(cfg: SearchConfig, run_dir: Path) -> str:
+    """How to continue a stopped run: ``gp-search resume``, or Python for an ask/tell run."""
+    if cfg.objective == ASK_TELL:
+        return f"gp_search.Search(resume={str(run_dir)!r})"
+    return f"gp-search resume {run_dir}"
+
+
 def budgets(cfg: SearchConfig) -> bool:
     """Whether the objective (if any) takes budgets, so halving and racing may run."""
     if not cfg.objective or cfg.objective == ASK_TELL:

@@ -223,7 +223,8 @@ def _drive(search: Search, quiet: bool) -> Path:
         search.cache.close()
         what = f"stopped by {exc.args[0]}" if isinstance(exc, Interrupted) else "interrupted"
         print(f"\n{what}; generation {search.generation} is checkpointed. Continue with:\n"
-              f"  gp-search resume {search.run_dir}", file=sys.stderr, flush=True)
+              f"  {objective.resume_command(search.cfg, search.run_dir)}", file=sys.stderr,
+              flush=True)
         raise
     search.cache.close()
     if not quiet:
