@@ -11,8 +11,10 @@ its own slot, a one-worker loky executor (:class:`joblib.externals.loky.ProcessP
 * a worker that dies under a task (a segfault, ``os._exit``, out of memory) gives
   ``on_failure(task, "error", message)``, and its slot likewise starts afresh.
 
-The clock of a task starts when it is handed to an idle, already started worker, so process
-start-up (importing torch) is never counted against it. Slots live for the process (the
+The clock of a task starts when it is handed to an idle worker that has started and run the
+caller's ``warm`` function (imports, data loading), so start-up is never counted against a
+task: counted, a slow start on a loaded machine would time out every task of each fresh
+worker, one after another. Slots live for the process (the
 objective's module, and whatever data it loads at import, load once per worker), ``jobs`` of
 them; with ``jobs == 1`` (the ``sequential`` backend) tasks run one after another in one
 child process, in task order. The results come back in task order whatever finished first.
@@ -41,23 +43,28 @@ class _Slot:
 
     def __init__(self):
         self.executor = None
+        self.warmed: set = set()  # the warm-ups this worker has run
 
-    def submit(self, fn: Callable, args: tuple):
+    def submit(self, fn: Callable, args: tuple, warm: tuple | None):
         if self.executor is None:
             from joblib.externals.loky import ProcessPoolExecutor
 
             self.executor = ProcessPoolExecutor(max_workers=1)
-            self.executor.submit(_ready).result()  # started before any clock runs
+            self.executor.submit(_ready).result()
+        if warm is not None and warm not in self.warmed:  # before any clock runs
+            self.executor.submit(*warm).result()
+            self.warmed.add(warm)
         return self.executor.submit(fn, *args)
 
     def kill(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=False, kill_workers=True)
             self.executor = None
+            self.warmed = set()
 
 
 def run(fn: Callable, tasks: Sequence[tuple], jobs: int, timeout: float,
-        on_failure: Callable[[tuple, str, str], Any]) -> list:
+        on_failure: Callable[[tuple, str, str], Any], warm: tuple | None = None) -> list:
     """``fn(*task)`` for every task on ``jobs`` killable worker processes; outputs in task order.
 
     Args:
@@ -67,6 +74,8 @@ def run(fn: Callable, tasks: Sequence[tuple], jobs: int, timeout: float,
         timeout: seconds a task may run before its worker is killed.
         on_failure: ``on_failure(task, status, message)`` gives the output of a task that timed
             out (``"timeout"``) or whose worker died (``"error"``).
+        warm: ``(function, *args)`` of plain data, run once in each worker before its first
+            task and never timed (imports, data loading); it must not raise.
 
     A ``KeyboardInterrupt`` (a stop signal) kills the workers of the tasks still running.
     """
@@ -82,7 +91,7 @@ def run(fn: Callable, tasks: Sequence[tuple], jobs: int, timeout: float,
             for slot in slots:
                 if queue and slot not in busy:
                     i = queue.popleft()
-                    running[slot.submit(fn, tasks[i])] = (slot, i, time.monotonic())
+                    running[slot.submit(fn, tasks[i], warm)] = (slot, i, time.monotonic())
             done, _ = wait(list(running), timeout=POLL, return_when=FIRST_COMPLETED)
             for fut in done:
                 slot, i, _ = running.pop(fut)

@@ -122,7 +122,6 @@ class Task:
         if self.file:
             object.__setattr__(self, "file", str(Path(self.file).expanduser().resolve()))
         if callable(self.model):
-            _RESOLVED[import_path(self.model)] = self.model  # no re-import in this process
             object.__setattr__(self, "model", import_path(self.model))
         elif self.model is not None and not isinstance(self.model, str):
             raise TaskDataError(f"model must be None, a built-in kind ({', '.join(models.KINDS)}),"
@@ -252,7 +251,8 @@ def import_path(obj, what: str = "model builder", prefix: str = PY,
                 fix: str = "or return it from a factory (Task(factory='pkg.mod:make'))") -> str:
     """The import path of a callable (``prefix`` + ``"pkg.mod:name"``, or
     ``"/abs/script.py:name"`` for one defined in the running script), from which a worker
-    process can import it again (:func:`resolve`)."""
+    process can import it again (:func:`resolve`; in this process it resolves to ``obj``
+    itself, so a script is not imported a second time)."""
     module, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
     if not module or not qual or "<" in qual:
         raise TaskDataError(f"the {what} {obj!r} cannot be imported by name in a worker "
@@ -265,6 +265,7 @@ def import_path(obj, what: str = "model builder", prefix: str = PY,
                                 f"which worker processes cannot import; define it in a module "
                                 f"file")
         module = str(Path(main_file).resolve())
+    _RESOLVED[f"{module}:{qual}"] = obj
     return f"{prefix}{module}:{qual}"
 
 

@@ -195,6 +195,23 @@ def run_unit(path: str, text: str, seed: int, budget: int, metric: str) -> EvalR
     return outcome(value, metric, text, seed, budget, time.perf_counter() - t0)
 
 
+def prepare(path: str) -> bool:
+    """Run once in each fresh worker, untimed: import the objective (and whatever its module
+    loads), the loss language and the training helpers, and build one loss. Never raises:
+    a failure here is reported by the call itself."""
+    try:
+        import torch
+
+        from gp_search.proxies.train import one_thread  # noqa: F401 - imported now, not timed
+
+        logits = torch.zeros(2, 3, requires_grad=True)
+        load_loss("ce")(logits, torch.tensor([0, 1])).backward()  # autograd's first use
+        load(path)
+    except Exception:  # noqa: BLE001 - run_unit reports it as the candidate's status
+        pass
+    return True
+
+
 def _failed(task: tuple, status: str, message: str) -> EvalResult:
     """The result of a call a backend gave up on (stuck past the limit, or its worker died)."""
     _, text, seed, budget, _ = task
@@ -220,6 +237,7 @@ def evaluator(cfg: SearchConfig, inner: Evaluator) -> Evaluator:
         from gp_search.parallel import killable
 
         jobs = 1 if cfg.backend == "sequential" else cfg.jobs
-        return killable.run(run_unit, tasks, jobs, cfg.train_timeout, _failed)
+        return killable.run(run_unit, tasks, jobs, cfg.train_timeout, _failed,
+                            warm=(prepare, cfg.objective))
 
     return run
