@@ -28,6 +28,7 @@ Stop signals stay the main thread's (the engine installs none in its thread): ca
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -234,6 +235,9 @@ class Search:
                                if isinstance(loss, EvalResult) else None)
         if not batch:
             return results
+        # Your code runs between ask and tell and may draw from Python's global random, which
+        # the evolution draws from too: the engine's state is put back before it goes on.
+        state = random.getstate()
         with self._cond:
             self._batch, self._told = batch, {}
             self._cond.notify_all()
@@ -243,6 +247,7 @@ class Search:
             for cid, (i, _, _) in batch.items():
                 results[i] = self._told[cid]
             self._batch = None
+        random.setstate(state)
         return results
 
     def _raise(self) -> None:

@@ -172,7 +172,7 @@ def outcome(value, metric: str, loss: str, seed: int, budget: int,
         return EvalResult(Status.ERROR, message=f"the objective returned {score:g}, outside "
                           f"[0, 1]; failed candidates rank at 0 (deltas at -1), so map your "
                           f"score into [0, 1], e.g. accuracy or exp(-validation loss)", **where)
-    return EvalResult(Status.OK, accuracy=score, steps=budget, **where)
+    return EvalResult(Status.OK, accuracy=score, **where)
 
 
 def run_unit(path: str, text: str, seed: int, budget: int, metric: str) -> EvalResult:
