@@ -31,6 +31,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from gp_search import store
@@ -95,15 +96,15 @@ class Search:
                 raise ValueError(f"{self.path} is not an ask/tell run (its objective is "
                                  f"{self.config.objective or 'none'!r}); continue it with "
                                  f"`gp-search resume {self.path}`")
-            target = lambda: runner.resume(self.path, quiet, evaluator=self._evaluate)  # noqa: E731
+            target = partial(runner.resume, self.path, quiet, evaluator=self._evaluate)
         else:
             data = config_fields(config, overrides)
             data["objective"] = objective.ASK_TELL
             data.setdefault("proxies", [])
             self.config = build(config if isinstance(config, str) else None, None, **data)
             self.path = store.new_run_dir(self.config.out, self.config)
-            target = lambda: runner.run_search(self.config, quiet, evaluator=self._evaluate,  # noqa: E731
-                                               run_dir=self.path)
+            target = partial(runner.run_search, self.config, quiet, evaluator=self._evaluate,
+                             run_dir=self.path)
         self._others = None  # the evaluator of the config's proxies and tasks, made when needed
         self._quiet = quiet
         self._cond = threading.Condition()

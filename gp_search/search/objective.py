@@ -84,8 +84,9 @@ def load(path: str):
 
     fn = resolve(path, "objective")
     if not callable(fn):
-        raise TaskDataError(f"objective {path!r} is a {type(fn).__name__}, not a function; name "
-                            f"a function fn(loss, seed[, budget]) -> score")
+        raise TaskDataError(f"objective {path!r} is not a function (it is of type "
+                            f"{type(fn).__name__}); name a function fn(loss, seed[, budget]) -> "
+                            f"score")
     return fn
 
 
