@@ -50,8 +50,7 @@ class SearchConfig:
                         check=(lambda c, v: len(v) + len(c.tasks) + bool(c.objective) >= 1
                                and all(isinstance(p, str) for p in v) and not _held_out(v),
                                "name at least one proxy (or give a task or an objective) and no "
-                               "held-out "
-                               "transfer task "
+                               "held-out transfer task "
                                "(gp_search.proxies.tasks.HELD_OUT: the t-* tasks judge what a "
                                "search found, so a search must never score them; use the s-* "
                                "search-suite tasks instead)"))
@@ -65,6 +64,7 @@ class SearchConfig:
                             "'pkg.mod:fn' (or '/path/script.py:fn') of fn(loss, seed[, budget]) "
                             "-> score in [0, 1] or a dict of metrics, scored after the proxies "
                             "and tasks (gp_search.search.objective); empty: none",
+                        # "<ask-tell>": gp_search.search.objective.ASK_TELL (gp_search.Search)
                         check=(lambda c, v: not v or ":" in v or v == "<ask-tell>",
                                "be empty or an import path 'pkg.mod:fn'"))
     objective_version: str = _f("", "your recipe's version, part of the objective's cache key: "
