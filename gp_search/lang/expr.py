@@ -53,7 +53,8 @@ from deap import gp
 from sympy.core.cache import clear_cache
 
 from gp_search.lang import primitives as P
-from gp_search.lang.budget import SYMPY_BUDGET, OverBudget, within_budget
+from gp_search.lang import budget
+from gp_search.lang.budget import OverBudget, within_budget
 from gp_search.lang.parsing import ExprError, parse_tree
 
 GRAD_FLOOR = 1e-9
@@ -379,7 +380,7 @@ class LossExpr:
         """
         got = self._views()
         if got is None:
-            raise ExprError(f"the SymPy form of this loss needs more than {SYMPY_BUDGET:,} call "
+            raise ExprError(f"the SymPy form of this loss needs more than {budget.SYMPY_BUDGET:,} call "
                             f"events (the bound of gp_search.lang.budget); its key is the "
                             f"fallback key {self.canonical[:80]!r}")
         return got[0]
