@@ -228,6 +228,15 @@ def test_a_loss_over_the_budget_gets_the_fallback_key(tiny_budget):
     assert "texttt" in e.latex
     assert len(e.fingerprint) == 16 and e.fingerprint == parse(_HEAVY).fingerprint
     assert screen(e).passed in (True, False)  # a verdict, not an exception
+    # exported from its tree: the same values as the loss that trains
+    from gp_search.lang.export import export
+
+    namespace = {}
+    exec(compile(export(e, "torch", name="fallback", scale=1.0), "fallback.py", "exec"), namespace)
+    logits, target = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), torch.arange(6) % 4
+    assert torch.allclose(namespace["fallback"](logits, target), e.to_torch()(logits, target))
+    with pytest.raises(ExprError, match="no SymPy export"):
+        export(e, "sympy")
 
 
 def test_the_fallback_does_not_depend_on_history(tiny_budget, monkeypatch):

@@ -1,11 +1,15 @@
 """The bounded cost of SymPy work: a count of Python calls that no canonical form may exceed.
 
 SymPy's automatic simplification is fast for nearly every loss, but its cost is not bounded by
-the size of the tree, and it cannot be interrupted from another thread. :func:`within_budget`
-runs a computation with a profile hook (``sys.setprofile``, which is per thread) that counts the
-interpreter's call events and raises :class:`OverBudget` once ``SYMPY_BUDGET`` of them have
-passed: the computation stops where it is, in whichever thread runs it, and nothing keeps
-running afterwards.
+the size of the tree, and a thread cannot be stopped from outside. :func:`within_budget` runs a
+computation with a profile hook (``sys.setprofile``, which is per thread) that counts the
+interpreter's call events; once ``SYMPY_BUDGET`` of them have passed it raises
+:class:`OverBudget` at the next call of a plain (non-generator) function, in the computation's
+own thread: the computation stops where it is, in whichever thread runs it (the main thread, a
+loky or Dask worker), and nothing keeps running afterwards. Neither a second thread nor a
+signal is used. :class:`OverBudget` is a ``BaseException``, which SymPy's ``except Exception``
+clauses let through; code that caught it anyway would run on unbounded (Python unsets a profile
+hook that raised), and none of SymPy's paths that the loss language reaches does.
 
 Why a count, not a clock: a count does not depend on the machine's speed or load, so whether a
 loss gets its SymPy form or the fallback key is the same on a laptop and on a loaded cluster,
@@ -26,6 +30,7 @@ its hook and the computation runs unbounded, as it does under a debugger.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 from typing import Callable, TypeVar
@@ -48,6 +53,7 @@ class OverBudget(BaseException):
 
 
 _local = threading.local()
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 def within_budget(fn: Callable[[], T], events: int | None = None) -> T:
@@ -76,8 +82,10 @@ def within_budget(fn: Callable[[], T], events: int | None = None) -> T:
 
     def count(frame, event, arg):
         left[0] -= 1
-        if left[0] < 0:
-            sys.setprofile(None)  # raising unsets it too; say so explicitly
+        # Raised only where it propagates: at the call of a plain function. In a generator's
+        # frame it could be raised while the generator is being finalised, where Python ignores
+        # it; and a profile function that raises is unset, so it would not come again.
+        if left[0] < 0 and event == "call" and not frame.f_code.co_flags & _GENERATOR_FLAGS:
             raise OverBudget(f"more than {events or SYMPY_BUDGET} call events")
 
     _local.active = True
