@@ -68,7 +68,7 @@ def test_run_help_gives_the_value_each_preset_sets(cli):
                 assert preset == DEFAULT_PRESET or f"--preset {preset}:" in said
     population = PRESETS[DEFAULT_PRESET]["population"]
     assert f"individuals per generation (with no arguments {population} (quick preset)" in text
-    assert "(default 32)" not in text and "default ('digits-mlp',)" not in text
+    assert "generation (default 32)" not in text and "default ('digits-mlp',)" not in text
 
 
 def test_show_answers_or_refuses_the_issue_22_text_at_once(cli):

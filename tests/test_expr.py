@@ -206,10 +206,10 @@ def tiny_budget(monkeypatch):
     """A budget that ``_HEAVY`` exceeds, and a fresh memo (so nothing is remembered across)."""
     from collections import OrderedDict
 
-    from gp_search.lang import budget, expr
+    from gp_search.lang import algebra, budget
 
     monkeypatch.setattr(budget, "SYMPY_BUDGET", 2_000)
-    monkeypatch.setattr(expr, "_MEMO", OrderedDict())
+    monkeypatch.setattr(algebra, "_MEMO", OrderedDict())
 
 
 def test_a_loss_over_the_budget_gets_the_fallback_key(tiny_budget):
@@ -242,11 +242,11 @@ def test_a_loss_over_the_budget_gets_the_fallback_key(tiny_budget):
 def test_the_fallback_does_not_depend_on_history(tiny_budget, monkeypatch):
     from collections import OrderedDict
 
-    from gp_search.lang import expr
+    from gp_search.lang import algebra
 
     first = parse(_HEAVY).canonical
     assert parse(_HEAVY).canonical == first  # remembered
-    monkeypatch.setattr(expr, "_MEMO", OrderedDict())
+    monkeypatch.setattr(algebra, "_MEMO", OrderedDict())
     assert parse(_HEAVY).canonical == first  # recomputed on a cleared SymPy cache: same answer
 
 

@@ -15,33 +15,25 @@ kept positions × classes (:func:`prepare_masked`, :func:`masked_mean`).
 The torch loss is compiled from the tree (the genotype), so NGL's tree computes exactly the
 published operations; SymPy's view serves canonical keys and export.
 
-**Every view is bounded.** Any tree the parser admits (at most
+**Every view is bounded** (issue 22). Any tree the parser admits (at most
 :data:`~gp_search.lang.parsing.MAX_NODES` nodes, :data:`~gp_search.lang.parsing.MAX_DEPTH`
 levels) gets its canonical key, fingerprint and torch loss within about 2 s on one core, or a
-clear :class:`ExprError` naming the part refused:
-
-* structurally, SymPy never sees a number outside float64's range: a subtree whose value SymPy
-  would carry as such a number (``exp`` of ``3.4e38``, which ``sin`` would then reduce modulo
-  2π with ~10^38 bits of π) is refused as having no finite value, named, as a constant subtree
-  that overflows always was;
-* whatever SymPy does beyond that runs under a count of Python call events
-  (:data:`gp_search.lang.budget.SYMPY_BUDGET`, about 1.4 s here; a count, not a clock, so the
-  outcome does not depend on the machine's speed or load). A loss over it gets the **fallback
-  key**: its DEAP prefix form with floats rounded to ``KEY_DIGITS`` digits, a text that
-  :func:`parse` reads back; ``infix`` is then the full-precision prefix form, ``sympy`` raises
-  :class:`ExprError`, and ``depends_on_pred``/``depends_on_target`` read the tree's leaves;
-* the fingerprint and the torch loss never touch SymPy: both cost a fixed number of tensor
-  operations per node.
-
+clear :class:`ExprError` naming the part refused. :mod:`gp_search.lang.algebra` refuses, named,
+a subtree that SymPy would carry as a number outside float64's range (``sin(exp(3.4e38))``
+hung for hours), and runs SymPy under a count of call events
+(:data:`gp_search.lang.budget.SYMPY_BUDGET`, about 1.4 s on an idle core; a count, so the
+outcome does not depend on the machine's load). Over it, a loss gets the **fallback key**: its
+prefix form, floats rounded to ``KEY_DIGITS`` digits, which :func:`parse` reads back; ``infix``
+is then the prefix form, ``sympy`` raises :class:`ExprError`, and ``depends_on_pred`` /
+``depends_on_target`` read the tree's leaves. The fingerprint and the torch loss never touch
+SymPy: a fixed number of tensor operations per node.
 Keys of every loss that answered before these bounds are unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -50,17 +42,17 @@ import numpy as np
 import sympy
 import torch
 from deap import gp
-from sympy.core.cache import clear_cache
 
 from gp_search.lang import primitives as P
 from gp_search.lang import budget
+# tree_to_sympy and KEY_DIGITS: public here before gp_search.lang.algebra held them
+from gp_search.lang.algebra import (KEY_DIGITS, algebra_of, fallback_key, fold,  # noqa: F401
+                                    leaf_value, round_floats, tree_to_sympy)
 from gp_search.lang.budget import OverBudget, within_budget
 from gp_search.lang.parsing import ExprError, parse_tree
 
 GRAD_FLOOR = 1e-9
 """Probe-gradient norm below which a loss counts as not moving the logits at all."""
-KEY_DIGITS = 6
-"""Significant digits kept for floats in the canonical key (and in ``structure``/``constants``)."""
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 """Largest magnitude a constant handed to torch may have: losses train in float32."""
 IGNORE_INDEX = 255
@@ -92,104 +84,6 @@ def parse(text: str, primitive_set: str = "auto",
         13
     """
     return LossExpr(*parse_tree(text, primitive_set, const_range))
-
-
-# --- tree folding --------------------------------------------------------------------------------
-
-class _Refused(Exception):
-    """A node's value has no finite meaning; :func:`_fold` names the subtree."""
-
-
-def _fold(tree: gp.PrimitiveTree, leaf: Callable, node: Callable):
-    """Evaluate a prefix tree bottom-up without recursion: ``node(primitive_name, args)``.
-
-    Raises:
-        ExprError: ``node`` raised :class:`_Refused`; the message names the subtree.
-    """
-    stack = []
-    for i in range(len(tree) - 1, -1, -1):
-        n = tree[i]
-        if isinstance(n, gp.Primitive):
-            args = [stack.pop() for _ in range(n.arity)]
-            try:
-                stack.append(node(n.name, args))
-            except _Refused as exc:
-                raise ExprError(f"the subtree {_subtree_text(tree, i)} {exc}; the loss has no "
-                                "finite value") from None
-        else:
-            stack.append(leaf(n))
-    return stack[0]
-
-
-def _subtree_text(tree: gp.PrimitiveTree, i: int, limit: int = 120) -> str:
-    text = str(gp.PrimitiveTree(tree[tree.searchSubtree(i)]))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _leaf_value(n) -> str | float:
-    """A leaf as a variable name or a float constant."""
-    if isinstance(n.value, str) and n.value in P.SYMBOLS:
-        return n.value
-    return float(n.value)
-
-
-def _sympy_number(v: float) -> sympy.Expr:
-    if not math.isfinite(v):
-        raise ExprError(f"a constant subexpression evaluates to {v}; the loss has no finite value")
-    if v == int(v) and abs(v) < 1e15:
-        return sympy.Integer(int(v))
-    return sympy.Float(v)
-
-
-def _check_float(e: sympy.Expr) -> sympy.Expr:
-    """``e``, unless it is a SymPy float outside float64's range (mpmath carries exponents of any
-    size, and e.g. ``sin`` of such a number reduces it modulo 2π at the precision of its exponent:
-    hours): then :class:`_Refused`."""
-    if e.is_Float and not math.isfinite(float(e)):
-        raise _Refused(f"evaluates to {sympy.sstr(e, full_prec=False)}, outside float64's range")
-    return e
-
-
-def _sympy_node(name: str, args: list):
-    prim = P.BY_NAME[name]
-    if all(isinstance(a, float) for a in args):
-        return prim.math_fn(*args)
-    out = prim.sympy_fn(*(_sympy_number(a) if isinstance(a, float) else a for a in args))
-    return _check_float(out)
-
-
-def _fold_number(e: sympy.Expr) -> sympy.Expr:
-    if e.is_Number:
-        return _check_float(e)
-    return _sympy_number(float(e.evalf()))
-
-
-def _sympy_leaf(n):
-    v = _leaf_value(n)
-    return P.SYMBOLS[v] if isinstance(v, str) else v
-
-
-def tree_to_sympy(tree: gp.PrimitiveTree) -> sympy.Expr:
-    """SymPy's automatic canonical form of a tree, constant subtrees folded to floats."""
-    out = _fold(tree, _sympy_leaf, _sympy_node)
-    out = _sympy_number(out) if isinstance(out, float) else out
-    # SymPy's own arithmetic can leave exact constants such as exp(2); fold those as well. The
-    # walk is bottom-up, and every number it rebuilds is checked before its parent sees it.
-    try:
-        return out.replace(lambda e: e.is_number, _fold_number)
-    except _Refused as exc:
-        raise ExprError(f"a constant subexpression {exc}; the loss has no finite value") from None
-
-
-def _round_floats(expr: sympy.Expr, digits: int = KEY_DIGITS) -> sympy.Expr:
-    repl = {}
-    for f in expr.atoms(sympy.Float):
-        if not math.isfinite(float(f)):  # SymPy's floats outgrow float64 (1e200 * 1e200)
-            raise ExprError(f"a constant of the loss is {float(f)} in float64 (SymPy: "
-                            f"{f!s}); the loss has no finite value")
-        r = float(f"{float(f):.{digits}g}")
-        repl[f] = sympy.Integer(int(r)) if r == int(r) and abs(r) < 1e15 else sympy.Float(r)
-    return expr.xreplace(repl)
 
 
 def _torch_node(name: str, args: list):
@@ -227,7 +121,7 @@ def _const_fn(v: float) -> Callable:
 
 
 def _torch_leaf(n):
-    v = _leaf_value(n)
+    v = leaf_value(n)
     if v == P.PRED:
         return lambda p, t: p
     if v == P.REAL:
@@ -244,7 +138,7 @@ def compile_elementwise(tree: gp.PrimitiveTree) -> Callable[[torch.Tensor, torch
         ExprError: a constant handed to torch (a leaf, or a folded constant subtree) lies
             outside float32's range (``inf`` included), so no float32 training could use it.
     """
-    out = _fold(tree, _torch_leaf, _torch_node)
+    out = fold(tree, _torch_leaf, _torch_node)
     if callable(out):
         return lambda p, t: torch.broadcast_to(out(p, t), p.shape)
     value = float32_constant(out)
@@ -357,7 +251,7 @@ class LossExpr:
     @cached_property
     def _algebra(self) -> "tuple[sympy.Expr, str, str] | ExprError | None":
         """(SymPy form, canonical key, infix) within the budget; the refusal; None over budget."""
-        return _algebra_of(self.tree)
+        return algebra_of(self.tree)
 
     def _views(self) -> "tuple[sympy.Expr, str, str] | None":
         got = self._algebra
@@ -390,7 +284,7 @@ class LossExpr:
         """Stable key: the SymPy form printed with floats rounded to ``KEY_DIGITS`` digits (the
         fallback key, the prefix form so rounded, when SymPy's form is over the budget)."""
         got = self._views()
-        return got[1] if got is not None else _fold(self.tree, _key_leaf, _prefix_node)
+        return got[1] if got is not None else fallback_key(self.tree)
 
     @cached_property
     def infix(self) -> str:
@@ -407,7 +301,7 @@ class LossExpr:
         if got is not None:
             try:
                 return within_budget(lambda: sympy.latex(
-                    _round_floats(got[0]), symbol_names={P.SYM_PRED: "p", P.SYM_REAL: "t"}))
+                    round_floats(got[0]), symbol_names={P.SYM_PRED: "p", P.SYM_REAL: "t"}))
             except OverBudget:
                 pass
         return r"\texttt{" + self.canonical.replace("_", r"\_") + "}"
@@ -513,53 +407,6 @@ class LossExpr:
 
     def __repr__(self) -> str:
         return f"LossExpr({self.prefix!r})"
-
-
-_MEMO: "OrderedDict[str, tuple | ExprError | None]" = OrderedDict()
-_MEMO_SIZE = 4096
-
-
-def _algebra_of(tree: gp.PrimitiveTree) -> "tuple[sympy.Expr, str, str] | ExprError | None":
-    """SymPy form, key and infix of a tree within the budget (None over it; the ExprError when
-    it has no finite value), remembered for the last ``_MEMO_SIZE`` trees of this process.
-
-    SymPy's cache is cleared first, so that the count of a computation does not depend on what
-    SymPy computed before in this process (an abandoned computation leaves half its work in the
-    cache, which made a retry cheaper); the memo makes a tree seen twice get the same answer.
-    """
-    text = str(tree)
-    if text in _MEMO:
-        _MEMO.move_to_end(text)
-        return _MEMO[text]
-
-    def views():
-        expr = tree_to_sympy(tree)
-        return (expr, sympy.sstr(_round_floats(expr), full_prec=False, order="lex"),
-                sympy.sstr(expr, full_prec=False, order="lex"))
-
-    clear_cache()
-    try:
-        got = within_budget(views)
-    except OverBudget:
-        got = None
-    except ExprError as exc:
-        got = exc
-    _MEMO[text] = got
-    if len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
-    return got
-
-
-def _key_leaf(n) -> str:
-    v = _leaf_value(n)
-    if isinstance(v, str):
-        return v
-    r = float(f"{v:.{KEY_DIGITS}g}")
-    return str(int(r)) if r == int(r) and abs(r) < 1e15 else repr(r)
-
-
-def _prefix_node(name: str, args: list) -> str:
-    return f"{name}({', '.join(args)})"
 
 
 _FLOAT_RE = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
