@@ -59,6 +59,7 @@ def fold(tree: gp.PrimitiveTree, leaf: Callable, node: Callable):
 
 
 def subtree_text(tree: gp.PrimitiveTree, i: int, limit: int = 120) -> str:
+    """The prefix text of the subtree rooted at node ``i``, cut to ``limit`` characters."""
     text = str(gp.PrimitiveTree(tree[tree.searchSubtree(i)]))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -157,7 +158,11 @@ def algebra_of(tree: gp.PrimitiveTree) -> "tuple[sympy.Expr, str, str] | ExprErr
     except OverBudget:
         got = None
     except ExprError as exc:
-        got = exc
+        got = ExprError(str(exc))  # without its traceback: the memo keeps it
+    except (ArithmeticError, RecursionError, ValueError, TypeError) as exc:
+        # SymPy or mpmath giving up on a hostile form (e.g. an integer too large to build)
+        got = ExprError(f"SymPy cannot put this loss in canonical form ({type(exc).__name__}: "
+                        f"{str(exc)[:120]})")
     _MEMO[text] = got
     if len(_MEMO) > _MEMO_SIZE:
         _MEMO.popitem(last=False)
