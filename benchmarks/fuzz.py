@@ -10,7 +10,7 @@ and the time taken; it exits 1 if any input ran over the limit. With the default
 inputs of the slow test ``tests/test_fuzz.py::test_ten_thousand_random_inputs_all_get_an_outcome``.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--n 10000] [--seed 2] [--limit 20]
+    OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--n 10000] [--seed 2] [--limit 20] [--shard K/N]
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--limit", type=float, default=test_fuzz.LIMIT,
                     help="seconds per input; an input over it is reported as a failure")
+    ap.add_argument("--shard", default="0/1",
+                    help="K/N: run every N-th input from the K-th (N processes cover the whole set)")
     args = ap.parse_args()
-    texts = test_fuzz.mix(args.n, args.seed)
+    k, n = map(int, args.shard.split("/"))
+    texts = test_fuzz.mix(args.n, args.seed)[k::n]
     print(f"# fuzz: {len(texts)} inputs (seed {args.seed}), limit {args.limit:g} s each; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     counts: dict[str, int] = {}
