@@ -286,3 +286,14 @@ def test_the_parser_caps_the_tree_size():
     assert parse("add(" + ", ".join(["y_pred"] * 250) + ")").size == 499
     with pytest.raises(ExprError, match=rf"has 1001 nodes; the limit is {MAX_NODES}"):
         parse("add(" + ", ".join(["y_pred"] * 501) + ")")
+
+
+def test_sympy_giving_up_is_a_refusal_not_a_crash():
+    # found by the slow fuzz: SymPy's tanh asks whether its argument is real, and mpmath turns
+    # a float near 1e300 into an integer too large to build (OverflowError)
+    text = ("mul(abs((mul(tanh(exp((neg(psqrt(sin(add(add(square(square(neg(neg(plog(neg(plog("
+            "tanh(cos(1e300))))))))), y_real), y_real)))) - -1e300))), y_pred) - "
+            "3.14159265358979)), 0.0)")
+    with pytest.raises(ExprError, match=r"SymPy cannot put this loss in canonical form "
+                                        r"\(OverflowError"):
+        parse(text).canonical  # noqa: B018
