@@ -3,7 +3,10 @@
 ``DIR/<run-id>/`` holds
 
 * ``config.json`` — the :class:`SearchConfig`, written before generation 0;
-* ``generations.jsonl`` — append-only, one JSON line per finished generation;
+* ``generations.jsonl`` — append-only, one JSON line per finished generation: ``hof_best``
+  and ``best_canonical``, the hall of fame's best (full-budget trainings only; null while it is
+  empty; runs made before ``hof_best`` was logged lack it), ``best`` and ``median`` of the
+  population's raw fitness (short and raced trainings included), routes and seconds;
 * ``hall_of_fame.csv`` — rank, fitness mean, std, n, canonical, infix, size (no timings, so two
   runs with the same seed write identical files);
 * ``checkpoint.json`` — after every generation: population as prefix strings with fitness, the
@@ -259,7 +262,8 @@ def read_generations(run_dir: Path) -> list[dict]:
                 or rec["generation"] < 0:
             raise RunFileError(f"{path}: line {i} has no integer 'generation' >= 0")
         bad = [k for k, kind in _GENERATION_FIELDS.items()
-               if k in rec and not (_is(rec[k], kind) or (kind == "str" and rec[k] is None))]
+               if k in rec and not (_is(rec[k], kind)
+                                    or (k in _MAY_BE_NULL and rec[k] is None))]
         if bad:
             raise RunFileError(f"{path}: line {i}: field(s) {bad} of the wrong type "
                                f"(expected {', '.join(_GENERATION_FIELDS[k] for k in bad)})")
@@ -268,9 +272,14 @@ def read_generations(run_dir: Path) -> list[dict]:
 
 
 _GENERATION_FIELDS = {"best": "number", "median": "number", "best_canonical": "str",
+                      "hof_best": "number",
                       **{route.value: "int" for route in Route},
                       **{k: "number" for k in ("seconds", "seconds_vary", "seconds_scoring",
                                                "seconds_training")}}
+
+
+_MAY_BE_NULL = ("best_canonical", "hof_best")
+"""Generation fields that are null while the hall of fame is empty."""
 
 
 def truncate_generations(run_dir: Path, last_generation: int) -> None:

@@ -47,3 +47,33 @@ def test_export_errors(cli, tmp_path):
     assert res.returncode == 2 and "not an expression" in res.stderr
     res = cli("export", "--out", tmp_path / "x.py")
     assert res.returncode == 2 and "exactly one of" in res.stderr
+
+
+def test_run_help_gives_the_value_each_preset_sets(cli):
+    from gp_search.cli.search import DEFAULT_PRESET, defaults_text
+    from gp_search.search.config import PRESETS, field_help
+
+    text = " ".join(cli("run", "--help", env={"COLUMNS": "10000"}).stdout.split())
+    for name, (default, _) in field_help().items():
+        if name in ("preset", "tasks"):
+            continue
+        said = defaults_text(name, default)
+        assert f"({said})" in text, name
+        if any(name in values for values in PRESETS.values()):
+            assert "default " not in said  # the generic default is never called "default" here
+            quick = PRESETS[DEFAULT_PRESET].get(name, default)
+            shown = ",".join(map(str, quick)) if isinstance(quick, tuple) else repr(quick)
+            assert said.startswith(f"with no arguments {shown} ({DEFAULT_PRESET} preset)"), name
+            for preset, values in PRESETS.items():
+                assert preset == DEFAULT_PRESET or f"--preset {preset}:" in said
+    population = PRESETS[DEFAULT_PRESET]["population"]
+    assert f"individuals per generation (with no arguments {population} (quick preset)" in text
+    assert "generation (default 32)" not in text and "default ('digits-mlp',)" not in text
+
+
+def test_show_answers_or_refuses_the_issue_22_text_at_once(cli):
+    from test_fuzz import ISSUE_22
+
+    res = cli("show", ISSUE_22, timeout=120)  # hung for more than 10 minutes before the bound
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "outside float64's range" in res.stderr and "exp(sub(" in res.stderr

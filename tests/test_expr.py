@@ -9,7 +9,7 @@ from deap import gp
 
 import gp_search
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import from_tree, parse
+from gp_search.lang.expr import ExprError, from_tree, parse
 
 NGL_INFIX = "exp(2.4092 - y_pred*(1 + y_real)) - cos(cos(sin(y_pred)))"
 
@@ -194,3 +194,106 @@ def test_constants_inside_float32_compile(text):
     # 3.4e38 and exp(88.7) fit in float32; cos(1e300) folds to a small number before torch.
     value = parse(text).to_torch()(torch.randn(4, 10), torch.randint(0, 10, (4,)))
     assert value.dtype == torch.float32 and value.shape == ()
+
+
+# --- bounds (issue 22) ---------------------------------------------------------------------------
+
+_HEAVY = "add(mul(sin(y_pred), cos(mul(y_real, 2.123456789))), exp(sub(y_pred, mul(y_real, y_pred))))"
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch):
+    """A budget that ``_HEAVY`` exceeds, and a fresh memo (so nothing is remembered across)."""
+    from collections import OrderedDict
+
+    from gp_search.lang import algebra, budget
+
+    monkeypatch.setattr(budget, "SYMPY_BUDGET", 2_000)
+    monkeypatch.setattr(algebra, "_MEMO", OrderedDict())
+
+
+def test_a_loss_over_the_budget_gets_the_fallback_key(tiny_budget):
+    import sys
+
+    from gp_search.search.screen import screen
+
+    e = parse(_HEAVY)
+    assert e.over_budget and sys.getprofile() is None  # the hook is gone
+    # the fallback key: the prefix form, floats rounded to KEY_DIGITS; parse reads it back
+    assert e.canonical == e.prefix.replace("2.123456789", "2.12346")
+    assert parse(e.canonical).prefix == e.canonical and e.infix == e.prefix
+    assert e.depends_on_pred and e.depends_on_target  # read from the tree's leaves
+    with pytest.raises(ExprError, match="needs more than 2,000 call events"):
+        e.sympy  # noqa: B018
+    assert "texttt" in e.latex
+    assert len(e.fingerprint) == 16 and e.fingerprint == parse(_HEAVY).fingerprint
+    assert screen(e).passed in (True, False)  # a verdict, not an exception
+    # exported from its tree: the same values as the loss that trains
+    from gp_search.lang.export import export
+
+    namespace = {}
+    exec(compile(export(e, "torch", name="fallback", scale=1.0), "fallback.py", "exec"), namespace)
+    logits, target = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), torch.arange(6) % 4
+    assert torch.allclose(namespace["fallback"](logits, target), e.to_torch()(logits, target))
+    with pytest.raises(ExprError, match="no SymPy export"):
+        export(e, "sympy")
+
+
+def test_the_fallback_does_not_depend_on_history(tiny_budget, monkeypatch):
+    from collections import OrderedDict
+
+    from gp_search.lang import algebra
+
+    first = parse(_HEAVY).canonical
+    assert parse(_HEAVY).canonical == first  # remembered
+    monkeypatch.setattr(algebra, "_MEMO", OrderedDict())
+    assert parse(_HEAVY).canonical == first  # recomputed on a cleared SymPy cache: same answer
+
+
+def test_the_budget_holds_in_a_worker_thread(tiny_budget):
+    import threading
+
+    got = []
+    t = threading.Thread(target=lambda: got.append(parse(_HEAVY).over_budget))
+    t.start()
+    t.join(60)
+    assert got == [True]
+
+
+def test_keys_within_the_budget_are_unchanged_by_it():
+    e = parse(_HEAVY)
+    assert not e.over_budget and e.canonical.startswith(("exp(", "sin(", "-"))
+    assert e.infix != e.prefix and "2.12346" in e.canonical
+
+
+@pytest.mark.parametrize("text, words", [
+    ("sin(exp(y_pred - y_pred + 3.4e38))*y_real",
+     r"the subtree exp\(add\(sub\(y_pred, y_pred\), 3.4e\+38\)\) evaluates to .* outside float64"),
+    ("sin(exp(exp(exp(y_pred - y_pred + 5))))*y_real", "outside float64's range"),
+])
+def test_numbers_beyond_float64_are_refused_before_sympy_works_on_them(text, words):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ExprError, match=words):
+        parse(text).canonical  # noqa: B018
+    assert time.perf_counter() - t0 < 60  # a hang guard: these took hours before the bound
+
+
+def test_the_parser_caps_the_tree_size():
+    from gp_search.lang.parsing import MAX_NODES
+
+    assert parse("add(" + ", ".join(["y_pred"] * 250) + ")").size == 499
+    with pytest.raises(ExprError, match=rf"has 1001 nodes; the limit is {MAX_NODES}"):
+        parse("add(" + ", ".join(["y_pred"] * 501) + ")")
+
+
+def test_sympy_giving_up_is_a_refusal_not_a_crash():
+    # found by the slow fuzz: SymPy's tanh asks whether its argument is real, and mpmath turns
+    # a float near 1e300 into an integer too large to build (OverflowError)
+    text = ("mul(abs((mul(tanh(exp((neg(psqrt(sin(add(add(square(square(neg(neg(plog(neg(plog("
+            "tanh(cos(1e300))))))))), y_real), y_real)))) - -1e300))), y_pred) - "
+            "3.14159265358979)), 0.0)")
+    with pytest.raises(ExprError, match=r"SymPy cannot put this loss in canonical form "
+                                        r"\(OverflowError"):
+        parse(text).canonical  # noqa: B018

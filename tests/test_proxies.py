@@ -177,3 +177,32 @@ def test_ngl_beats_ce_on_the_embedded_proxies(name):
     ngl = [p.evaluate("ngl", seed=s).accuracy for s in range(5)]
     cmp = paired(ngl, ce)
     assert cmp["n"] == 5 and cmp["diff"] > 0 and cmp["p_value"] < 0.05, cmp
+
+
+def test_eval_results_name_their_metric_and_old_json_still_reads():
+    from gp_search.proxies.base import EvalResult
+
+    old = {"status": "ok", "accuracy": 0.9, "train_loss": 0.1, "steps": 3, "seconds": 1.0,
+           "message": "", "loss": "ce", "proxy": "digits-mlp", "seed": 0, "budget": 3}
+    r = EvalResult.from_dict(old)  # written before the metric was recorded
+    assert r.metric == "accuracy" and r.accuracy == 0.9
+    new = EvalResult.from_dict({**old, "metric": "macro_f1"})
+    assert new.metric == "macro_f1" and EvalResult.from_dict(new.to_dict()) == new
+    with pytest.raises(ValueError, match="metric"):
+        EvalResult("ok", 0.5, metric="top5")
+    got = proxies.get("synthetic-mlp", steps=2, metric="balanced_accuracy").evaluate("ce", seed=0)
+    assert got.metric == "balanced_accuracy"
+
+
+def test_budgets_name_the_optimiser_each_proxy_uses(cli):
+    sgd = [n for n in proxies.names() if proxies.get(n).spec.optimizer == "sgd"]
+    assert sgd  # the search and transfer suites hold SGD tasks
+    for name in proxies.names():
+        p = proxies.get(name)
+        assert ("SGD" in p.budget) == (p.spec.optimizer == "sgd"), (name, p.budget)
+        assert ("Adam" in p.budget) == (p.spec.optimizer == "adam"), (name, p.budget)
+    listing = "\n" + cli("proxies").stdout
+    for name in sgd:
+        block = listing.split(f"\n{name}\n", 1)[1].split("\n  about:", 1)[0]
+        assert "SGD (momentum 0.9) lr" in block and "Adam" not in block
+    assert "metric: mIoU" in listing.split("\nseg-digits-unet\n", 1)[1].split("about:")[0]

@@ -114,6 +114,24 @@ def test_run_report(tiny_run, tmp_path):
     md = files[0].read_text()
     assert tiny_run.name in md and "## Hall of fame" in md and "finished" in md
     assert md.count("\n| 0 |") == 1 and md.count("\n| 1 |") >= 1  # generation rows, HOF rank 1
+    assert "hall-of-fame best (full budget) | population best (any budget)" in md
+
+
+def test_a_run_logged_before_the_hall_of_fames_best_still_reports(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    from gp_search import store
+
+    old = tmp_path / tiny_run.name
+    shutil.copytree(tiny_run, old)
+    log = old / "generations.jsonl"
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "hof_best"}) + "\n"
+                           for r in recs))
+    assert all("hof_best" not in g for g in store.load_run(old).generations)
+    md = write_run_report(old, tmp_path / "rep")[0].read_text()
+    assert "\n| 0 | – | " in md  # no hall-of-fame best logged then: a dash, not an error
 
 
 def test_run_report_default_out_and_bad_dir(tiny_run, tmp_path):

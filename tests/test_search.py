@@ -47,6 +47,25 @@ def test_run_writes_the_run_directory_contract(tmp_path):
     gen0 = loaded.generations[0]
     assert gen0["trained"] + gen0["short"] + gen0["cached"] + gen0["duplicate"] + gen0["rejected"] >= 1
     assert "def best_loss(logits, target)" in (run / "best.py").read_text()
+    # one "best" per run: each line logs the hall of fame's (full budget) beside the
+    # population's raw best, and the last one is the hall of fame's first entry
+    hof = [g["hof_best"] for g in loaded.generations]
+    assert hof == sorted(hof) and hof[-1] == loaded.best["fitness"]
+    assert loaded.generations[-1]["best_canonical"] == loaded.best["canonical"]
+    assert all({"best", "median"} <= set(g) for g in loaded.generations)  # old keys kept
+
+
+def test_the_progress_line_labels_which_best_it_shows():
+    from gp_search.search.runner import _summary
+
+    rec = {"generation": 3, "best": 0.0049, "median": -0.2, "best_canonical": "y_pred*y_real",
+           "hof_best": -0.001, "trained": 4, "short": 2, "cached": 0, "duplicate": 1,
+           "rejected": 3, "seconds": 12.0}
+    line = _summary(SearchConfig(generations=8), rec)
+    assert "hall-of-fame best -0.0010 (full budget)" in line
+    assert "population best 0.0049 median -0.2000 (any budget)" in line
+    assert "hall-of-fame best - (full budget)" in _summary(
+        SearchConfig(generations=8), {**rec, "hof_best": None, "best_canonical": None})
 
 
 def test_same_seed_same_hall_of_fame_and_seed_matters(tmp_path):
@@ -131,6 +150,7 @@ def test_cli_run_end_to_end(tmp_path):
                   "--transfer-top", "2", "--transfer-seeds", "2")
     assert res.returncode == 0, res.stderr
     assert "run directory:" in res.stdout and "top " in res.stdout and "best.py" in res.stdout
+    assert "hall-of-fame best" in res.stdout and "(full budget)" in res.stdout
     run_dir = Path(res.stdout.split("run directory:")[1].split()[0])
     assert json.loads((run_dir / "config.json").read_text())["population"] == 6
     # The transfer stage ran on the held-out suite and its verdict is printed and in best.py.

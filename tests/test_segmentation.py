@@ -157,6 +157,7 @@ def test_seg_proxy_trains_scores_miou_and_repeats_itself():
     assert p.spec.metric == "miou"
     a, b = p.evaluate("ngl", seed=1), p.evaluate("ngl", seed=1)
     assert a.status == "ok" and 0 < a.accuracy < 1 and a.same_outcome(b)
+    assert a.metric == "miou" and a.to_dict()["metric"] == "miou"
     val = proxies.get("seg-digits-unet", steps=2, split="val").evaluate("ce", seed=0)
     assert val.status == "ok" and 0 < val.accuracy < 1
 
@@ -178,6 +179,11 @@ def test_compare_on_a_seg_proxy_reports_miou():
 
     cmp = compare(["ce", "dice", "ngl"], [proxies.get("seg-digits-unet", steps=2)], seeds=2)
     assert [r["metric"] for r in cmp.rows] == ["miou"] * 3
+    from gp_search.analysis.report import detail_rows, format_table, summary_rows
+
+    assert summary_rows(cmp)[1][0][0] == "CE (mIoU %)"
+    assert detail_rows(cmp, "seg-digits-unet")[0][1] == "mIoU % (mean ± sd)"
+    assert "accuracy" not in format_table(cmp)
     assert all(r["replay_agree"] == "2/2" for r in cmp.rows)
     # per-pixel calibration: one entry per test pixel and seed
     assert cmp.calibration[("seg-digits-unet", "ngl")]["top"].shape == (2 * 500 * 32 * 32,)
@@ -193,6 +199,19 @@ def test_cli_evaluate_on_a_seg_proxy():
     assert r.returncode == 0, r.stderr
     assert "proxy seg-digits-unet" in r.stdout and "n = 2" in r.stdout
     assert len([line for line in r.stdout.splitlines() if line.startswith(("ce ", "ngl "))]) == 2
+    assert "mIoU mean ± std" in r.stdout and "accuracy" not in r.stdout
+
+
+def test_a_transfer_table_on_a_seg_task_names_miou():
+    from gp_search.analysis.transfer import (detail_rows, format_transfer, summary_rows,
+                                             transfer, transfer_markdown)
+
+    res = transfer(["ngl"], suite="transfer-seg-test", seeds=1)
+    assert summary_rows(res)[1][0][0] == "CE (mIoU %)"
+    assert detail_rows(res, "t-seg-digits-imbalanced-unet")[0][1] == "mIoU %"
+    assert "CE mIoU %:" in format_transfer(res)
+    md = transfer_markdown(res)
+    assert "## Change in test mIoU against CE" in md and "accuracy" not in md
 
 
 @pytest.mark.slow
@@ -203,7 +222,9 @@ def test_cli_compare_on_a_seg_proxy_reports_miou(tmp_path):
     r = run_cli("compare", "--proxy", "seg-digits-unet", "--steps", "2", "--seeds", "2",
                 "--baselines", "ce,dice,ngl", "--out", out)
     assert r.returncode == 0, r.stderr
-    assert "miou % (mean ± sd)" in (out / "compare.md").read_text()
+    md = (out / "compare.md").read_text()
+    assert "mIoU % (mean ± sd)" in md and "## Change in test mIoU against CE" in md
+    assert "accuracy %" not in md
     rows = (out / "compare.csv").read_text().splitlines()
     assert rows[0].endswith(",metric") and all(row.endswith(",miou") for row in rows[1:])
 

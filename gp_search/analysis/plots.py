@@ -240,8 +240,13 @@ def plot_run_fitness(generations: list[dict], path: Path, title: str,
     """
     g = [r["generation"] for r in generations]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    ax.plot(g, [_num(r.get("best")) for r in generations], marker="o", ms=3, label="best")
-    ax.plot(g, [_num(r.get("median")) for r in generations], marker="s", ms=3, label="median")
+    if any(r.get("hof_best") is not None for r in generations):
+        ax.plot(g, [_num(r.get("hof_best")) for r in generations], marker="D", ms=3,
+                label="hall of fame's best (full budget)")
+    ax.plot(g, [_num(r.get("best")) for r in generations], marker="o", ms=3,
+            label="population's best (any budget)")
+    ax.plot(g, [_num(r.get("median")) for r in generations], marker="s", ms=3,
+            label="population's median")
     if reference is not None:
         label, mean, low, high = reference
         ax.axhline(mean, color="black", ls="--", lw=1, label=label)

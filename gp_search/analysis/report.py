@@ -31,6 +31,7 @@ from gp_search.analysis.compare import (
 )
 from gp_search.environment import write_env
 from gp_search.lang.vocab import Route
+from gp_search.proxies.metrics import label as metric_label
 from gp_search.search.fitness import describe
 
 
@@ -89,12 +90,17 @@ def code_label(label: str) -> str:
 
 # --- comparison ----------------------------------------------------------------------------------
 
+def _metrics(rows) -> str:
+    """The metrics of ``rows`` as printed, e.g. ``"accuracy"`` or ``"accuracy/mIoU"``."""
+    return "/".join(dict.fromkeys(metric_label(r.get("metric", "accuracy")) for r in rows))
+
+
 def summary_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     """The paper-style table: CE accuracy, then each loss's change (pp) per proxy and the mean."""
     rows = {(r["proxy"], r["loss"]): r for r in cmp.rows}
     header = ["loss"] + cmp.proxies + ["mean"]
     ce = [rows[(p, BASELINE)]["acc_mean"] for p in cmp.proxies]
-    metric = "/".join(dict.fromkeys(rows[(p, BASELINE)]["metric"] for p in cmp.proxies))
+    metric = _metrics(cmp.rows)
     out = [[f"CE ({metric} %)"] + [number(100 * a, ".1f") for a in ce] + ["0"]]
     for e in cmp.entries:
         if e.label == BASELINE:
@@ -123,7 +129,7 @@ def calibration_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]]:
     """One proxy's rows: accuracy, change vs CE, CI, p, n, ECE, confidence, failures."""
-    metric = next((r["metric"] for r in cmp.rows if r["proxy"] == proxy), "accuracy")
+    metric = _metrics(r for r in cmp.rows if r["proxy"] == proxy)
     header = ["loss", f"{metric} % (mean ± sd)", "95% CI", "change vs CE (pp)",
               "95% CI (paired)", "p (paired t)", "n", "ECE (mean ± sd)", "top prob mean / median",
               "not ok"]
@@ -174,7 +180,7 @@ def comparison_markdown(cmp: Comparison, command: str = "", shape_notes=(),
            f"with the same seeds: same initial weights and batch order as CE)."), ""]
     for p in cmp.proxies:
         md.append(f"* `{p}`: {cmp.budgets[p]}")
-    md += ["", "## Change in test accuracy against CE (percentage points)", "",
+    md += ["", f"## Change in test {_metrics(cmp.rows)} against CE (percentage points)", "",
            (f"Mean change over n = {n} seed pairs and its paired 95 % t-interval in brackets; "
            "`mean`: unweighted mean over the proxies (as the paper's last column). The paper "
            "counted a change within ±0.5 as \"same as CE\" and gave no intervals."), ""]
@@ -283,9 +289,14 @@ def run_markdown(run) -> str:
                "![scoring routes](routes.png)", "",
                ("Routes per generation (candidates scored then): rejected before training, "
                "duplicate (same key or fingerprint), cached, trained to the full budget, halted "
-               "short by successive halving."), ""]
-        header = ["generation", "best", "median"] + [route.value for route in Route] + ["seconds (cumulative)"]
-        rows = [[str(r["generation"]), number(r.get("best"), ".4f"), number(r.get("median"), ".4f")]
+               "short by successive halving. The hall of fame's best counts full-budget "
+               "trainings only; the population's best also short and raced ones, whose fitness "
+               "is noisier (short) or an upper bound (raced), so it can lie above the hall of "
+               "fame's (runs made before the hall of fame's best was logged show –)."), ""]
+        header = (["generation", "hall-of-fame best (full budget)", "population best (any budget)",
+                   "median"] + [route.value for route in Route] + ["seconds (cumulative)"])
+        rows = [[str(r["generation"]), number(r.get("hof_best"), ".4f"),
+                 number(r.get("best"), ".4f"), number(r.get("median"), ".4f")]
                 + [str(r.get(k, 0)) for k in Route] + [number(r.get("seconds"), ".1f")]
                 for r in run.generations]
         md += md_table(header, rows)

@@ -39,6 +39,7 @@ from gp_search.environment import write_env
 from gp_search.lang.expr import parse
 from gp_search.lang.losses import REFERENCE, resolve
 from gp_search.parallel.evaluate import evaluate
+from gp_search.proxies.metrics import label as metric_label
 from gp_search.proxies.tasks import TASK_NOTES, suite_tasks
 from gp_search.proxies.train import dataset_for
 from gp_search.seeds import seed_list as parse_seeds
@@ -227,12 +228,19 @@ def _pp(x) -> str:
     return number(100 * x, "+.1f") if isinstance(x, float) else "–"
 
 
+def metric_of(res: Transfer, task: str | None = None) -> str:
+    """The tasks' metric as printed (``"accuracy"``, ``"mIoU"``, or ``"accuracy/mIoU"`` for a
+    mixed suite); of one task when ``task`` is given."""
+    return "/".join(dict.fromkeys(metric_label(t.spec.metric) for t in res.tasks
+                                  if task is None or t.name == task))
+
+
 def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
     """Change vs CE in points per task (paired 95 % CI), then the mean and the worst task."""
     rows = {(r["task"], r["loss"]): r for r in res.rows}
     names = [t.name for t in res.tasks]
     header = ["loss"] + names + ["mean", "worst task"]
-    out = [["CE (accuracy %)"] + [number(100 * rows[(t, BASELINE)]["acc_mean"], ".1f")
+    out = [[f"CE ({metric_of(res)} %)"] + [number(100 * rows[(t, BASELINE)]["acc_mean"], ".1f")
                                   for t in names] + ["0", ""]]
     agg = {a["loss"]: a for a in res.aggregate}
     for e in res.entries[1:]:
@@ -246,8 +254,8 @@ def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
 
 
 def detail_rows(res: Transfer, task: str) -> tuple[list[str], list[list[str]]]:
-    """One task: accuracy (mean, CI), change vs CE (paired CI, p), n, not ok."""
-    header = ["loss", "accuracy %", "95% CI", "change vs CE (pp)", "95% CI (paired)",
+    """One task: its metric (mean, CI), change vs CE (paired CI, p), n, not ok."""
+    header = ["loss", f"{metric_of(res, task)} %", "95% CI", "change vs CE (pp)", "95% CI (paired)",
               "p (paired t)", "n", "not ok"]
     out = [[code_label(r["loss"]), number(100 * r["acc_mean"], ".2f"),
             f"[{number(100 * r['acc_ci_low'], '.2f')}, {number(100 * r['acc_ci_high'], '.2f')}]",
@@ -268,7 +276,7 @@ def format_transfer(res: Transfer) -> str:
         lines.append(f"{r[0]}: mean {r[-2]}, worst {r[-1]}")
         lines += [f"  {t:<24} {c}" for t, c in zip(header[1:-2], r[1:-2])]
     ce = ", ".join(f"{t} {a}" for t, a in zip(header[1:-2], rows[0][1:-2]))
-    return "\n".join([lines[0], f"CE accuracy %: {ce}"] + lines[1:])
+    return "\n".join([lines[0], f"CE {metric_of(res)} %: {ce}"] + lines[1:])
 
 
 def transfer_markdown(res: Transfer, command: str = "") -> str:
@@ -279,7 +287,7 @@ def transfer_markdown(res: Transfer, command: str = "") -> str:
         md += ["Command:", "", "```", command, "```", ""]
     md += [f"Seeds {','.join(map(str, res.seeds))} (n = {n} per loss and task; every loss with "
            "the same initial weights and batch order as CE on each seed).", "",
-           "## Change in test accuracy against CE (percentage points)", "",
+           f"## Change in test {metric_of(res)} against CE (percentage points)", "",
            ("Per task: mean over the n seed pairs, paired 95 % t-interval in brackets. `mean`: "
             "unweighted mean over the tasks; `worst task`: the task with the most negative "
             "change. A training that did not finish scores chance (1/K)."), ""]

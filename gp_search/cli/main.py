@@ -19,6 +19,7 @@ from gp_search.lang.export import export as export_loss
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import REFERENCE
 from gp_search.parallel.evaluate import BACKENDS
+from gp_search.proxies.metrics import label as metric_label
 from gp_search.seeds import job_count, seed_list
 
 
@@ -86,7 +87,7 @@ def cmd_proxies(args) -> int:
     for name in proxies.names():
         proxy = proxies.get(name)
         print(f"{name}\n  data:   {proxy.data_source}\n  budget: {proxy.budget}\n"
-              f"  about:  {proxy.spec.description}")
+              f"  metric: {metric_label(proxy.spec.metric)}\n  about:  {proxy.spec.description}")
     return 0
 
 
@@ -102,7 +103,8 @@ def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict
 
     acc = [[r.accuracy for r in results[i * n_seeds:(i + 1) * n_seeds]] for i in range(len(texts))]
     first = texts[0] if len(texts[0]) <= 24 else texts[0][:21] + "..."
-    rows = [["loss", "accuracy mean ± std", "95% CI", "n", f"diff vs {first}", "95% CI", "p",
+    metric = metric_label(results[0].metric)
+    rows = [["loss", f"{metric} mean ± std", "95% CI", "n", f"diff vs {first}", "95% CI", "p",
              "not ok"]]
     summaries = []
     for i, text in enumerate(texts):
@@ -118,7 +120,8 @@ def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict
                  _num(vs["p_value"], ".3g")] if vs else ["", "", ""])
         row.append(", ".join(f"{k} x{v}" for k, v in bad.items()))
         rows.append(row)
-        summaries.append({"loss": text, "name": own[0].loss, "accuracy": s, "vs_first": vs,
+        summaries.append({"loss": text, "name": own[0].loss, "metric": own[0].metric,
+                          "accuracy": s, "vs_first": vs,
                           "statuses": dict(Counter(r.status for r in own))})
     return rows, summaries
 
@@ -182,7 +185,8 @@ def cmd_evaluate(args) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     if args.json:
         doc = {"proxy": proxy.to_dict(), "spec": dataclasses.asdict(proxy.spec),
-               "spec_key": proxy.spec.key(), "device": device, "jobs": jobs,
+               "spec_key": proxy.spec.key(), "metric": proxy.spec.metric, "device": device,
+               "jobs": jobs,
                "seeds": seeds, "seconds": seconds, "losses": summaries,
                "results": [r.to_dict() for r in results]}
         out = Path(args.json)

@@ -11,6 +11,33 @@ from gp_search.search import config as C
 _LIST_FLAGS = {"proxies": "--proxy", "proxy_weights": "--proxy-weight",
                "seed_individuals": "--seed-individual"}
 _LIST_TYPES = {"proxies": str, "proxy_weights": float, "seed_individuals": str}
+DEFAULT_PRESET = "quick"
+"""The preset ``gp-search run`` uses with neither ``--preset`` nor ``--config``."""
+
+
+def _shown(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "none"
+    return repr(value)
+
+
+def defaults_text(name: str, default) -> str:
+    """What a flag's help says of its value when it is not given, read from :data:`C.PRESETS`
+    at run time: where a preset sets the field, the value with no arguments (the default
+    preset's), each other preset's and a preset-less ``--config``'s; elsewhere ``default X``.
+
+    Example:
+        >>> defaults_text("seed", 0)
+        'default 0'
+    """
+    if not any(name in values for values in C.PRESETS.values()):
+        return f"default {_shown(default)}"
+    parts = [f"with no arguments {_shown(C.PRESETS[DEFAULT_PRESET].get(name, default))} "
+             f"({DEFAULT_PRESET} preset)"]
+    parts += [f"--preset {p}: {_shown(values.get(name, default))}"
+              for p, values in C.PRESETS.items() if p != DEFAULT_PRESET]
+    parts.append(f"--config without --preset: {_shown(default)}")
+    return "; ".join(parts)
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -19,7 +46,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     for f in fields(C.SearchConfig):
         if f.name in ("preset", "tasks"):  # tasks: --task and its options (options.add_task)
             continue
-        help_ = f"{f.metadata['help']} (default {f.default!r})"
+        help_ = f"{f.metadata['help']} ({defaults_text(f.name, f.default)})".replace("%", "%%")
         if f.name in _LIST_FLAGS:
             g.add_argument(_LIST_FLAGS[f.name], dest=f.name, action="append",
                            type=_LIST_TYPES[f.name], default=None, help=help_ + "; repeatable")
@@ -37,7 +64,7 @@ def config_from_args(args) -> C.SearchConfig:
     config's, and without ``--proxy`` the search scores the tasks (and ``--objective``) alone."""
     overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig)
                  if f.name not in ("preset", "tasks")}
-    preset = args.preset if args.preset or args.config else "quick"
+    preset = args.preset if args.preset or args.config else DEFAULT_PRESET
     tables = options.task_tables(args)
     if (tables or args.objective) and args.proxies is None:
         overrides["proxies"] = []
@@ -78,7 +105,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("run", help="search for a loss function (default: the quick preset)",
                        description="Evolve loss functions. With no arguments: the quick preset on "
                                    "embedded data (a few minutes on 2 CPU cores).")
-    p.add_argument("--preset", choices=sorted(C.PRESETS), help="start from a preset (default quick)")
+    p.add_argument("--preset", choices=sorted(C.PRESETS),
+                   help=f"start from a preset (default {DEFAULT_PRESET}; none with --config)")
     p.add_argument("--config", help="TOML or JSON file of config fields")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-generation lines")
     add_config_flags(p)

@@ -22,7 +22,7 @@ import re
 import sympy
 
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import IGNORE_INDEX, LossExpr, parse
+from gp_search.lang.expr import IGNORE_INDEX, ExprError, LossExpr, parse
 from gp_search.lang.losses import SCALE_CLASSES, SCALE_ROWS, loss_scale
 from gp_search.lang.version import __version__
 
@@ -87,6 +87,21 @@ def identifier(name: str) -> str:
     if not out or out[0].isdigit():
         out = "loss_" + out
     return out + "_" if keyword.iskeyword(out) else out
+
+
+def tree_source(tree, target: str) -> str:
+    """Array-language source straight from a DEAP tree, node by node from the primitive table:
+    for a loss whose SymPy form is over the bound (:mod:`gp_search.lang.budget`)."""
+    stack = []
+    for n in reversed(tree):
+        if n.arity:
+            args = [stack.pop() for _ in range(n.arity)]
+            stack.append(P.BY_NAME[n.name].source[target].format(*args))
+        elif isinstance(n.value, str) and n.value in P.SYMBOLS:
+            stack.append("p" if n.value == P.PRED else "t")
+        else:
+            stack.append(repr(float(n.value)))
+    return stack[0]
 
 
 def source(expr: sympy.Expr, target: str) -> str:
@@ -166,6 +181,10 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
         return (r"\mathcal{L}(p, t) = \operatorname{mean}\left[" + expr.latex + r"\right]")
     head = _docstring(expr, fname, origin)
     if target == "sympy":
+        if expr.over_budget:
+            raise ExprError(f"no SymPy export: {expr.canonical[:60]!r}'s SymPy form needs more "
+                            "than the bound of gp_search.lang.budget; export it to torch, numpy "
+                            "or jax (made from its tree)")
         heads = sorted(p.sympy_head.__name__ for p in P.TABLE if p.sympy_head
                        and p.sympy_head.__module__.startswith("sympy"))
         return (head + "import sympy\n"
@@ -186,7 +205,7 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
             how = "a reference loss keeps its published scale"
     head = _docstring(expr, fname, origin, _scale_note(s, how))
     imports, prelude, zeros, kept = _PRELUDE[target]
-    body = source(expr.sympy, target)
+    body = tree_source(expr.tree, target) if expr.over_budget else source(expr.sympy, target)
     cls = "".join(w.capitalize() for w in fname.split("_") if w) or "Loss"
     cls = cls if cls.lower().endswith("loss") else cls + "Loss"
     cls = cls + "Module" if cls == fname else cls

@@ -14,12 +14,25 @@ kept positions × classes (:func:`prepare_masked`, :func:`masked_mean`).
 
 The torch loss is compiled from the tree (the genotype), so NGL's tree computes exactly the
 published operations; SymPy's view serves canonical keys and export.
+
+**Every view is bounded** (issue 22). Any tree the parser admits (at most
+:data:`~gp_search.lang.parsing.MAX_NODES` nodes, :data:`~gp_search.lang.parsing.MAX_DEPTH`
+levels) gets its canonical key, fingerprint and torch loss within about 2 s on one core, or a
+clear :class:`ExprError` naming the part refused. :mod:`gp_search.lang.algebra` refuses, named,
+a subtree that SymPy would carry as a number outside float64's range (``sin(exp(3.4e38))``
+hung for hours), and runs SymPy under a count of call events
+(:data:`gp_search.lang.budget.SYMPY_BUDGET`, about 1.4 s on an idle core; a count, so the
+outcome does not depend on the machine's load). Over it, a loss gets the **fallback key**: its
+prefix form, floats rounded to ``KEY_DIGITS`` digits, which :func:`parse` reads back; ``infix``
+is then the prefix form, ``sympy`` raises :class:`ExprError`, and ``depends_on_pred`` /
+``depends_on_target`` read the tree's leaves. The fingerprint and the torch loss never touch
+SymPy: a fixed number of tensor operations per node.
+Keys of every loss that answered before these bounds are unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,12 +44,15 @@ import torch
 from deap import gp
 
 from gp_search.lang import primitives as P
+from gp_search.lang import budget
+# tree_to_sympy and KEY_DIGITS: public here before gp_search.lang.algebra held them
+from gp_search.lang.algebra import (KEY_DIGITS, algebra_of, fallback_key, fold,  # noqa: F401
+                                    leaf_value, round_floats, tree_to_sympy)
+from gp_search.lang.budget import OverBudget, within_budget
 from gp_search.lang.parsing import ExprError, parse_tree
 
 GRAD_FLOOR = 1e-9
 """Probe-gradient norm below which a loss counts as not moving the logits at all."""
-KEY_DIGITS = 6
-"""Significant digits kept for floats in the canonical key (and in ``structure``/``constants``)."""
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 """Largest magnitude a constant handed to torch may have: losses train in float32."""
 IGNORE_INDEX = 255
@@ -68,67 +84,6 @@ def parse(text: str, primitive_set: str = "auto",
         13
     """
     return LossExpr(*parse_tree(text, primitive_set, const_range))
-
-
-# --- tree folding --------------------------------------------------------------------------------
-
-def _fold(tree: gp.PrimitiveTree, leaf: Callable, node: Callable):
-    """Evaluate a prefix tree bottom-up without recursion: ``node(primitive_name, args)``."""
-    stack = []
-    for n in reversed(tree):
-        if isinstance(n, gp.Primitive):
-            args = [stack.pop() for _ in range(n.arity)]
-            stack.append(node(n.name, args))
-        else:
-            stack.append(leaf(n))
-    return stack[0]
-
-
-def _leaf_value(n) -> str | float:
-    """A leaf as a variable name or a float constant."""
-    if isinstance(n.value, str) and n.value in P.SYMBOLS:
-        return n.value
-    return float(n.value)
-
-
-def _sympy_number(v: float) -> sympy.Expr:
-    if not math.isfinite(v):
-        raise ExprError(f"a constant subexpression evaluates to {v}; the loss has no finite value")
-    if v == int(v) and abs(v) < 1e15:
-        return sympy.Integer(int(v))
-    return sympy.Float(v)
-
-
-def _sympy_node(name: str, args: list):
-    prim = P.BY_NAME[name]
-    if all(isinstance(a, float) for a in args):
-        return prim.math_fn(*args)
-    return prim.sympy_fn(*(_sympy_number(a) if isinstance(a, float) else a for a in args))
-
-
-def _sympy_leaf(n):
-    v = _leaf_value(n)
-    return P.SYMBOLS[v] if isinstance(v, str) else v
-
-
-def tree_to_sympy(tree: gp.PrimitiveTree) -> sympy.Expr:
-    """SymPy's automatic canonical form of a tree, constant subtrees folded to floats."""
-    out = _fold(tree, _sympy_leaf, _sympy_node)
-    out = _sympy_number(out) if isinstance(out, float) else out
-    # SymPy's own arithmetic can leave exact constants such as exp(2); fold those as well.
-    return out.replace(lambda e: e.is_number and not e.is_Number,
-                       lambda e: _sympy_number(float(e.evalf())))
-
-
-def _round_floats(expr: sympy.Expr, digits: int = KEY_DIGITS) -> sympy.Expr:
-    repl = {}
-    for f in expr.atoms(sympy.Float):
-        if not math.isfinite(float(f)):  # SymPy's floats outgrow float64 (1e200 * 1e200)
-            raise ExprError(f"a constant of the loss is {float(f)} in float64 (SymPy: "
-                            f"{f!s}); the loss has no finite value")
-        r = float(f"{float(f):.{digits}g}")
-        repl[f] = sympy.Integer(int(r)) if r == int(r) and abs(r) < 1e15 else sympy.Float(r)
-    return expr.xreplace(repl)
 
 
 def _torch_node(name: str, args: list):
@@ -166,7 +121,7 @@ def _const_fn(v: float) -> Callable:
 
 
 def _torch_leaf(n):
-    v = _leaf_value(n)
+    v = leaf_value(n)
     if v == P.PRED:
         return lambda p, t: p
     if v == P.REAL:
@@ -183,7 +138,7 @@ def compile_elementwise(tree: gp.PrimitiveTree) -> Callable[[torch.Tensor, torch
         ExprError: a constant handed to torch (a leaf, or a folded constant subtree) lies
             outside float32's range (``inf`` included), so no float32 training could use it.
     """
-    out = _fold(tree, _torch_leaf, _torch_node)
+    out = fold(tree, _torch_leaf, _torch_node)
     if callable(out):
         return lambda p, t: torch.broadcast_to(out(p, t), p.shape)
     value = float32_constant(out)
@@ -294,24 +249,62 @@ class LossExpr:
         return str(self.tree)
 
     @cached_property
+    def _algebra(self) -> "tuple[sympy.Expr, str, str] | ExprError | None":
+        """(SymPy form, canonical key, infix) within the budget; the refusal; None over budget."""
+        return algebra_of(self.tree)
+
+    def _views(self) -> "tuple[sympy.Expr, str, str] | None":
+        got = self._algebra
+        if isinstance(got, ExprError):
+            raise ExprError(str(got))
+        return got
+
+    @property
+    def over_budget(self) -> bool:
+        """True when SymPy's form needs more than the budget: the key is then the fallback key
+        (see the module docstring); :class:`ExprError` when the loss has no finite value."""
+        return self._views() is None
+
+    @property
     def sympy(self) -> sympy.Expr:
-        """SymPy automatic canonical form, constant subtrees folded to floats (full precision)."""
-        return tree_to_sympy(self.tree)
+        """SymPy automatic canonical form, constant subtrees folded to floats (full precision).
+
+        Raises:
+            ExprError: no finite value, or the form needs more than the budget.
+        """
+        got = self._views()
+        if got is None:
+            raise ExprError(f"the SymPy form of this loss needs more than {budget.SYMPY_BUDGET:,} call "
+                            f"events (the bound of gp_search.lang.budget); its key is the "
+                            f"fallback key {self.canonical[:80]!r}")
+        return got[0]
 
     @cached_property
     def canonical(self) -> str:
-        """Stable key: the SymPy form printed with floats rounded to ``KEY_DIGITS`` digits."""
-        return sympy.sstr(_round_floats(self.sympy), full_prec=False, order="lex")
+        """Stable key: the SymPy form printed with floats rounded to ``KEY_DIGITS`` digits (the
+        fallback key, the prefix form so rounded, when SymPy's form is over the budget)."""
+        got = self._views()
+        return got[1] if got is not None else fallback_key(self.tree)
 
     @cached_property
     def infix(self) -> str:
-        """Readable infix text of the SymPy form (full-precision floats); :func:`parse` reads it."""
-        return sympy.sstr(self.sympy, full_prec=False, order="lex")
+        """Readable infix text of the SymPy form (full-precision floats); :func:`parse` reads it.
+        The prefix form when SymPy's form is over the budget."""
+        got = self._views()
+        return got[2] if got is not None else self.prefix
 
     @cached_property
     def latex(self) -> str:
-        """LaTeX of the SymPy form (p, t for the variables; constants rounded as in the key)."""
-        return sympy.latex(_round_floats(self.sympy), symbol_names={P.SYM_PRED: "p", P.SYM_REAL: "t"})
+        """LaTeX of the SymPy form (p, t for the variables; constants rounded as in the key); the
+        fallback key in typewriter type when SymPy's form is over the budget."""
+        got = self._views()
+        if got is not None:
+            try:
+                return within_budget(lambda: sympy.latex(
+                    round_floats(got[0]), symbol_names={P.SYM_PRED: "p", P.SYM_REAL: "t"}))
+            except OverBudget:
+                pass
+        return r"\texttt{" + self.canonical.replace("_", r"\_") + "}"
 
     @cached_property
     def structure(self) -> str:
@@ -334,11 +327,19 @@ class LossExpr:
 
     @cached_property
     def depends_on_pred(self) -> bool:
-        return P.SYM_PRED in self.sympy.free_symbols
+        """``y_pred`` is in SymPy's form (in the tree, when that form is over the budget)."""
+        return self._depends_on(P.PRED)
 
     @cached_property
     def depends_on_target(self) -> bool:
-        return P.SYM_REAL in self.sympy.free_symbols
+        """``y_real`` is in SymPy's form (in the tree, when that form is over the budget)."""
+        return self._depends_on(P.REAL)
+
+    def _depends_on(self, name: str) -> bool:
+        got = self._views()
+        if got is None:
+            return any(n.arity == 0 and n.value == name for n in self.tree)
+        return P.SYMBOLS[name] in got[0].free_symbols
 
     # -- compiled --
     @cached_property

@@ -5,6 +5,10 @@ Reads the DEAP prefix form (``sub(exp(...), cos(y_pred))``) and ordinary infix
 functions (and the names SymPy prints them with: ``Abs``, ``Min``, ``Max``), ``+ - *``, unary
 minus, ``** n`` with a whole ``n`` and ``/`` by a number are admitted; anything else is refused
 with an :class:`ExprError` that names the offending token. The text is never evaluated.
+
+What it admits is bounded: at most ``MAX_TEXT`` characters, ``MAX_DEPTH`` levels of nesting and
+``MAX_NODES`` tree nodes (twice the largest tree a search may grow), so that every view of a
+parsed loss costs a bounded time (see :mod:`gp_search.lang.expr`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from gp_search.lang import primitives as P
 MAX_TEXT = 20_000
 MAX_DEPTH = 100
 MAX_POWER = 16
+MAX_NODES = 1000
+"""Largest tree (nodes, after ``**`` and n-ary calls are expanded) the parser admits."""
 
 _ALIASES = {p.sympy_head.__name__: p.name for p in P.TABLE if p.sympy_head} | {
     p.name: p.name for p in P.TABLE}
@@ -129,6 +135,16 @@ class _Walker:
         raise self._refuse(node, f"{name} takes {arity} argument(s), got {len(args)}")
 
 
+def _size(nodes: tuple) -> int:
+    stack, size = [nodes], 0
+    while stack:
+        n = stack.pop()
+        size += 1
+        if n[0] == "call":
+            stack.extend(n[2])
+    return size
+
+
 def _used_set(nodes: tuple) -> str:
     stack, used = [nodes], set()
     while stack:
@@ -172,5 +188,9 @@ def parse_tree(text: str, primitive_set: str = "auto",
         ExprError: naming the offending token.
     """
     nodes = _parse_nodes(text)
+    size = _size(nodes)
+    if size > MAX_NODES:
+        raise ExprError(f"expression has {size} nodes; the limit is {MAX_NODES} (a search's "
+                        f"trees have at most 500)")
     set_name = _used_set(nodes) if primitive_set == "auto" else primitive_set
     return _to_tree(nodes, P.pset(set_name, const_range)), set_name

@@ -101,7 +101,7 @@ def _failed_task(task: tuple, status: str, message: str) -> list[EvalResult]:
     proxy = proxies.from_dict(wire)
     budget = proxy.spec.steps if steps is None else steps
     return [EvalResult(status, message=message, loss=text, proxy=proxy.name, seed=seed,
-                       budget=budget) for text in texts]
+                       budget=budget, metric=proxy.spec.metric) for text in texts]
 
 
 def _loss_text(loss) -> str:

@@ -6,7 +6,8 @@ an :class:`EvalResult` status (Optuna's ``TrialState`` habit).
 
 Statuses:
 
-* ``ok`` — trained for the whole budget; ``accuracy`` is the held-out accuracy.
+* ``ok`` — trained for the whole budget; ``accuracy`` is the held-out score, of the metric
+  named in ``metric`` (accuracy, balanced accuracy, macro F1 or mIoU: the proxy's own).
 * ``rejected`` — not trained: the loss cannot teach anything (e.g. it ignores ``y_pred``) or
   failed screening; costs no training.
 * ``nan`` — the loss or its gradient became non-finite; training stopped at once.
@@ -27,6 +28,9 @@ from gp_search.lang.vocab import Status
 
 STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
+METRIC_NAMES = ("accuracy", "balanced_accuracy", "macro_f1", "miou")
+"""The held-out metrics (:data:`gp_search.proxies.metrics.METRICS`; printed with
+:func:`gp_search.proxies.metrics.label`)."""
 OPTIMIZERS = ("adam", "sgd")
 """The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
 TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0}
@@ -39,7 +43,9 @@ class EvalResult:
 
     Attributes:
         status: one of :data:`STATUSES`.
-        accuracy: held-out accuracy in [0, 1]; ``nan`` unless ``status == "ok"``.
+        accuracy: the held-out score in [0, 1], of the metric ``metric`` names (the field
+            keeps its old name so that old JSON and caches read); ``nan`` unless ``status ==
+            "ok"``.
         train_loss: mean training loss over the last steps (``nan`` when not trained).
         steps: optimiser steps taken.
         seconds: wall time of this evaluation (excluded from anything compared for equality).
@@ -48,6 +54,9 @@ class EvalResult:
         proxy: proxy name.
         seed: the seed it trained with.
         budget: the step budget it was asked for (successive halving asks for less).
+        metric: what ``accuracy`` holds, a :data:`METRIC_NAMES` name (the proxy's
+            ``ProxySpec.metric``). JSON and caches written before it was recorded read as
+            ``"accuracy"``.
     """
 
     status: str = field(metadata={"help": "what became of the evaluation",
@@ -61,6 +70,7 @@ class EvalResult:
     proxy: str = ""
     seed: int = 0
     budget: int = 0
+    metric: str = rule("accuracy", "what the accuracy field holds", choices=METRIC_NAMES)
 
     def __post_init__(self):
         validate(self, "EvalResult field")
@@ -108,7 +118,8 @@ class ProxySpec:
         model_kw: keyword arguments of the model (as a sorted tuple of pairs, hashable).
         steps: optimiser steps of the full budget.
         batch_size: training batch size.
-        lr: learning rate of the optimiser (Adam: betas 0.9/0.999, eps 1e-8, no weight decay).
+        lr: learning rate of ``optimizer`` (Adam: betas 0.9/0.999, eps 1e-8, no weight decay;
+            SGD: momentum 0.9, no weight decay).
         eval_batch: batch size for the held-out evaluation (memory only; never the result).
         time_limit: seconds after which a training stops with status ``timeout``.
         description: one line for listings.
@@ -117,7 +128,7 @@ class ProxySpec:
             ``"val"`` (a fixed, stratified fifth of the training split held out and not trained
             on — :func:`gp_search.proxies.data.validation_split` — for model selection such as a search's
             fitness, so the test split stays unseen).
-        optimizer: ``"adam"`` (every registered proxy) or ``"sgd"`` (SGD with momentum 0.9, no
+        optimizer: ``"adam"`` (most registered proxies) or ``"sgd"`` (SGD with momentum 0.9, no
             weight decay; an expression loss trains multiplied by its scale
             :func:`gp_search.lang.losses.loss_scale`; set ``lr`` too: SGD needs a larger one,
             see :mod:`gp_search.proxies.train`).
@@ -139,7 +150,7 @@ class ProxySpec:
     model_kw: tuple = ()
     steps: int = rule(300, "optimiser steps of the full budget", min=1)
     batch_size: int = rule(64, "training batch size", min=1)
-    lr: float = rule(1e-3, "Adam learning rate", above=0.0)
+    lr: float = rule(1e-3, "learning rate of the optimizer (Adam or SGD)", above=0.0)
     eval_batch: int = rule(2048, "batch size of the held-out evaluation", min=1)
     time_limit: float = rule(600.0, "seconds before a training stops with 'timeout'", above=0.0)
     description: str = ""
@@ -151,8 +162,7 @@ class ProxySpec:
     subsample: int = 0
     label_noise: float = 0.0
     data_seed: int = 0
-    metric: str = rule("accuracy", "the held-out metric", choices=("accuracy", "balanced_accuracy",
-                                                                   "macro_f1", "miou"))
+    metric: str = rule("accuracy", "the held-out metric", choices=METRIC_NAMES)
 
     def __post_init__(self):
         from gp_search.proxies.tasks import check_transform

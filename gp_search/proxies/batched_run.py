@@ -114,5 +114,5 @@ def run(pop: Population) -> list[EvalResult | None]:
     for s, c in enumerate(pop.alive.tolist()):
         out[c] = EvalResult(status, math.nan if score is None else float(score[s]),
                             float(tail[c]), done, seconds, msg, pop.losses[c].name, spec.name,
-                            int(pop.seed), pop.budget)
+                            int(pop.seed), pop.budget, spec.metric)
     return out

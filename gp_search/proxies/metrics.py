@@ -78,6 +78,15 @@ METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy, "macro_
            "miou": mean_iou}
 """Metric name → function of a confusion matrix. Higher is better for every one."""
 
+LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+          "macro_f1": "macro F1", "miou": "mIoU"}
+"""Metric name → how tables, reports and listings print it."""
+
+
+def label(name: str) -> str:
+    """How a metric is printed: ``label("miou") == "mIoU"`` (an unknown name as it is)."""
+    return LABELS.get(name, name)
+
 
 def score(name: str, cm: torch.Tensor) -> float:
     """The metric ``name`` of confusion matrix ``cm`` (a clear error for an unknown name)."""

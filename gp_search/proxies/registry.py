@@ -310,9 +310,11 @@ class Proxy:
 
     @property
     def budget(self) -> str:
-        """The training budget in words, e.g. ``"300 steps x batch 64, Adam lr 0.001"``."""
+        """The training budget in words with the optimiser it uses, e.g. ``"300 steps x batch 64,
+        Adam lr 0.001"`` or ``"1200 steps x batch 64, SGD (momentum 0.9) lr 0.1"``."""
         s = self.spec
-        return f"{s.steps} steps x batch {s.batch_size}, Adam lr {s.lr:g}"
+        optimiser = "SGD (momentum 0.9)" if s.optimizer == "sgd" else "Adam"
+        return f"{s.steps} steps x batch {s.batch_size}, {optimiser} lr {s.lr:g}"
 
     @property
     def data_source(self) -> str:
@@ -346,7 +348,8 @@ class Proxy:
         except Exception as exc:  # noqa: BLE001 - unreadable text is a status of that candidate
             return EvalResult("error", message=f"cannot read loss {str(loss)!r}: {exc}",
                               loss=str(loss), proxy=self.name, seed=int(seed),
-                              budget=self.spec.steps if steps is None else int(steps))
+                              budget=self.spec.steps if steps is None else int(steps),
+                              metric=self.spec.metric)
 
     def evaluate(self, loss, seed: int, steps: int | None = None,
                  device: str = "cpu") -> EvalResult:

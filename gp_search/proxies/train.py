@@ -223,7 +223,8 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
     device = resolve_device(device)
     if budget < 1:
         raise ValueError(f"steps must be >= 1, got {budget}")
-    report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget)
+    report = _Report(loss=loss.name, proxy=spec.name, seed=int(seed), budget=budget,
+                     metric=spec.metric)
     try:
         why = refusal(loss)
         if why:

@@ -261,8 +261,11 @@ class Search:
         self.generation = gen
         self.elapsed = time.perf_counter() - start
         raw = [i.score.fitness for i in self.population]
+        top = self.hof.entries[0] if self.hof.entries else {}
+        # "best" is the population's raw best, short and raced fitnesses included (kept so that
+        # old readers read it); "hof_best" is the hall of fame's, full budget only.
         record = {"generation": gen, "best": max(raw), "median": statistics.median(raw),
-                  "best_canonical": self.hof.entries[0]["canonical"] if self.hof.entries else None,
+                  "best_canonical": top.get("canonical"), "hof_best": top.get("fitness"),
                   **{k: counts.get(k, 0) for k in ("rejected", "duplicate", "cached", "trained",
                                                     "short")},
                   "seconds_vary": round(vary_seconds, 4),

@@ -131,9 +131,13 @@ def _bar(total: int, desc: str):
 
 
 def _summary(cfg: SearchConfig, rec: dict) -> str:
+    """The progress line: the hall of fame's best (full budget) and its loss; the population's
+    raw best and median beside it, labelled (they include short and raced trainings)."""
     best = rec["best_canonical"] or "-"
-    return (f"gen {rec['generation']:>3}/{cfg.generations}  best {rec['best']:.4f}  "
-            f"median {rec['median']:.4f}  trained {rec['trained']} short {rec['short']} "
+    hof = "-" if rec.get("hof_best") is None else f"{rec['hof_best']:.4f}"
+    return (f"gen {rec['generation']:>3}/{cfg.generations}  hall-of-fame best {hof} (full "
+            f"budget)  population best {rec['best']:.4f} median {rec['median']:.4f} (any "
+            f"budget)  trained {rec['trained']} short {rec['short']} "
             f"cached {rec['cached']} dup {rec['duplicate']} rej {rec['rejected']}  "
             f"{rec['seconds']:.0f}s  {best}")
 
