@@ -45,6 +45,14 @@ class SearchConfig:
                              "baseline: each generation drawn fresh from the initialiser, with "
                              "the same screening, scoring, elitism and hall of fame)",
                        choices=("gp", "random"))
+    niche_radius: float = _f(0.0, "behavioural niching (gp_search.search.diversity): within this "
+                                  "fingerprint distance (Euclidean, between unit-norm logit "
+                                  "gradients on the probes; 0..2) of a better individual, an "
+                                  "individual is cleared for selection, and a loss may not enter "
+                                  "the hall of fame (0: off)", min=0.0, max=2.0)
+    immigrants: float = _f(0.0, "fraction of each generation's newcomers drawn fresh from the "
+                                "initialiser instead of bred (random immigrants; GP only)",
+                           min=0.0, max=1.0)
     proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
                         "aggregates them as fitness_aggregate says",
                         check=(lambda c, v: len(v) + len(c.tasks) >= 1
@@ -115,6 +123,10 @@ class SearchConfig:
                             above=0.0)
     hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)",
                            min=1, max=10_000)
+    hard_examples: bool = _f(True, "the hall of fame admits only losses whose logit gradient "
+                                   "survives on hard examples (gp_search.search.screen."
+                                   "hard_examples: on a 20:1 long tail every class keeps a third "
+                                   "of its frequency)")
     successive_halving: bool = _f(True, "train all new candidates briefly, promote the best to full budget")
     halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta",
                           min=2, max=100)
