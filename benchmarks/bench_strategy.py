@@ -51,14 +51,13 @@ VARIANTS = {
     "random": dict(strategy="random", niche_radius=0.0, immigrants=0.0),
     "gp": dict(strategy="gp"),
     "gp-plain": dict(strategy="gp", niche_radius=0.0, immigrants=0.0),
-    "gp-niche": dict(strategy="gp", niche_radius=0.3, immigrants=0.0),
-    "gp-immigrants": dict(strategy="gp", niche_radius=0.0, immigrants=0.25),
     "gp-niche-immigrants": dict(strategy="gp", niche_radius=0.3, immigrants=0.25),
-    "gp-halving2": dict(strategy="gp", niche_radius=0.0, immigrants=0.0, halving_eta=2),
 }
 """What each run changes in the quick preset's search. ``gp`` is the default as shipped;
-``gp-plain`` is GP without niching and immigrants (the search before issue 20); the others each
-add one idea to ``gp-plain``."""
+``gp-plain`` is GP without niching and immigrants (the search before issue 20);
+``gp-niche-immigrants`` adds clearing and a diverse hall of fame at fingerprint distance 0.3
+and a quarter of each generation drawn fresh. The hall of fame's hard-examples bar is on in all
+(the config's default)."""
 
 
 def seed_list(text: str) -> list[int]:
@@ -78,6 +77,8 @@ def config(variant: str, seed: int, out: Path, args) -> SearchConfig:
         base["population"] = args.population
     if args.train_seeds:
         base["seeds"] = args.train_seeds
+    if args.proxies:
+        base["proxies"] = tuple(args.proxies.split(","))
     return SearchConfig(**{**base, **VARIANTS[variant], "seed": seed, "jobs": args.jobs,
                            "generations": 10_000, "out": str(out), "optimize_constants": False})
 
@@ -175,7 +176,7 @@ def report_suite(runs: dict, suite: str, n_seeds: int, jobs: int) -> None:
         rec["holds_floor"] = a["tasks_worse"] == 0
 
 
-def plot(runs: dict, variants: list[str], seeds: list[int], path: Path) -> None:
+def plot(runs: dict, variants: list[str], seeds: list[int], path: Path, default: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,7 +189,8 @@ def plot(runs: dict, variants: list[str], seeds: list[int], path: Path) -> None:
         ys = np.array([[best_at(runs[v, s]["curve"], g) for g in grid] for s in seeds])
         ok = ~np.isnan(ys).any(axis=0)
         q1, med, q3 = np.percentile(ys[:, ok], [25, 50, 75], axis=0)
-        ax.plot(grid[ok], med, color=f"C{i}", label=f"{v} (median, n = {len(seeds)})")
+        ax.plot(grid[ok], med, color=f"C{i}", label=f"{v} (median, n = {len(seeds)})"
+                + (" = default" if v == default else ""))
         ax.fill_between(grid[ok], q1, q3, color=f"C{i}", alpha=0.2)
     ax.set_xlabel("trainings (full + short/eta)")
     ax.set_ylabel("best-so-far fitness (soft-min delta vs CE)")
@@ -220,7 +222,11 @@ def cmd_record(args) -> None:
     runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
     if args.report_suite != "none":
         report_suite(runs, args.report_suite, args.report_seeds, args.jobs)
+    if args.gp != "gp":  # the default's runs were made under the variant's name
+        runs.update({("gp", s): runs[args.gp, s] for s in seeds})
     table = [compare(runs, v, seeds) for v in variants if v != "random"]
+    if args.gp != "gp":
+        table.append({**compare(runs, "gp", seeds), "same_as": args.gp})
     head = ("| variant | n | mean best | vs random: diff [95% CI] | p | wins | trainings to "
             "random's final best (median) |")
     if args.report_suite != "none":
@@ -237,12 +243,13 @@ def cmd_record(args) -> None:
               "report_suite": args.report_suite,
               "runs": [{k: runs[v, s].get(k) for k in keep} for s in seeds for v in ("gp", "random")
                        if (v, s) in runs],
+              "default": args.gp,
               "ablations": [{"variant": v, **{k: runs[v, s].get(k) for k in keep}}
                             for v in variants if v not in ("gp", "random") for s in seeds],
               "comparisons": table}
     store.write_atomic(dest / "strategy.json", json.dumps(record, indent=1))
     store.write_atomic(dest / "ablations.md", "\n".join(lines) + "\n")
-    plot(runs, variants, seeds, dest / "strategy.png")
+    plot(runs, variants, seeds, dest / "strategy.png", args.gp)
     print(f"wrote {dest / 'strategy.json'}, {dest / 'strategy.png'}, {dest / 'ablations.md'}")
 
 
@@ -256,6 +263,7 @@ def main() -> None:
                    help="budget: full + short/eta trainings per run")
     r.add_argument("--population", type=int, default=0, help="0: the quick preset's")
     r.add_argument("--train-seeds", type=int, default=0, help="0: the quick preset's")
+    r.add_argument("--proxies", default="", help="comma-separated; empty: the quick preset's")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--out", default="results/runs/strategy")
     c = sub.add_parser("record", help="compare, plot and write the record")
@@ -264,6 +272,8 @@ def main() -> None:
     c.add_argument("--report-suite", default="transfer-quick",
                    help="suite each run's best is retrained on ('none': skip)")
     c.add_argument("--report-seeds", type=int, default=2)
+    c.add_argument("--gp", default="gp", help="the variant that is the default GP (recorded as "
+                                              "strategy 'gp')")
     c.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     cmd_run(args) if args.command == "run" else cmd_record(args)
