@@ -217,7 +217,8 @@ def cmd_record(args) -> None:
     for path in sorted((out / "runs").glob("*.json")):
         rec = json.loads(path.read_text())
         runs[rec["variant"], rec["search_seed"]] = rec
-    variants = sorted({v for v, _ in runs}, key=lambda v: list(VARIANTS).index(v))
+    variants = sorted({v for v, _ in runs if not args.variants or v in args.variants.split(",")},
+                      key=lambda v: list(VARIANTS).index(v))
     seeds = sorted({s for v, s in runs if all((w, s) in runs for w in variants)})
     runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
     if args.report_suite != "none":
@@ -269,6 +270,8 @@ def main() -> None:
     c = sub.add_parser("record", help="compare, plot and write the record")
     c.add_argument("--out", default="results/runs/strategy")
     c.add_argument("--record", default="results/strategy")
+    c.add_argument("--variants", default="", help="comma-separated (empty: every one run); "
+                                                  "only the seeds where each was run count")
     c.add_argument("--report-suite", default="transfer-quick",
                    help="suite each run's best is retrained on ('none': skip)")
     c.add_argument("--report-seeds", type=int, default=2)

@@ -75,3 +75,37 @@ def test_niching_and_immigrants_keep_the_search_reproducible(tmp_path):
     b = run_search(small(tmp_path / "b", **kw, jobs=2, backend="loky"), quiet=True)
     assert hof_text(a) == hof_text(b)
     assert "nearest" in hof_text(a).splitlines()[0]
+
+
+def test_a_search_stopped_and_restored_from_its_state_ends_as_an_unbroken_one(tmp_path):
+    """Clearing is recomputed from the population and the immigrants come from the
+    checkpointed ``random`` state, so a resumed search with both ends where an unbroken one does."""
+    import json
+
+    from gp_search import store
+    from gp_search.search.evolve import Search
+    from gp_search.search.runner import make_scorer
+
+    def search(path, stop_after=None):
+        cfg = small(path, niche_radius=0.3, immigrants=0.5, generations=3)
+        path.mkdir(parents=True)
+        cache = store.Cache(path / "cache.sqlite")
+        s = Search(cfg, path, make_scorer(cfg, cache), cache)
+        if stop_after is not None:
+            s.hooks.after_generation.append(
+                lambda rec: s.stop() if rec["generation"] == stop_after else None)
+        return s, cache
+
+    unbroken, cache = search(tmp_path / "u")
+    unbroken.run()
+    cache.close()
+    first, cache = search(tmp_path / "r", stop_after=1)
+    first.run()
+    state = json.loads(json.dumps(first.state()))  # as the checkpoint holds it
+    state["random_state"] = store.random_state_from_json(state["random_state"], tmp_path)
+    cache.close()
+    second, cache = search(tmp_path / "r2")
+    second.restore(state)
+    second.run()
+    cache.close()
+    assert second.hof.entries == unbroken.hof.entries and second.generation == 3
