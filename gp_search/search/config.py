@@ -217,8 +217,11 @@ PRESETS: dict[str, dict] = {
     # over its tasks of accuracy minus CE's (a loss that breaks one task cannot win).
     # Population 24; the search runs until the generation that passes 450 s (generations is
     # only a cap): 24 x 8 stopped at 77 s of its 400 s on an idle 2-core VM (issue 20). The
-    # transfer stage then takes ~20 s there, so the run ends within ~8 min.
+    # transfer stage then takes ~20 s there, so the run ends within ~8 min. Niching at
+    # fingerprint distance 0.3 (its top 5 are alternatives, not one loss with five constants)
+    # and a quarter of each generation as immigrants: results/strategy/ (issue 20).
     "quick": dict(population=24, generations=1000, proxies=_SEARCH_QUICK, seeds=2,
+                  niche_radius=0.3, immigrants=0.25,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=450.0, transfer_suite="transfer-quick", transfer_seeds=3,
                   preset="quick"),
