@@ -1,227 +1,285 @@
-"""Does evolution help? GP against random search at an equal number of trainings.
+"""Does evolution help? GP (and its ablations) against random search at an equal number of trainings.
 
-For each search seed, runs the same config twice, ``strategy="gp"`` and ``strategy="random"``
-(each generation drawn fresh from the initialiser, same screening, dedup, cache, halving,
-elitism and hall of fame), in the same process, one after the other. Trainings are counted by
-the run's scorer (what ``checkpoint.json`` records as ``full_trainings`` / ``short_trainings``,
-one per (loss, proxy, seed)); the cost of a run is its full-budget-equivalent trainings,
-``full + short / eta`` (a short training runs ``steps / eta`` steps). GP runs its generations;
-random runs until its cost reaches GP's (at most ``--max-factor`` times the generations), and
-its best is read at the last generation whose cost is <= GP's, so random never gets more
-(and, to bracket it, at the first generation whose cost is >= GP's).
+Every run searches as the quick preset does (its suite, soft-min fitness, racing, population,
+seeds, halving) and stops at the first generation whose cost reaches ``--trainings``; its best
+is read at the last generation whose cost is at most that, so no strategy gets more. The cost is
+counted as the search counts it, full + short/eta trainings (one per loss, task and seed; a short
+training runs steps/eta steps), cache hits included: the variants of one search seed share one
+SQLite cache (their generation 0 is the same), so a training is run once but counted by every
+run that needs it.
 
-Prints per seed the hall-of-fame best (full-budget fitness) at equal trainings for both, the
-paired comparison over seeds (mean difference GP - random, 95 % t-interval,
-:func:`gp_search.analysis.stats.paired`), and the best-so-far at 25/50/75/100 % of GP's
-trainings. With ``--transfer-seeds N`` it then retrains each run's best on the
-``transfer-quick`` suite (:func:`gp_search.analysis.transfer.transfer`) and reports each one's
-mean accuracy change against CE over the suite's tasks, paired GP vs random by search seed.
+Two steps, so that the runs can be spread over processes and a killed benchmark resumes:
 
-With ``--preset quick`` the runs search as that preset does (its suite, soft-min fitness,
-racing); ``--variants gp,random,gp-mean`` adds the item-3 ablation: the same GP search with the
-plain mean over the tasks as fitness, compared with GP on transfer.
+    python benchmarks/bench_strategy.py run --seeds 0-7 --variants random,gp --trainings 300 \\
+        --out results/runs/strategy
+    python benchmarks/bench_strategy.py record --out results/runs/strategy \\
+        [--report-suite transfer-quick --report-seeds 2] [--record results/strategy]
 
-    python benchmarks/bench_strategy.py [--seeds 0,1,2] [--preset quick | --proxy digits-mlp]
-        [--variants gp,random,gp-mean] [--population 24] [--generations 8] [--train-seeds 2]
-        [--jobs 2] [--transfer-seeds 3] [--transfer-suite transfer-quick] [--out DIR]
+``run`` writes one ``runs/VARIANT-SEED.json`` per (variant, search seed) and skips those that
+exist. ``record`` pairs every variant with ``random`` by search seed (:func:`paired`: mean
+difference of best fitness, 95 % t-interval, p), gives the trainings each needed to reach
+random's final best, optionally retrains every run's best on ``--report-suite``
+(:func:`gp_search.analysis.transfer.transfer`; ``report_mean_change`` is the mean change of
+accuracy against CE over its tasks in points, ``holds_floor`` that no task's paired CI lies wholly
+below CE), and writes ``strategy.json`` (the default ``gp`` and ``random`` runs under ``runs``,
+every other variant under ``ablations``), ``strategy.png`` (median best-so-far against trainings
+over the seeds, interquartile band) and ``ablations.md``.
 """
 
+from __future__ import annotations
+
 import argparse
+import json
 import os
+import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import store  # noqa: E402
 from gp_search.analysis.stats import paired  # noqa: E402
 from gp_search.proxies.train import one_thread  # noqa: E402
-from gp_search.search.config import SearchConfig  # noqa: E402
+from gp_search.search.config import PRESETS, SearchConfig  # noqa: E402
 from gp_search.search.evolve import Search  # noqa: E402
 from gp_search.search.runner import make_scorer  # noqa: E402
 
-FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+VARIANTS = {
+    "random": dict(strategy="random", niche_radius=0.0, immigrants=0.0),
+    "gp": dict(strategy="gp"),
+    "gp-plain": dict(strategy="gp", niche_radius=0.0, immigrants=0.0),
+    "gp-niche-immigrants": dict(strategy="gp", niche_radius=0.3, immigrants=0.25),
+}
+"""What each run changes in the quick preset's search. ``gp`` is the default as shipped;
+``gp-plain`` is GP without niching and immigrants (the search before issue 20);
+``gp-niche-immigrants`` adds clearing and a diverse hall of fame at fingerprint distance 0.3
+and a quarter of each generation drawn fresh. The hall of fame's hard-examples bar is on in all
+(the config's default)."""
 
 
-def run_curve(cfg: SearchConfig, run_dir: Path, limit: float | None = None) -> list[dict]:
-    """Run one search; returns its best-so-far curve, one point per generation.
+def seed_list(text: str) -> list[int]:
+    """``0-7`` or ``0,1,2``."""
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
 
-    Args:
-        cfg: the search's config.
-        run_dir: its directory (holds the cache).
-        limit: stop after the generation whose cost reaches this many trainings (None: run all).
 
-    Returns:
-        Per generation: ``generation``, ``full``, ``short``, ``cost`` (cumulative, as counted by
-        the scorer) and ``best`` / ``best_prefix`` (the hall of fame's first entry).
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cache = store.Cache(run_dir / "cache.sqlite")
+def config(variant: str, seed: int, out: Path, args) -> SearchConfig:
+    """The quick preset's search (no time budget, no transfer stage), with ``--population`` and
+    ``--train-seeds`` where given, and the variant's changes."""
+    base = {k: v for k, v in PRESETS["quick"].items()
+            if k not in ("time_budget", "transfer_suite", "transfer_seeds", "preset")}
+    if args.population:
+        base["population"] = args.population
+    if args.train_seeds:
+        base["seeds"] = args.train_seeds
+    if args.proxies:
+        base["proxies"] = tuple(args.proxies.split(","))
+    return SearchConfig(**{**base, **VARIANTS[variant], "seed": seed, "jobs": args.jobs,
+                           "generations": 10_000, "out": str(out), "optimize_constants": False})
+
+
+def run_one(variant: str, seed: int, trainings: float, out: Path, args) -> dict:
+    """One search to ``trainings``; its record (the curve is best-so-far against cost)."""
+    cfg = config(variant, seed, out, args)
+    cache = store.Cache(out / f"cache-{seed}.sqlite")
     scorer = make_scorer(cfg, cache)
-    search = Search(cfg, run_dir, scorer, cache)
-    curve: list[dict] = []
+    search = Search(cfg, out, scorer, cache)
+    curve: list[list] = []
 
     def record(rec: dict) -> None:
-        full, short = scorer.full_trainings, scorer.short_trainings
-        top = search.hof.entries[0] if search.hof.entries else {"fitness": float("nan"),
-                                                                 "prefix": None}
-        curve.append({"generation": rec["generation"], "full": full, "short": short,
-                      "cost": full + short / cfg.halving_eta, "best": top["fitness"],
-                      "best_prefix": top["prefix"]})
-        if limit is not None and curve[-1]["cost"] >= limit:
+        cost = scorer.full_needed + scorer.short_needed / cfg.halving_eta
+        top = search.hof.entries[0] if search.hof.entries else None
+        curve.append([cost, top["fitness"] if top else None, top["canonical"] if top else None])
+        if cost >= trainings:
             search.stop()
 
     search.hooks.after_generation.append(record)
+    t0 = time.perf_counter()
     try:
         with one_thread():
             search.run()
     finally:
         cache.close()
-    return curve
+    end = [p for p in curve if p[0] <= trainings + 1e-9][-1]
+    return {"search_seed": seed, "strategy": "random" if variant == "random" else "gp",
+            "variant": variant, "trainings": end[0], "best_fitness": end[1],
+            "best_canonical": end[2], "curve": [p[:2] for p in curve if p[1] is not None],
+            "budget": trainings, "generations": len(curve) - 1,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def at_cost(curve: list[dict], cost: float) -> dict:
-    """The last point of ``curve`` whose cost is <= ``cost`` (generation 0 at the least)."""
-    within = [p for p in curve if p["cost"] <= cost + 1e-9]
-    return within[-1] if within else curve[0]
+def cmd_run(args) -> None:
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    print(f"load average {os.getloadavg()[0]:.1f}; budget {args.trainings} trainings; "
+          f"{config('gp', 0, out, args)}", flush=True)
+    for seed in seed_list(args.seeds):
+        for variant in args.variants.split(","):
+            path = out / "runs" / f"{variant}-{seed}.json"
+            if path.exists():
+                continue
+            rec = run_one(variant, seed, args.trainings, out, args)
+            store.write_atomic(path, json.dumps(rec, indent=1))
+            print(f"seed {seed} {variant}: best {rec['best_fitness']:+.4f} at "
+                  f"{rec['trainings']:.0f} trainings, {rec['generations']} generations, "
+                  f"{rec['seconds']:.0f}s: {rec['best_canonical']}", flush=True)
 
 
-def past_cost(curve: list[dict], cost: float) -> dict:
-    """The first point of ``curve`` whose cost is >= ``cost`` (the last point at the most)."""
-    return next((p for p in curve if p["cost"] >= cost - 1e-9), curve[-1])
+def best_at(curve: list, cost: float) -> float:
+    """Best-so-far at ``cost`` trainings (NaN before the first full-budget score)."""
+    within = [f for c, f in curve if c <= cost + 1e-9]
+    return within[-1] if within else float("nan")
 
 
-VARIANTS = {
-    "gp": dict(strategy="gp"),
-    "random": dict(strategy="random"),
-    "gp-mean": dict(strategy="gp", fitness_aggregate="mean"),
-}
-"""What each run of a search seed changes in the base config. ``random`` runs until its cost
-reaches GP's; ``gp-mean`` is the item-3 ablation: the same GP search with the plain mean over the
-tasks as fitness instead of the preset's soft minimum (its fitness is on another scale, so it is
-compared with GP on transfer only)."""
+def to_reach(curve: list, target: float) -> float:
+    """Trainings at which ``curve`` first reaches ``target`` (inf: never)."""
+    return next((c for c, f in curve if f >= target - 1e-12), float("inf"))
 
 
-def base_config(args, out: Path) -> dict:
-    """The shared config: a preset's search (its suite, aggregate, racing, seeds) or one proxy."""
-    if args.preset:
-        from gp_search.search.config import PRESETS
+def compare(runs: dict, variant: str, seeds: list[int]) -> dict:
+    """``variant`` against random, paired by search seed, at equal trainings."""
+    a = [runs[variant, s]["best_fitness"] for s in seeds]
+    b = [runs["random", s]["best_fitness"] for s in seeds]
+    d = paired(a, b)
+    reach = [to_reach(runs[variant, s]["curve"], runs["random", s]["best_fitness"])
+             / runs["random", s]["trainings"] for s in seeds]
+    out = {"variant": variant, "n": d["n"], "mean": float(np.mean(a)), "diff": d["diff"],
+           "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p_value"],
+           "reach_median": float(np.median(reach)), "wins": int(sum(x > y for x, y in zip(a, b)))}
+    changes = [runs[variant, s].get("report_mean_change") for s in seeds]
+    if all(c is not None for c in changes):
+        base = [runs["random", s]["report_mean_change"] for s in seeds]
+        r = paired(changes, base)
+        out.update(report_mean=float(np.mean(changes)), report_diff=r["diff"],
+                   report_ci_low=r["ci_low"], report_ci_high=r["ci_high"],
+                   holds_floor=int(sum(runs[variant, s]["holds_floor"] for s in seeds)))
+    return out
 
-        base = {k: v for k, v in PRESETS[args.preset].items()
-                if k not in ("time_budget", "transfer_suite", "transfer_seeds", "preset")}
-    else:
-        base = dict(proxies=(args.proxy,), seeds=args.train_seeds)
-    base.update(population=args.population, generations=args.generations, jobs=args.jobs,
-                out=str(out), time_budget=0.0, optimize_constants=False)
-    return base
+
+def report_suite(runs: dict, suite: str, n_seeds: int, jobs: int) -> None:
+    """Retrain every run's best on ``suite``; store its mean change vs CE and the floor."""
+    from gp_search.analysis.compare import LossEntry
+    from gp_search.analysis.transfer import transfer
+
+    labels = {f"{v}-{s}": (v, s) for v, s in runs}
+    entries = [LossEntry(label, runs[key]["best_canonical"], "bench_strategy")
+               for label, key in labels.items()]
+    res = transfer(entries, suite=suite, seeds=n_seeds, jobs=jobs, baselines=("ce",))
+    for a in res.aggregate:
+        rec = runs[labels[a["loss"]]]
+        rec["report_mean_change"] = round(100 * a["mean_diff"], 3)
+        rec["holds_floor"] = a["tasks_worse"] == 0
+
+
+def plot(runs: dict, variants: list[str], seeds: list[int], path: Path, default: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budget = max(r["budget"] for r in runs.values())
+    grid = np.linspace(0, budget, 200)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, v in enumerate(variants):
+        ys = np.array([[best_at(runs[v, s]["curve"], g) for g in grid] for s in seeds])
+        ok = ~np.isnan(ys).any(axis=0)
+        q1, med, q3 = np.percentile(ys[:, ok], [25, 50, 75], axis=0)
+        ax.plot(grid[ok], med, color=f"C{i}", label=f"{v} (median, n = {len(seeds)})"
+                + (" = default" if v == default else ""))
+        ax.fill_between(grid[ok], q1, q3, color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("trainings (full + short/eta)")
+    ax.set_ylabel("best-so-far fitness (soft-min delta vs CE)")
+    ax.set_title("Best-so-far against trainings: median over search seeds, IQR band")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(c: dict) -> str:
+    line = (f"| {c['variant']} | {c['n']} | {c['mean']:+.4f} | {c['diff']:+.4f} "
+            f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3f} | {c['wins']}/{c['n']}"
+            f" | {c['reach_median']:.0%} |")
+    if "report_mean" in c:
+        line += (f" {c['report_mean']:+.2f} ({c['report_diff']:+.2f} [{c['report_ci_low']:+.2f}, "
+                 f"{c['report_ci_high']:+.2f}]) | {c['holds_floor']}/{c['n']} |")
+    return line
+
+
+def cmd_record(args) -> None:
+    out = Path(args.out)
+    runs = {}
+    for path in sorted((out / "runs").glob("*.json")):
+        rec = json.loads(path.read_text())
+        runs[rec["variant"], rec["search_seed"]] = rec
+    variants = sorted({v for v, _ in runs if not args.variants or v in args.variants.split(",")},
+                      key=lambda v: list(VARIANTS).index(v))
+    seeds = sorted({s for v, s in runs if all((w, s) in runs for w in variants)})
+    runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
+    if args.report_suite != "none":
+        report_suite(runs, args.report_suite, args.report_seeds, args.jobs)
+    if args.gp != "gp":  # the default's runs were made under the variant's name
+        runs.update({("gp", s): runs[args.gp, s] for s in seeds})
+    table = [compare(runs, v, seeds) for v in variants if v != "random"]
+    if args.gp != "gp":
+        table.append({**compare(runs, "gp", seeds), "same_as": args.gp})
+    head = ("| variant | n | mean best | vs random: diff [95% CI] | p | wins | trainings to "
+            "random's final best (median) |")
+    if args.report_suite != "none":
+        head += f" {args.report_suite}: mean change vs CE, pp (vs random [95% CI]) | floor held |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines += [_fmt(c) for c in table]
+    print("\n".join(lines))
+    dest = Path(args.record)
+    dest.mkdir(parents=True, exist_ok=True)
+    keep = ("search_seed", "strategy", "trainings", "best_fitness", "curve", "best_canonical",
+            "report_mean_change", "holds_floor")
+    record = {"preset": "quick", "command": " ".join(shlex.quote(a) for a in sys.argv),
+              "budget_trainings": max(r["budget"] for r in runs.values()),
+              "report_suite": args.report_suite,
+              "runs": [{k: runs[v, s].get(k) for k in keep} for s in seeds for v in ("gp", "random")
+                       if (v, s) in runs],
+              "default": args.gp,
+              "ablations": [{"variant": v, **{k: runs[v, s].get(k) for k in keep}}
+                            for v in variants if v not in ("gp", "random") for s in seeds],
+              "comparisons": table}
+    store.write_atomic(dest / "strategy.json", json.dumps(record, indent=1))
+    store.write_atomic(dest / "ablations.md", "\n".join(lines) + "\n")
+    plot(runs, variants, seeds, dest / "strategy.png", args.gp)
+    print(f"wrote {dest / 'strategy.json'}, {dest / 'strategy.png'}, {dest / 'ablations.md'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="0,1,2", help="search seeds, comma-separated (n >= 3)")
-    ap.add_argument("--preset", default="", choices=("", "quick", "paper"),
-                    help="search as this preset does (its suite and fitness); else --proxy")
-    ap.add_argument("--variants", default="gp,random",
-                    help=f"comma-separated, from {sorted(VARIANTS)} (gp first)")
-    ap.add_argument("--population", type=int, default=24)
-    ap.add_argument("--generations", type=int, default=8)
-    ap.add_argument("--proxy", default="digits-mlp")
-    ap.add_argument("--train-seeds", type=int, default=2, help="training seeds per candidate")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--max-factor", type=int, default=4,
-                    help="random may run up to this many times GP's generations")
-    ap.add_argument("--transfer-seeds", type=int, default=0,
-                    help="retrain each best on --transfer-suite with this many seeds (0: skip)")
-    ap.add_argument("--transfer-suite", default="transfer-quick")
-    ap.add_argument("--out", default=None)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the searches (skips those already written)")
+    r.add_argument("--seeds", default="0-7", help="search seeds: 0-7 or 0,1,2")
+    r.add_argument("--variants", default="random,gp", help=f"comma-separated, of {list(VARIANTS)}")
+    r.add_argument("--trainings", type=float, default=300.0,
+                   help="budget: full + short/eta trainings per run")
+    r.add_argument("--population", type=int, default=0, help="0: the quick preset's")
+    r.add_argument("--train-seeds", type=int, default=0, help="0: the quick preset's")
+    r.add_argument("--proxies", default="", help="comma-separated; empty: the quick preset's")
+    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--out", default="results/runs/strategy")
+    c = sub.add_parser("record", help="compare, plot and write the record")
+    c.add_argument("--out", default="results/runs/strategy")
+    c.add_argument("--record", default="results/strategy")
+    c.add_argument("--variants", default="", help="comma-separated (empty: every one run); "
+                                                  "only the seeds where each was run count")
+    c.add_argument("--report-suite", default="transfer-quick",
+                   help="suite each run's best is retrained on ('none': skip)")
+    c.add_argument("--report-seeds", type=int, default=2)
+    c.add_argument("--gp", default="gp", help="the variant that is the default GP (recorded as "
+                                              "strategy 'gp')")
+    c.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    variants = args.variants.split(",")
-    if variants[0] != "gp" or not set(variants) <= set(VARIANTS):
-        ap.error(f"--variants must start with gp and name only {sorted(VARIANTS)}")
-    out = Path(args.out or tempfile.mkdtemp(prefix="strategy-"))
-    base = base_config(args, out)
-    print(f"load average {os.getloadavg()[0]:.1f}; proxies {', '.join(base['proxies'])} "
-          f"(fitness {base.get('fitness_aggregate', 'weighted-mean-accuracy')}), population "
-          f"{args.population}, GP {args.generations} generations, {base['seeds']} training seeds, "
-          f"search seeds {seeds}, variants {variants}; cost = full + short/eta trainings",
-          flush=True)
-    rows = []
-    for seed in seeds:
-        row = {"seed": seed, "ends": {}}
-        for name in variants:
-            t0 = time.perf_counter()
-            cfg = {**base, **VARIANTS[name], "seed": seed}
-            if cfg.get("fitness_aggregate") != "softmin":
-                cfg["racing"] = False  # racing drops candidates by their soft-min fitness
-            if name == "random":
-                cfg["generations"] = args.max_factor * args.generations
-            limit = row["gp"][-1]["cost"] if name == "random" else None
-            row[name] = curve = run_curve(SearchConfig(**cfg), out / f"{name}-{seed}", limit)
-            end = at_cost(curve, limit) if limit is not None else curve[-1]
-            row["ends"][name] = end
-            print(f"seed {seed} {name}: best {end['best']:.4f} at gen {end['generation']} (gen 0 "
-                  f"{curve[0]['best']:.4f}; {end['full']} full + {end['short']} short = "
-                  f"{end['cost']:.0f}; {time.perf_counter() - t0:.0f}s)\n    {end['best_prefix']}",
-                  flush=True)
-            if name == "random":
-                row["rnd_over"] = past_cost(curve, limit)
-        rows.append(row)
-    if "random" in variants:
-        compare_fitness(rows)
-    if args.transfer_seeds:
-        transfer_of_bests(rows, variants, args.transfer_suite, args.transfer_seeds, args.jobs)
-
-
-def compare_fitness(rows: list[dict]) -> None:
-    """GP against random at equal trainings: paired by search seed, and the best-so-far curve."""
-    a = [row["ends"]["gp"]["best"] for row in rows]
-    b = [row["ends"]["random"]["best"] for row in rows]
-    d = paired(a, b)
-    print(f"\nbest fitness at equal trainings, n = {d['n']} search seeds: GP mean "
-          f"{sum(a) / len(a):.4f}, random mean {sum(b) / len(b):.4f}; GP - random "
-          f"{d['diff']:+.4f} [95% CI {d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p = "
-          f"{d['p_value']:.3f}")
-    c = [row["rnd_over"]["best"] for row in rows]
-    d = paired(a, c)
-    print(f"  random given its first generation at or past GP's trainings: mean "
-          f"{sum(c) / len(c):.4f}; GP - random {d['diff']:+.4f} [95% CI {d['ci_low']:+.4f}, "
-          f"{d['ci_high']:+.4f}]")
-    print("best-so-far at a fraction of GP's trainings (mean over seeds):")
-    for f in FRACTIONS:
-        g = [at_cost(row["gp"], f * row["ends"]["gp"]["cost"])["best"] for row in rows]
-        r = [at_cost(row["random"], f * row["ends"]["gp"]["cost"])["best"] for row in rows]
-        print(f"  {f:>4.0%}: GP {sum(g) / len(g):.4f}  random {sum(r) / len(r):.4f}")
-
-
-def transfer_of_bests(rows: list[dict], variants: list[str], suite: str, n_seeds: int,
-                      jobs: int) -> None:
-    """Retrain every run's best on ``suite``; print its mean change against CE, paired by seed."""
-    from gp_search.analysis.compare import LossEntry
-    from gp_search.analysis.transfer import transfer
-
-    entries = {f"{name}-{row['seed']}": LossEntry(f"{name}-{row['seed']}",
-                                                  row["ends"][name]["best_prefix"], "bench_strategy")
-               for row in rows for name in variants}
-    t0 = time.perf_counter()
-    res = transfer(list(entries.values()), suite=suite, seeds=n_seeds, jobs=jobs,
-                   baselines=("ce", "ngl"))
-    change = {a["loss"]: a for a in res.aggregate}
-    print(f"\n{suite} ({len(res.tasks)} tasks, {n_seeds} training seeds, "
-          f"{time.perf_counter() - t0:.0f}s): mean accuracy change vs CE over the tasks, worst task")
-    for label, a in change.items():
-        print(f"  {label:<12} {100 * a['mean_diff']:+.2f} pp  worst {a['worst_task']} "
-              f"{100 * a['worst_diff']:+.2f} pp  ({entries[label].spec if label in entries else 'reference'})")
-    g = [change[f"gp-{row['seed']}"]["mean_diff"] for row in rows]
-    for name in variants[1:]:
-        r = [change[f"{name}-{row['seed']}"]["mean_diff"] for row in rows]
-        d = paired(g, r)
-        print(f"mean change vs CE: gp {100 * sum(g) / len(g):+.2f} pp, {name} "
-              f"{100 * sum(r) / len(r):+.2f} pp; gp - {name} {100 * d['diff']:+.2f} pp "
-              f"[95% CI {100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}], n = {d['n']} search "
-              f"seeds")
+    cmd_run(args) if args.command == "run" else cmd_record(args)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ from gp_search.search.config import SearchConfig
 
 CHECKPOINT_FORMAT = "gp-search-checkpoint/1"
 HOF_COLUMNS = ("rank", "fitness_mean", "fitness_std", "n", "canonical", "infix", "size")
+HOF_EXTRA = ("nearest",)
+"""Columns after :data:`HOF_COLUMNS` (added later; files without them still read): ``nearest``,
+the behavioural distance to the nearest better entry (:mod:`gp_search.search.diversity`)."""
 
 
 class RunFileError(ValueError):
@@ -106,10 +109,10 @@ def read_json(path: Path, what: str) -> object:
 def hof_csv(entries: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(HOF_COLUMNS)
+    w.writerow(HOF_COLUMNS + HOF_EXTRA)
     for rank, e in enumerate(entries, 1):
         w.writerow([rank, f"{e['fitness']:.6f}", f"{e['std']:.6f}", e["n"], e["canonical"],
-                    e["infix"], e["size"]])
+                    e["infix"], e["size"], "" if e.get("nearest") is None else e["nearest"]])
     return buf.getvalue()
 
 
@@ -121,18 +124,21 @@ def read_hof_csv(path: Path) -> list[dict]:
         raise RunFileError(f"{path}: missing hall of fame") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RunFileError(f"{path}: unreadable hall of fame ({exc})") from None
-    if not rows and tuple(reader.fieldnames or ()) != HOF_COLUMNS:  # rows are checked below
+    known = (HOF_COLUMNS, HOF_COLUMNS + HOF_EXTRA)  # files written before HOF_EXTRA still read
+    if not rows and tuple(reader.fieldnames or ()) not in known:  # rows are checked below
         raise RunFileError(f"{path}: line 1: columns {list(reader.fieldnames or [])} != "
-                           f"{list(HOF_COLUMNS)}")
+                           f"{list(HOF_COLUMNS + HOF_EXTRA)}")
     out = []
     for i, row in enumerate(rows, 2):
         try:
-            if tuple(row) != HOF_COLUMNS:
-                raise ValueError(f"columns {list(row)} != {list(HOF_COLUMNS)}")
+            if tuple(row) not in known or None in row.values():
+                raise ValueError(f"columns {list(row)} != {list(HOF_COLUMNS + HOF_EXTRA)}")
             out.append({"rank": int(row["rank"]), "fitness": float(row["fitness_mean"]),
                         "std": float(row["fitness_std"]), "n": int(row["n"]),
                         "canonical": row["canonical"], "infix": row["infix"],
                         "size": int(row["size"])})
+            if row.get("nearest"):
+                out[-1]["nearest"] = float(row["nearest"])
         except (ValueError, TypeError) as exc:
             raise RunFileError(f"{path}: line {i}: {exc}") from None
     return out

@@ -9,13 +9,35 @@ from gp_search import NGL
 from gp_search import parse
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import from_tree
-from gp_search.search.screen import CLASSES, screen
+from gp_search.lang.losses import REFERENCE
+from gp_search.search.screen import CLASSES, hard_examples, screen
+
+PAPER_BEST = ("(y_real - sin(y_pred) - cos(y_pred) + 1.33445559691853)"
+              "*cos(2.07459269147994*sin(y_pred) + 2.07459269147994)")  # results/transfer/paper-run
 
 
-@pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_pred*y_real",
-                                  "exp(-y_pred*y_real)"])
+@pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_real*plog(y_pred)",
+                                  PAPER_BEST])
 def test_useful_losses_pass(text):
     assert screen(parse(text)).passed
+
+
+@pytest.mark.parametrize("name", ["ce", "ngl", "label_smoothing", "focal"])
+def test_reference_losses_keep_the_rare_classes(name):
+    """The torch losses themselves (with their log), not trees."""
+    assert hard_examples(REFERENCE[name].fn).passed
+
+
+@pytest.mark.parametrize("text", ["exp(-8.24*y_pred*y_real*cos(y_real))",  # issue 20's quick best
+                                  "exp(-4.9*y_pred*y_real*cos(y_real))",
+                                  "exp(-13.4*y_pred*y_real*cos(y_real))",
+                                  "-y_pred*y_real", "exp(-y_pred*y_real)"])
+def test_losses_whose_gradient_vanishes_on_hard_examples_are_rejected(text):
+    """Bounded losses of the target's probability: their pull on the true logit shrinks with
+    p_t, so on a long tail the common classes' push wins and the rare classes collapse."""
+    verdict = screen(parse(text))
+    assert not verdict.passed and verdict.check == "hard-examples", verdict
+    assert "keeps" in verdict.message
 
 
 @pytest.mark.parametrize("text, check", [

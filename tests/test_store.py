@@ -64,6 +64,13 @@ def test_hof_csv_round_trip(tmp_path):
     (tmp_path / "hall_of_fame.csv").write_text(store.hof_csv(entries))
     back = store.read_hof_csv(tmp_path / "hall_of_fame.csv")
     assert back[0]["canonical"] == "a, b" and back[0]["rank"] == 1
+    assert "nearest" not in back[0]  # an entry without the distance: the column left empty
+    entries[0]["nearest"] = 0.4321
+    (tmp_path / "hall_of_fame.csv").write_text(store.hof_csv(entries))
+    assert store.read_hof_csv(tmp_path / "hall_of_fame.csv")[0]["nearest"] == 0.4321
+    old = "rank,fitness_mean,fitness_std,n,canonical,infix,size\n1,0.91,0.01,2,a,x,3\n"
+    (tmp_path / "hall_of_fame.csv").write_text(old)  # written before the nearest column
+    assert store.read_hof_csv(tmp_path / "hall_of_fame.csv")[0]["fitness"] == 0.91
     (tmp_path / "hall_of_fame.csv").write_text("rank,x\n1,2\n")
     with pytest.raises(store.RunFileError, match="hall_of_fame.csv: line 2"):
         store.read_hof_csv(tmp_path / "hall_of_fame.csv")

@@ -38,7 +38,7 @@ from typing import Callable
 
 from deap import algorithms, tools
 
-from gp_search.search import variation as ops
+from gp_search.search import diversity, screen, variation as ops
 from gp_search.search.config import SearchConfig
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.search.scoring import Score, ScorerProtocol
@@ -46,6 +46,9 @@ from gp_search.store import Cache, random_state_to_json
 
 INIT_DRAWS = 200
 """Initial trees are redrawn until the scorer accepts one, at most this many draws each."""
+
+CLEARED = 1e9
+"""Minus the fitness selection sees for a cleared individual (below any real one)."""
 
 Hook = Callable[[dict], None]
 """A subscriber: called with the event's record (a JSON-ready dict)."""
@@ -92,9 +95,26 @@ class HallOfFame:
     breaks fitness ties by size, then canonical text.
     """
 
-    def __init__(self, size: int, entries: list[dict] | None = None):
-        self.size = size
+    def __init__(self, size: int, entries: list[dict] | None = None, radius: float = 0.0,
+                 hard_examples: bool = False):
+        self.size, self.radius = size, radius
+        self.hard_examples = hard_examples
         self.entries: list[dict] = list(entries or [])
+        self._hard: dict[str, bool] = {}  # canonical -> passes screen.hard_examples (memo)
+
+    def _admissible(self, expr: LossExpr) -> bool:
+        """With ``hard_examples``: only losses whose gradient survives on hard examples
+        (:func:`gp_search.search.screen.hard_examples`)."""
+        if not self.hard_examples:
+            return True
+        key = expr.canonical
+        if key not in self._hard:
+            self._hard[key] = screen.hard_examples(expr).passed
+        return self._hard[key]
+
+    @staticmethod
+    def _parse(prefix: str) -> LossExpr:
+        return parse(prefix, "auto")  # the behaviour does not depend on the set
 
     def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
         seen = {e["canonical"] for e in self.entries} | {e.get("fingerprint") for e in self.entries}
@@ -110,13 +130,19 @@ class HallOfFame:
             key, fp = expr.canonical, expr.fingerprint
             if key in seen or fp in seen:  # one entry per behaviour: no scaled/shifted copies
                 continue
+            if not self._admissible(expr):
+                continue
             seen.update((key, fp))
             self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
                                  "infix": expr.infix, "prefix": expr.prefix, "size": expr.size,
                                  "fingerprint": fp})
-            bisect.insort(best, s.fitness, key=lambda f: -f)
-            del best[self.size:]
+            if not self.radius:  # with niching, an entry may yet give way to a better neighbour
+                bisect.insort(best, s.fitness, key=lambda f: -f)
+                del best[self.size:]
         self.entries.sort(key=_hof_key)
+        # One entry per niche: a loss within ``radius`` of a better entry is left out
+        # (:func:`gp_search.search.diversity.diverse`); every entry states its distance.
+        self.entries = diversity.diverse(self.entries, self.radius, self._parse)
         del self.entries[self.size:]
 
 
@@ -136,7 +162,8 @@ class Search:
         self.cfg, self.run_dir, self.scorer, self.cache = cfg, Path(run_dir), scorer, cache
         self.hooks = hooks if hooks is not None else Hooks()
         self.tb = ops.toolbox(cfg)
-        self.hof = HallOfFame(cfg.hall_of_fame)
+        self.hof = HallOfFame(cfg.hall_of_fame, radius=cfg.niche_radius,
+                              hard_examples=cfg.hard_examples)
         self.population: list = []
         self.generation = -1
         self.elapsed = 0.0
@@ -199,10 +226,28 @@ class Search:
         n = self.cfg.population - self.cfg.elitism
         if self.cfg.strategy == "random":
             return self._draw(n)
-        parents = self.tb.select(self.population, n)
+        immigrants = round(self.cfg.immigrants * n)
+        parents = self.tb.select(self.population, n - immigrants)
         offspring = algorithms.varAnd(parents, self.tb, self.cfg.crossover_prob,
                                       self.cfg.mutation_prob)
-        return self._repair(offspring, parents, elite)
+        for ind in offspring:  # an unvaried copy of a cleared parent: its own fitness back
+            if ind.fitness.valid:
+                ind.fitness.values = self._penalised(ind)
+        return self._repair(offspring, parents, elite) + self._draw(immigrants)
+
+    def _penalised(self, ind) -> tuple[float]:
+        return (ind.score.fitness - self.cfg.parsimony * len(ind),)
+
+    def _clear(self) -> None:
+        """Clearing (:func:`gp_search.search.diversity.clearing`): selection sees an individual
+        within ``niche_radius`` of a better one at a fitness below any, elitism included; the
+        population's own fitness comes back after breeding (:meth:`_breed`, :meth:`_penalised`)."""
+        pop = self.population
+        cleared = diversity.clearing([self._expr(i) for i in pop],
+                                     [i.fitness.values[0] for i in pop], self.cfg.niche_radius)
+        for ind, c in zip(pop, cleared):
+            if c:
+                ind.fitness.values = (-CLEARED,)
 
     def _score(self, pop: list) -> dict:
         """Score individuals without a valid fitness; returns the route counts and seconds."""
@@ -218,8 +263,8 @@ class Search:
                 exprs[i] = self._expr(pop[i])
         counts["seconds_scoring"] = time.perf_counter() - t0
         for ind, expr, s in zip(pop, exprs, scores):
-            ind.fitness.values = (s.fitness - self.cfg.parsimony * expr.size,)
             ind.score = s
+            ind.fitness.values = self._penalised(ind)
         self.hof.update(exprs, scores)
         return counts
 
@@ -244,8 +289,12 @@ class Search:
                 break
             _call(self.hooks.before_generation, {"generation": self.generation + 1})
             t0 = time.perf_counter()
+            if self.cfg.strategy == "gp" and self.cfg.niche_radius > 0:
+                self._clear()
             # selBest sorts stably, best first: ties keep population order, as before.
             elite = [self.tb.clone(i) for i in tools.selBest(self.population, self.cfg.elitism)]
+            for ind in elite:  # fewer niches than elites: a cleared one keeps its own fitness
+                ind.fitness.values = self._penalised(ind)
             offspring = self._breed(elite)
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
@@ -296,7 +345,8 @@ class Search:
             ind.score = score
             ind.fitness.values = (score.fitness - self.cfg.parsimony * len(ind),)
             self.population.append(ind)
-        self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"])
+        self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"],
+                              self.cfg.niche_radius, self.cfg.hard_examples)
         self.scorer.restore(state.get("scorer", {}))
         self.finished = bool(state.get("finished"))
         random.setstate(state["random_state"])

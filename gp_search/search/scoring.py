@@ -175,6 +175,10 @@ class Scorer:
         self.by_fingerprint: dict[str, str] = {}
         self.full_trainings = 0
         self.short_trainings = 0
+        # The same, counting cache hits too: what the run needs, whatever its cache holds
+        # (benchmarks compare strategies at equal trainings over a shared cache; not checkpointed).
+        self.full_needed = 0
+        self.short_needed = 0
         self.seconds_training = 0.0
         self.verdicts: dict[str, Verdict] = {}  # screening memo (derivable, not checkpointed)
 
@@ -315,8 +319,10 @@ class Scorer:
                         rows.append((k, p.key, s, budget, r))
             if fidelity == Fidelity.FULL:
                 self.full_trainings += len(todo) * len(self.seeds)
+                self.full_needed += len(alive) * len(self.seeds)
             else:
                 self.short_trainings += len(todo) * len(self.seeds)
+                self.short_needed += len(alive) * len(self.seeds)
             if bar is not None and p is not self.proxies[-1]:
                 self._race(p, budget, alive, results, bounds, bar, stopped)
         self.cache.put_many(rows)
