@@ -29,7 +29,8 @@ STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
 OPTIMIZERS = ("adam", "sgd")
 """The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
-TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0}
+TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0,
+                      "long_tail": 0.0}
 """The task-transform fields of :class:`ProxySpec` and the values that mean "no transform"."""
 
 
@@ -126,8 +127,16 @@ class ProxySpec:
         subsample: training samples kept (stratified, drawn with ``data_seed``); 0 keeps all.
         label_noise: fraction of training labels replaced by another class, drawn uniformly
             with ``data_seed`` (symmetric noise); test labels stay clean. 0 means none.
-        data_seed: seeds ``subsample`` and ``label_noise``: fixed per task, so every loss and
-            every training seed sees the same noisy labels (the comparison stays paired).
+        data_seed: seeds ``subsample``, ``long_tail`` and ``label_noise``: fixed per task, so
+            every loss and every training seed sees the same data (the comparison stays paired).
+        long_tail: class imbalance of the training split: the ratio (>= 1) of the most to the
+            least frequent class, counts falling geometrically with the class id
+            (:func:`gp_search.proxies.tasks.transform`); the test split stays as it is. 0 means
+            none.
+        mixup: mixup's Beta(α, α) parameter α: every training batch is replaced by convex
+            combinations of itself and a permutation of itself, inputs and one-hot targets
+            alike, one weight per batch (:func:`gp_search.proxies.tasks.mixup_plan`), so losses
+            train on probability targets. 0 means none.
         metric: what :attr:`EvalResult.accuracy` holds: a :data:`gp_search.proxies.metrics.
             METRICS` name (``"accuracy"``, ``"balanced_accuracy"``, ``"macro_f1"``, ``"miou"``),
             read from the confusion matrix of the held-out split.
@@ -153,12 +162,16 @@ class ProxySpec:
     data_seed: int = 0
     metric: str = rule("accuracy", "the held-out metric", choices=("accuracy", "balanced_accuracy",
                                                                    "macro_f1", "miou"))
+    long_tail: float = 0.0
+    mixup: float = 0.0
 
     def __post_init__(self):
-        from gp_search.proxies.tasks import check_transform
+        from gp_search.proxies.tasks import check_mixup, check_transform
 
         validate(self, "proxy field")
-        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed)
+        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed,
+                        self.long_tail)
+        check_mixup(self.mixup)
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
@@ -171,6 +184,8 @@ class ProxySpec:
             payload["optimizer"] = self.optimizer
         if self.metric != "accuracy":  # keys of accuracy results stay what they always were
             payload["metric"] = self.metric
+        if self.mixup:  # likewise: only mixup changes it
+            payload["mixup"] = self.mixup
         for name, default in TRANSFORM_DEFAULTS.items():  # likewise: only a transform changes it
             if getattr(self, name) != default:
                 payload[name] = getattr(self, name)

@@ -124,8 +124,9 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     Raises:
         FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
     """
-    task = (spec.relabel, spec.subsample, spec.label_noise, spec.data_seed)
-    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split, task)
+    task = {name: getattr(spec, name) for name in TRANSFORM_DEFAULTS}
+    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split,
+           tuple(task.items()))
     if key not in _DATA:
         if spec.split == "val":
             untouched = dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS)
@@ -134,7 +135,7 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
         else:
             base = data.load(spec.dataset, spec.data_root).to(device)
         # After the validation cut: noise and subsampling touch only what trains.
-        _DATA[key] = tasks.transform(base, *task)
+        _DATA[key] = tasks.transform(base, **task)
     return _DATA[key]
 
 
@@ -293,10 +294,19 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
         opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
     batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(device)
     x, y = ds.x_train, ds.y_train
+    if spec.mixup:
+        if y.dim() > 1:
+            raise ValueError(f"mixup needs one label per sample; {ds.name} has per-pixel labels")
+        lam, partner = (t.to(device) for t in tasks.mixup_plan(spec.batch_size, budget,
+                                                                spec.mixup, seed))
     history = []
     for step in range(budget):
         idx = batches[step]
-        value = loss.fn(model(x[idx]), y[idx])
+        if spec.mixup:  # probability targets: every loss takes (N, C) targets as well as ids
+            xb, yb = tasks.mix(x[idx], y[idx], ds.num_classes, lam[step], partner[step])
+            value = loss.fn(model(xb), yb)
+        else:
+            value = loss.fn(model(x[idx]), y[idx])
         if scale != 1.0:  # SGD only: the loss's scale is its learning rate (module docstring)
             value = value * scale
         if loss.l2 > 0:  # ce_l2: the penalty needs the weights, which only the training has
