@@ -49,6 +49,10 @@ class EvalResult:
         proxy: proxy name.
         seed: the seed it trained with.
         budget: the step budget it was asked for (successive halving asks for less).
+        ece, temperature, ece_scaled: calibration on the held-out split
+            (:func:`gp_search.proxies.calibration.measure`: expected calibration error, the
+            fitted temperature, the ECE after temperature scaling fitted on the other half);
+            ``nan`` when not measured (dense tasks, a validation split, a result cached before).
     """
 
     status: str = field(metadata={"help": "what became of the evaluation",
@@ -62,6 +66,9 @@ class EvalResult:
     proxy: str = ""
     seed: int = 0
     budget: int = 0
+    ece: float = math.nan
+    temperature: float = math.nan
+    ece_scaled: float = math.nan
 
     def __post_init__(self):
         validate(self, "EvalResult field")

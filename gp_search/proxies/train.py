@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gp_search.proxies import data, metrics, models, tasks
+from gp_search.proxies import calibration, data, metrics, models, tasks
 from gp_search.proxies.base import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 
 if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
@@ -177,15 +177,38 @@ def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> torch
 
 @torch.no_grad()
 def held_out_score(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int,
-                   num_classes: int, metric: str = "accuracy") -> float:
+                   num_classes: int, metric: str = "accuracy",
+                   kept: list | None = None) -> float:
     """``metric`` of the model's predictions of ``x`` against ``y`` (eval mode, ``chunk`` samples
-    at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`)."""
+    at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`); each
+    chunk's logits are appended to ``kept`` (on the CPU) when a list is given."""
     model.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
     for start in range(0, len(x), chunk):
-        pred = model(x[start:start + chunk]).argmax(1)
-        cm += metrics.confusion(pred, y[start:start + chunk], num_classes)
+        logits = model(x[start:start + chunk])
+        cm += metrics.confusion(logits.argmax(1), y[start:start + chunk], num_classes)
+        if kept is not None:
+            kept.append(logits.cpu())
     return metrics.score(metric, cm)
+
+
+def slot_scores(spec: ProxySpec, cms: torch.Tensor, kept: list | None,
+                y: torch.Tensor) -> list[tuple[float, dict]]:
+    """A population's held-out results: per slot, ``spec.metric`` of its confusion matrix
+    (``cms[slot]``) and the calibration figures of its logits (``kept``: per chunk, ``(n, B,
+    C)``; None: not measured)."""
+    logits = torch.cat(kept, dim=1) if kept else None
+    return [(metrics.score(spec.metric, cm),
+             calibration.measure(logits[slot], y) if logits is not None else {})
+            for slot, cm in enumerate(cms)]
+
+
+def calibrates(spec: ProxySpec, ds: data.Dataset) -> bool:
+    """Whether a training measures calibration (:mod:`gp_search.proxies.calibration`): on a
+    test split of one label per sample. A search's fitness trainings (the validation split)
+    skip it: the temperature fit would cost up to 40 % of a 100-class proxy's training and
+    decides nothing there."""
+    return spec.split == "test" and ds.y_test.dim() == 1
 
 
 def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
@@ -270,8 +293,9 @@ class _Report:
         return time.perf_counter() - self.start
 
     def __call__(self, status: str, done: int, message: str = "", acc: float = math.nan,
-                 train_loss: float = math.nan) -> EvalResult:
-        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common)
+                 train_loss: float = math.nan, **figures: float) -> EvalResult:
+        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common,
+                          **figures)
 
 
 def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
@@ -331,9 +355,11 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
                           train_loss=_tail_mean(history))
     if on_trained is not None:
         on_trained(model, ds)
+    kept: list | None = [] if calibrates(spec, ds) else None
     acc = held_out_score(model, ds.x_test, ds.y_test, spec.eval_batch, ds.num_classes,
-                         spec.metric)
-    return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
+                         spec.metric, kept)
+    figures = calibration.measure(torch.cat(kept), ds.y_test) if kept else {}
+    return report("ok", budget, acc=acc, train_loss=_tail_mean(history), **figures)
 
 
 def tail_length(steps: int) -> int:
