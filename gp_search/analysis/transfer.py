@@ -141,7 +141,8 @@ def _row(task: str, k: int, entry: LossEntry, results, ce_results) -> dict:
             "seconds_mean": sum(r.seconds for r in results) / len(results), **calibration}
 
 
-def _nan_mean(values: list[float]) -> float:
+def nan_mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
 
@@ -153,7 +154,7 @@ def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
         worst = min(mine, key=lambda r: r["diff_vs_ce"])
         out.append({"loss": e.label,
                     "mean_diff": sum(r["diff_vs_ce"] for r in mine) / len(mine),
-                    **{f"mean_{name}": _nan_mean([r[f"{name}_mean"] for r in mine])
+                    **{f"mean_{name}": nan_mean([r[f"{name}_mean"] for r in mine])
                        for name in ("ece", "ece_scaled", "temperature")},
                     "worst_task": worst["task"], "worst_diff": worst["diff_vs_ce"],
                     "tasks_worse": sum(r["diff_ci_high"] < 0 for r in mine),
@@ -254,8 +255,8 @@ def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
     header = ["loss"] + names + ["mean", "worst task", "ECE (after T)"]
     ce_rows = [rows[(t, BASELINE)] for t in names]
     out = [["CE (accuracy %)"] + [number(100 * r["acc_mean"], ".1f") for r in ce_rows]
-           + ["0", "", _ece_pair(_nan_mean([r["ece_mean"] for r in ce_rows]),
-                                 _nan_mean([r["ece_scaled_mean"] for r in ce_rows]))]]
+           + ["0", "", _ece_pair(nan_mean([r["ece_mean"] for r in ce_rows]),
+                                 nan_mean([r["ece_scaled_mean"] for r in ce_rows]))]]
     agg = {a["loss"]: a for a in res.aggregate}
     for e in res.entries[1:]:
         mine = [rows[(t, e.label)] for t in names]

@@ -24,6 +24,11 @@ def _names(what: str):
     return (lambda cfg, v: all(isinstance(x, str) and x for x in v), what)
 
 
+def _shared_tasks(a: str, b: str) -> set[str]:
+    """The task names that suites ``a`` and ``b`` share."""
+    return {n for n, _ in SUITES.get(a, ())} & {n for n, _ in SUITES.get(b, ())}
+
+
 def _held_out(names) -> list[str]:
     """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
     from gp_search.proxies.tasks import HELD_OUT
@@ -142,11 +147,25 @@ class SearchConfig:
                   check=(lambda c, v: bool(v), "not be empty"))
     cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
     transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.tasks.SUITES) that the "
-                                     "hall of fame's best are retrained on when the search ends, "
-                                     "with CE, NGL and label smoothing; best.py is the best there "
+                                     "hall of fame's best are retrained on when the search ends; "
+                                     "it picks best.py among them (the selection suite); "
+                                     "without a report_suite its figures are also the ones "
+                                     "reported, with CE, NGL and label smoothing beside them "
                                      "('none': no transfer stage)",
                              check=(lambda c, v: v == "none" or v in SUITES,
                                     f"be 'none' or a suite of {sorted(SUITES)}"))
+    report_suite: str = _f("none", "held-out suite used for no choice: after transfer_suite "
+                                   "has picked best.py, the same top losses and the baselines "
+                                   "are retrained there, and its figures are what the run "
+                                   "prints and best.py states, with the transfer rate (how "
+                                   "many of the top are below CE on no report task); its tasks "
+                                   "must not be transfer_suite's ('none': the selection "
+                                   "suite's figures are reported, as before this field)",
+                           check=(lambda c, v: v == "none" or (
+                               v in SUITES and c.transfer_suite != "none"
+                               and not _shared_tasks(c.transfer_suite, v)),
+                               f"be 'none' or a suite of {sorted(SUITES)} that shares no task "
+                               f"with transfer_suite (which must not be 'none')"))
     transfer_top: int = _f(5, "transfer stage: how many of the hall of fame's best it retrains",
                            min=1, max=50)
     transfer_seeds: int = _f(3, "transfer stage: training seeds per loss and task (paired by seed)",
@@ -208,8 +227,8 @@ PRESETS: dict[str, dict] = {
     # generation 0 of a 5-task 32 x 12 draft took 169 s alone at a load of ~8.
     "quick": dict(population=24, generations=8, proxies=_SEARCH_QUICK, seeds=2,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
-                  time_budget=400.0, transfer_suite="transfer-quick", transfer_seeds=3,
-                  preset="quick"),
+                  time_budget=400.0, transfer_suite="transfer-quick-select",
+                  report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
     # The NGL search as far as it is known: the paper's primitive set; the rest our choices
     # (the paper searched on one task; this one scores the whole search suite, like quick).
     "paper": dict(population=64, generations=20, proxies=_SEARCH, fitness_aggregate="softmin",
@@ -217,8 +236,8 @@ PRESETS: dict[str, dict] = {
                   seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
-                  optimize_constants=True, transfer_suite="transfer", transfer_seeds=5,
-                  preset="paper"),
+                  optimize_constants=True, transfer_suite="transfer-select",
+                  report_suite="transfer-report", transfer_seeds=5, preset="paper"),
 }
 
 

@@ -200,6 +200,8 @@ def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     origin += (f"; {transfer_stage.verdict(chosen)}" if chosen else
                "; no transfer stage (transfer_suite = none): measure it on held-out tasks with "
                "`gp-search transfer` before use")
+    note = transfer_stage.calibration_note(chosen) if chosen else ""
+    origin += f"; {note}" if note else ""
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
     store.write_atomic(run_dir / "best.py", text)
@@ -329,7 +331,11 @@ def print_result(run_dir: Path, top: int = 5) -> None:
     chosen = transfer_stage.load_choice(run_dir)
     if chosen is not None:
         print(transfer_stage.verdict(chosen))
-        print(f"transfer tables: {run_dir / 'transfer' / 'transfer.md'}")
+        note = transfer_stage.calibration_note(chosen)
+        if note:
+            print(note)
+        tables = run_dir / "transfer" / ("report" if "selection_suite" in chosen else "")
+        print(f"transfer tables: {tables / 'transfer.md'}")
     best = run_dir / "best.py"
     if best.exists():
         print(f"best loss exported to: {best}")
