@@ -214,9 +214,20 @@ class Comparison:
 
 ROW_FIELDS = ("proxy", "loss", "n", "acc_mean", "acc_std", "acc_ci_low", "acc_ci_high",
               "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "n_pairs", "not_ok",
-              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec", "metric")
+              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec", "metric",
+              "ece_scaled_mean", "temperature_mean")
 """Columns of a row (and of ``compare.csv``); fractions, not percentages. ``acc_*`` hold the
-proxy's held-out ``metric`` (accuracy, or mIoU on a segmentation proxy)."""
+proxy's held-out ``metric`` (accuracy, or mIoU on a segmentation proxy). ``ece_scaled_mean`` and
+``temperature_mean``: the ECE after temperature scaling (fitted on the other half of the test
+split) and the fitted temperature, from the trainings themselves
+(:mod:`gp_search.proxies.calibration`; NaN for dense proxies), mean over the finished seeds."""
+
+
+def finished_mean(results, name: str) -> float:
+    """Mean of the EvalResult field ``name`` over the finished trainings that measured it (NaN
+    when none did)."""
+    values = [getattr(r, name) for r in results if r.ok and math.isfinite(getattr(r, name))]
+    return sum(values) / len(values) if values else math.nan
 
 
 def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalResult],
@@ -238,7 +249,8 @@ def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalR
             "top_mean": float(top.mean()) if top.size else math.nan,
             "top_median": float(np.median(top)) if top.size else math.nan,
             "replay_agree": f"{agree}/{sum(r.ok for r in results)}", "spec": entry.spec,
-            "metric": metric}
+            "metric": metric, "ece_scaled_mean": finished_mean(results, "ece_scaled"),
+            "temperature_mean": finished_mean(results, "temperature")}
 
 
 def compare(losses: Sequence[LossEntry | str] | None = None,

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gp_search import proxies
-from gp_search.analysis.compare import BASELINE, LossEntry
+from gp_search.analysis.compare import BASELINE, LossEntry, finished_mean
 from gp_search.analysis.report import code_label, csv_text, md_table, number
 from gp_search.analysis.stats import paired, summarize
 from gp_search.environment import write_env
@@ -120,13 +120,6 @@ class Transfer:
 def scored(results, num_classes: int) -> list[float]:
     """Accuracy per seed, a training that did not finish scored at chance (1/K)."""
     return [r.accuracy if r.ok else 1.0 / num_classes for r in results]
-
-
-def finished_mean(results, name: str) -> float:
-    """Mean of the EvalResult field ``name`` over the finished trainings that measured it (NaN
-    when none did)."""
-    values = [getattr(r, name) for r in results if r.ok and math.isfinite(getattr(r, name))]
-    return sum(values) / len(values) if values else math.nan
 
 
 def _row(task: str, k: int, entry: LossEntry, results, ce_results) -> dict:

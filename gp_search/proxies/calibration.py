@@ -15,6 +15,10 @@ held-out split (:func:`measure`):
   the ECE is taken over all samples. So no sample is scored with a temperature fitted on it.
   ``temperature`` reports the geometric mean of the two halves' T.
 
+The figures are rounded (ECE to 1e-5, T to 5 significant digits), far finer than any
+difference they are used to show, so that the last-bit differences of the logits between
+evaluation chunks and training paths do not make two equal trainings differ.
+
 Temperature scaling never changes a prediction (argmax), only its confidence: it is the way to
 undo what a loss does to calibration. Dense (per-pixel) tasks get no figures here (NaN):
 ``gp_search.analysis.compare`` measures their ECE pixel by pixel.
@@ -137,5 +141,9 @@ def measure(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     scaled = z.clone()
     for h, t in zip(halves, reversed(temps)):  # each half scaled by the other half's fit
         scaled[h] = z[h] / t
-    return {"ece": logits_ece(z, y), "temperature": math.exp(sum(map(math.log, temps)) / 2),
-            "ece_scaled": logits_ece(scaled, y)}
+    # Rounded (ECE to 1e-5, T to 5 significant digits): the logits of one training differ in
+    # their last bits with the evaluation chunk and the training path (GEMM blocking), which
+    # moves these figures by ~1e-10; rounding keeps results equal where accuracies are.
+    t = math.exp(sum(map(math.log, temps)) / 2)
+    return {"ece": round(logits_ece(z, y), 5), "temperature": float(f"{t:.5g}"),
+            "ece_scaled": round(logits_ece(scaled, y), 5)}

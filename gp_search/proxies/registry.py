@@ -53,7 +53,7 @@ import os
 import warnings
 
 from gp_search.proxies.base import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
-from gp_search.proxies.tasks import check_mixup, check_transform
+from gp_search.proxies.tasks import PRACTICE_TASKS, check_mixup, check_transform
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
@@ -137,26 +137,8 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
     ProxySpec("t-mnist1d-cnn-sgd", "mnist1d", "cnn1d", (("channels", 32),), steps=1000,
               batch_size=128, lr=0.1, optimizer="sgd", description="transfer, SGD: MNIST-1D, "
               "1-D CNN (32), SGD lr 0.1 momentum 0.9, batch 128, 1000 steps"),
-    # How people train: long-tailed training splits (class counts falling geometrically 20:1,
-    # balanced test splits, scored by balanced accuracy) and soft targets (mixup, Beta(0.4, 0.4)
-    # as Zhang et al. 2018 used on ImageNet-scale data; one weight per batch).
-    ProxySpec("t-digits-lt-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,
-              batch_size=64, lr=1e-3, long_tail=20.0, metric="balanced_accuracy",
-              description="transfer, long-tailed: digits, training classes 20:1 (139 ... 7 "
-              "samples), balanced test split, MLP 64-128-10, Adam lr 1e-3, batch 64, 1200 steps, "
-              "balanced accuracy"),
-    ProxySpec("t-tabular20-lt-mlp", "tabular-20", "mlp", (("hidden", (64, 64)),), steps=1200,
-              batch_size=64, lr=1e-3, long_tail=20.0, metric="balanced_accuracy",
-              description="transfer, long-tailed, 20 classes: make_classification tabular data, "
-              "training classes 20:1, balanced test split, MLP 20-64-64-20, Adam lr 1e-3, batch "
-              "64, 1200 steps, balanced accuracy"),
-    ProxySpec("t-digits-mixup-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,
-              batch_size=64, lr=1e-3, mixup=0.4, description="transfer, soft targets: digits "
-              "with mixup (alpha 0.4), MLP 64-128-10, Adam lr 1e-3, batch 64, 1200 steps"),
-    ProxySpec("t-tabular3-mixup-mlp", "tabular-3", "mlp", (("hidden", (64, 64)),), steps=1200,
-              batch_size=64, lr=1e-3, mixup=0.4, description="transfer, soft targets, 3 "
-              "classes: make_classification tabular data with mixup (alpha 0.4), MLP "
-              "20-64-64-3, Adam lr 1e-3, batch 64, 1200 steps"),
+    # How people train (long-tailed training splits, mixup): gp_search.proxies.tasks.
+    *PRACTICE_TASKS,
     # The search suite (SEARCH_SUITES): what a search scores, disjoint from the held-out t-* tasks
     # (other relabellings, data, models and budgets); why each is there: SEARCH_TASK_NOTES.
     ProxySpec("s-digits-half-mlp", "digits", "mlp", (("hidden", (128,)),), steps=300,
