@@ -17,6 +17,7 @@ import contextlib
 import random
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,6 +203,7 @@ def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
                "`gp-search transfer` before use")
     note = transfer_stage.calibration_note(chosen) if chosen else ""
     origin += f"; {note}" if note else ""
+    origin = textwrap.fill(origin, width=92, break_long_words=False, break_on_hyphens=False)
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
     store.write_atomic(run_dir / "best.py", text)

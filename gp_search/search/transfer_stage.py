@@ -147,8 +147,9 @@ def verdict(chosen: dict) -> str:
               + ("" if chosen["selection"]["transfers"] else
                  " although every candidate was below CE on some selection task (the least bad)"))
     held = chosen["tasks_worse"] == 0
-    text = (f"{picked}; reported {where.replace('on the held-out suite', 'on the report suite')}"
-            f" (a suite used for no choice), below CE on "
+    text = (f"{picked}; on the report suite {chosen['suite']!r} (used for no choice): mean "
+            f"change vs CE {100 * chosen['mean_diff']:+.1f} points, worst task "
+            f"{chosen['worst_task']} ({100 * chosen['worst_diff']:+.1f}), below CE on "
             f"{'no task' if held else str(chosen['tasks_worse']) + ' task(s)'}; transfer rate: "
             f"{chosen['transfer_rate']} of the top {chosen['top']} are below CE on no report task")
     return text if held else (f"WARNING: {text}. Do not use it as a drop-in for CE.")
