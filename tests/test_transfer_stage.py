@@ -124,13 +124,24 @@ def test_without_a_stage_best_py_says_transfer_is_unmeasured(tmp_path):
 def test_a_nested_stage_picks_on_the_selection_suite_and_reports_on_the_other(tmp_path):
     run_dir = run_search(_cfg(tmp_path, report_suite="transfer-test-report"), quiet=True)
     choice = load_choice(run_dir)
-    select = {r["loss"]: r for r in _csv(run_dir / "transfer" / "transfer.csv")}
+    rows = _csv(run_dir / "transfer" / "transfer.csv")
+    select = {r["loss"]: r for r in rows}
     report = _csv(run_dir / "transfer" / "report" / "transfer.csv")
     # The pick is the selection suite's (pick_best over its aggregate), whatever the report says.
     labels = [f"hof-{i}" for i in range(1, 4) if f"hof-{i}" in select]
     assert set(select) == {"ce", *labels}  # the selection suite trains the top k and CE only
     assert {r["task"] for r in report} == {n for n, _ in SUITES["transfer-test-report"]}
     assert {"ngl", "label_smoothing", "focal"} <= {r["loss"] for r in report}
+    # The pick, from the selection suite's rows alone: the best mean of those below CE on no task.
+    agg = {}
+    for label in labels:
+        own = [r for r in rows if r["loss"] == label]
+        agg[label] = (not any(float(r["diff_ci_high"]) < 0 for r in own),
+                      sum(float(r["diff_vs_ce"]) for r in own) / len(own))
+    safe = [lb for lb in labels if agg[lb][0]]
+    if safe:
+        assert f"hof-{choice['hof_rank']}" == max(safe, key=lambda lb: agg[lb][1])
+    assert choice["selection"]["mean_diff"] == pytest.approx(agg[f"hof-{choice['hof_rank']}"][1])
     mine = [r for r in report if r["loss"] == f"hof-{choice['hof_rank']}"]
     mean = sum(float(r["diff_vs_ce"]) for r in mine) / len(mine)
     assert choice["suite"] == "transfer-test-report"
