@@ -53,7 +53,8 @@ import os
 import warnings
 
 from gp_search.proxies.base import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
-from gp_search.proxies.tasks import PRACTICE_TASKS, check_mixup, check_transform
+from gp_search.proxies.practice import PRACTICE_TASKS
+from gp_search.proxies.tasks import check_mixup, check_transform
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
@@ -137,7 +138,7 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
     ProxySpec("t-mnist1d-cnn-sgd", "mnist1d", "cnn1d", (("channels", 32),), steps=1000,
               batch_size=128, lr=0.1, optimizer="sgd", description="transfer, SGD: MNIST-1D, "
               "1-D CNN (32), SGD lr 0.1 momentum 0.9, batch 128, 1000 steps"),
-    # How people train (long-tailed training splits, mixup): gp_search.proxies.tasks.
+    # How people train (long-tailed training splits, mixup): gp_search.proxies.practice.
     *PRACTICE_TASKS,
     # The search suite (SEARCH_SUITES): what a search scores, disjoint from the held-out t-* tasks
     # (other relabellings, data, models and budgets); why each is there: SEARCH_TASK_NOTES.
