@@ -120,7 +120,8 @@ def test_every_loss_takes_probability_targets_and_agrees_on_one_hot(name):
     value = loss.fn(z, soft)
     value.backward()
     assert torch.isfinite(value) and bool(torch.isfinite(z.grad).all())
-    assert float(value.detach()) != pytest.approx(float(loss.fn(logits, ids)))  # the soft target counts
+    # The soft target counts: another value than on the class ids.
+    assert float(value.detach()) != pytest.approx(float(loss.fn(logits, ids)))
 
 
 def test_ce_on_probability_targets_is_torchs():

@@ -43,7 +43,11 @@ from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
 from gp_search.proxies.base import EvalResult, ProxySpec
-from gp_search.proxies.calibration import ECE_BINS, ece, reliability
+from gp_search.proxies.calibration import (  # noqa: F401 - ECE_BINS re-exported
+    ECE_BINS,
+    ece,
+    reliability,
+)
 from gp_search.proxies.metrics import IGNORE_INDEX
 from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
 

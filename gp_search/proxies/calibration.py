@@ -100,7 +100,7 @@ def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = ECE_BI
 
 
 def logits_ece(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
-    """ECE of ``softmax(logits / temperature)`` against class ids ``labels`` (``(N, C)``, ``(N,)``)."""
+    """ECE of ``softmax(logits / temperature)`` (``(N, C)``) against class ids ``labels``."""
     p = torch.softmax(logits.double() / temperature, dim=1)
     return ece(p.amax(1).numpy(), (p.argmax(1) == labels).numpy())
 
