@@ -117,7 +117,7 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
 
 def _suite(cfg: SearchConfig, suite: str, losses: list[LossEntry], baselines, out: Path,
            role: str, quiet: bool) -> Transfer:
-    """Train ``losses`` and ``baselines`` on ``suite``; write (and unless quiet print) the tables."""
+    """Train ``losses`` and ``baselines`` on ``suite``; write (and print) the tables."""
     if not quiet:
         print(f"transfer stage: the best {len(losses)} of the hall of fame on {suite!r} ({role}; "
               f"{cfg.transfer_seeds} seeds, with {', '.join(baselines)})", flush=True)
