@@ -77,6 +77,17 @@ def test_an_old_config_without_report_suite_loads_and_keeps_its_meaning():
     assert (cfg.transfer_suite, cfg.report_suite) == ("transfer-quick", "none")
 
 
+def test_a_segmentation_suite_without_calibration_figures_writes_a_readable_choice(tmp_path):
+    from gp_search.search.transfer_stage import calibration_note, run_stage
+
+    cfg = _cfg(tmp_path, transfer_suite="transfer-seg-test", transfer_top=1)
+    entry = {"prefix": "mul(y_pred, y_real)", "canonical": "y_pred*y_real", "fitness": 0.0,
+             "n": 1}
+    chosen = run_stage(cfg, tmp_path, [entry], quiet=True)
+    assert chosen["mean_ece"] is None  # dense: no calibration figures, null in the file
+    assert load_choice(tmp_path) == chosen and calibration_note(chosen) == ""
+
+
 def test_transfer_rate_counts_the_top_losses_below_ce_on_no_task():
     res = _res(_agg("hof-1", 0.05, -0.60, 1), _agg("hof-2", 0.01, -0.01, 0),
                _agg("hof-3", -0.02, -0.02, 0), _agg("ngl", 0.09, 0.01, 0))

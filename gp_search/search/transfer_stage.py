@@ -32,6 +32,7 @@ from pathlib import Path
 
 from gp_search import store
 from gp_search.analysis.compare import BASELINE, LossEntry
+from gp_search.analysis.report import json_safe
 from gp_search.analysis.transfer import (
     DEFAULT_BASELINES,
     Transfer,
@@ -109,6 +110,7 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
                   **_ce_calibration(report)}
     else:
         chosen.update(_ce_calibration(selection))
+    chosen = json_safe(chosen)  # a figure nothing measured (NaN) is written as null
     store.write_atomic(out / CHOICE, json.dumps(chosen, indent=2, sort_keys=True))
     if not quiet:
         print(verdict(chosen), flush=True)
