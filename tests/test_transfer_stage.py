@@ -70,6 +70,18 @@ def test_presets_end_with_a_nested_transfer_stage_and_bad_suites_are_refused():
         SearchConfig(report_suite="transfer-test-report")
 
 
+def test_a_suite_chosen_by_hand_picks_and_reports_alone_as_before():
+    from gp_search.search.config import build
+
+    for cfg in (build("quick", transfer_suite="none"), preset("quick", transfer_suite="none")):
+        assert (cfg.transfer_suite, cfg.report_suite) == ("none", "none")
+    for cfg in (build("quick", transfer_suite="transfer"), preset("quick", transfer_suite="transfer")):
+        assert (cfg.transfer_suite, cfg.report_suite) == ("transfer", "none")
+    both = build("quick", transfer_suite="transfer-test", report_suite="transfer-test-report")
+    assert (both.transfer_suite, both.report_suite) == ("transfer-test", "transfer-test-report")
+    assert build("quick", population=4).report_suite == "transfer-quick-report"
+
+
 def test_an_old_config_without_report_suite_loads_and_keeps_its_meaning():
     old = {k: v for k, v in preset("quick").to_dict().items() if k != "report_suite"}
     old["transfer_suite"] = "transfer-quick"  # a config.json written before report_suite

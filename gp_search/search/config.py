@@ -241,11 +241,22 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def _own_suites(data: dict, given: dict) -> dict:
+    """``data`` with the preset's report suite dropped when ``given`` (a file's or the caller's
+    fields) names a transfer_suite but no report_suite: a suite chosen by hand picks and reports
+    alone, as it did before report_suite existed (``--transfer-suite none`` still turns the
+    stage off, ``--transfer-suite transfer`` still means the one full suite)."""
+    if "transfer_suite" in given and "report_suite" not in given:
+        return {**data, "report_suite": "none"}
+    return data
+
+
 def preset(name: str, **overrides) -> SearchConfig:
-    """A preset's config with overrides applied."""
+    """A preset's config with overrides applied (a ``transfer_suite`` without a
+    ``report_suite`` makes the stage one suite again: :func:`_own_suites`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return SearchConfig(**{**PRESETS[name], **overrides})
+    return SearchConfig(**_own_suites({**PRESETS[name], **overrides}, overrides))
 
 
 def load_file(path: "str | Path") -> dict:
@@ -275,16 +286,20 @@ def load_file(path: "str | Path") -> dict:
 def build(preset_name: str | None = None, config_file: "str | Path | None" = None,
           tasks=(), **overrides) -> SearchConfig:
     """Preset, then file, then explicit overrides (``None`` values are ignored); ``tasks``
-    (tables) are added to the file's."""
+    (tables) are added to the file's; a ``transfer_suite`` given without a ``report_suite``
+    makes the stage one suite again (:func:`_own_suites`)."""
     if preset_name and preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
     data: dict = dict(PRESETS[preset_name]) if preset_name else {}
     source = "config"
+    given: dict = {}
     if config_file:
-        data.update(load_file(config_file))
+        given.update(load_file(config_file))
+        data.update(given)
         source = str(config_file)
         data["tasks"] = _files_from(data.get("tasks", ()), Path(config_file).parent)
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    data = _own_suites({**data, **given}, given)
     if tasks:
         data["tasks"] = list(data.get("tasks", ())) + list(tasks)
     return SearchConfig.from_dict(data, source)
