@@ -32,12 +32,12 @@ fn = getattr(mod, sys.argv[3])
 out = []
 if sys.argv[4] == 'torch':
     import torch
-    for key in ('a', 'b', 'c'):
+    for key in ('a', 'b', 'c', 'd'):
         logits, target = torch.tensor(data[key + '_x']), torch.tensor(data[key + '_t'])
         out.append(float(fn(logits, target)))
         out.append(float(getattr(mod, sys.argv[5])()(logits, target)))
 else:
-    for key in ('a', 'b', 'c'):
+    for key in ('a', 'b', 'c', 'd'):
         out.append(float(fn(data[key + '_x'], data[key + '_t'])))
 print(json.dumps(out))
 """
@@ -49,6 +49,8 @@ def _run_exported(path, name, target, tmp_path, cls=""):
             "b_x": rng.normal(size=(2, 4, 3, 3)), "b_t": rng.integers(0, 4, (2, 3, 3)),
             "c_x": rng.normal(size=(2, 4, 3, 3))}
     data["c_t"] = np.where(rng.random((2, 3, 3)) < 0.3, 255, rng.integers(0, 4, (2, 3, 3)))
+    # Probability targets (mixup, label smoothing): rows of a Dirichlet, shaped like the logits.
+    data["d_x"], data["d_t"] = rng.normal(size=(8, 10)), rng.dirichlet(np.ones(10), 8)
     np.savez(tmp_path / "data.npz", **data)
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
@@ -67,7 +69,8 @@ def _toolkit_values(expr, data):
         s = loss_scale(expr)
     except ValueError:
         s = 1.0
-    return [s * loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item() for k in "abc"]
+    return [s * loss(torch.tensor(data[k + "_x"]), torch.tensor(data[k + "_t"])).item()
+            for k in "abcd"]
 
 
 @pytest.mark.parametrize("text", EXPRS)
@@ -84,6 +87,7 @@ def test_torch_export_is_standalone_and_matches(text, tmp_path):
     assert got[0] == pytest.approx(want[0], rel=1e-6) and got[1] == got[0]
     assert got[2] == pytest.approx(want[1], rel=1e-6) and got[3] == got[2]
     assert got[4] == pytest.approx(want[2], rel=1e-6) and got[5] == got[4]  # ignore label 255
+    assert got[6] == pytest.approx(want[3], rel=1e-6) and got[7] == got[6]  # probabilities
     assert expr.infix in src and expr.prefix in src
 
 

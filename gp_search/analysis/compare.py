@@ -43,14 +43,17 @@ from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
 from gp_search.proxies.base import EvalResult, ProxySpec
+from gp_search.proxies.calibration import (  # noqa: F401 - ECE_BINS re-exported
+    ECE_BINS,
+    ece,
+    reliability,
+)
 from gp_search.proxies.metrics import IGNORE_INDEX
 from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
 
 DEFAULT_LOSSES = ("ce", "sce", "focal", "ce_l2", "poly1", "label_smoothing", "ngl")
 """The paper's baselines and NGL, CE first (the reference every change is measured against)."""
 BASELINE = "ce"
-ECE_BINS = 15
-"""Equal-width confidence bins of the expected calibration error (Guo et al. 2017)."""
 CONFIDENCE_BINS = 20
 """Equal-width bins of the top-probability histograms written for the plots."""
 
@@ -127,61 +130,8 @@ def loss_entries(extra: Iterable[str] = (), runs: Iterable[str | Path] = (),
 
 
 # --- calibration ---------------------------------------------------------------------------------
-
-def _bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
-    """Bin ``i`` holds ``i/bins < c <= (i+1)/bins`` (Guo et al.); 0 falls in the first bin."""
-    edges = np.arange(bins + 1) / bins  # exact i/bins, so a value on an edge bins as stated
-    return np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-
-
-def reliability(confidence: Sequence[float], correct: Sequence[bool],
-                bins: int = ECE_BINS) -> list[dict]:
-    """Per-bin counts, mean confidence and accuracy (the reliability diagram's points).
-
-    Args:
-        confidence: top softmax probability of each sample, in [0, 1].
-        correct: whether each sample's argmax is its label.
-        bins: equal-width bins on [0, 1].
-
-    Returns:
-        One dict per bin: ``lo``, ``hi``, ``count``, ``confidence``, ``accuracy`` (NaN when empty).
-    """
-    conf = np.asarray(confidence, dtype=float)
-    corr = np.asarray(correct, dtype=float)
-    if conf.shape != corr.shape:
-        raise ValueError(f"confidence and correct must have the same length, got {conf.shape} "
-                         f"and {corr.shape}")
-    idx = _bin_index(conf, bins)
-    out = []
-    for b in range(bins):
-        m = idx == b
-        out.append({"lo": b / bins, "hi": (b + 1) / bins, "count": int(m.sum()),
-                    "confidence": float(conf[m].mean()) if m.any() else math.nan,
-                    "accuracy": float(corr[m].mean()) if m.any() else math.nan})
-    return out
-
-
-def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = ECE_BINS) -> float:
-    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|``.
-
-    Args:
-        confidence: top softmax probability per sample.
-        correct: whether each sample was classified right.
-        bins: equal-width bins on [0, 1] (15, as Guo et al. 2017).
-
-    Returns:
-        The ECE in [0, 1]; NaN for no samples.
-
-    Example:
-        >>> round(ece([0.9, 0.9, 0.6, 0.6], [True, False, True, True]), 3)
-        0.4
-    """
-    rows = reliability(confidence, correct, bins)
-    total = sum(r["count"] for r in rows)
-    if total == 0:
-        return math.nan
-    return float(sum(r["count"] / total * abs(r["accuracy"] - r["confidence"])
-                     for r in rows if r["count"]))
+# ece and reliability live with the trainings that measure them (gp_search.proxies.calibration);
+# imported here for the comparison's plots and its earlier callers.
 
 
 def replay(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
@@ -268,9 +218,20 @@ class Comparison:
 
 ROW_FIELDS = ("proxy", "loss", "n", "acc_mean", "acc_std", "acc_ci_low", "acc_ci_high",
               "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "n_pairs", "not_ok",
-              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec", "metric")
+              "ece_mean", "ece_std", "top_mean", "top_median", "replay_agree", "spec", "metric",
+              "ece_scaled_mean", "temperature_mean")
 """Columns of a row (and of ``compare.csv``); fractions, not percentages. ``acc_*`` hold the
-proxy's held-out ``metric`` (accuracy, or mIoU on a segmentation proxy)."""
+proxy's held-out ``metric`` (accuracy, or mIoU on a segmentation proxy). ``ece_scaled_mean`` and
+``temperature_mean``: the ECE after temperature scaling (fitted on the other half of the test
+split) and the fitted temperature, from the trainings themselves
+(:mod:`gp_search.proxies.calibration`; NaN for dense proxies), mean over the finished seeds."""
+
+
+def finished_mean(results, name: str) -> float:
+    """Mean of the EvalResult field ``name`` over the finished trainings that measured it (NaN
+    when none did)."""
+    values = [getattr(r, name) for r in results if r.ok and math.isfinite(getattr(r, name))]
+    return sum(values) / len(values) if values else math.nan
 
 
 def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalResult],
@@ -292,7 +253,8 @@ def _row(proxy: str, entry: LossEntry, results: list[EvalResult], ce: list[EvalR
             "top_mean": float(top.mean()) if top.size else math.nan,
             "top_median": float(np.median(top)) if top.size else math.nan,
             "replay_agree": f"{agree}/{sum(r.ok for r in results)}", "spec": entry.spec,
-            "metric": metric}
+            "metric": metric, "ece_scaled_mean": finished_mean(results, "ece_scaled"),
+            "temperature_mean": finished_mean(results, "temperature")}
 
 
 def compare(losses: Sequence[LossEntry | str] | None = None,

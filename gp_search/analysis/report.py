@@ -131,8 +131,8 @@ def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]
     """One proxy's rows: accuracy, change vs CE, CI, p, n, ECE, confidence, failures."""
     metric = _metrics(r for r in cmp.rows if r["proxy"] == proxy)
     header = ["loss", f"{metric} % (mean ± sd)", "95% CI", "change vs CE (pp)",
-              "95% CI (paired)", "p (paired t)", "n", "ECE (mean ± sd)", "top prob mean / median",
-              "not ok"]
+              "95% CI (paired)", "p (paired t)", "n", "ECE (mean ± sd)", "ECE after T (T)",
+              "top prob mean / median", "not ok"]
     out = []
     for r in (r for r in cmp.rows if r["proxy"] == proxy):
         out.append([
@@ -142,6 +142,7 @@ def detail_rows(cmp: Comparison, proxy: str) -> tuple[list[str], list[list[str]]
             f"[{number(100 * r['diff_ci_low'], '+.2f')}, {number(100 * r['diff_ci_high'], '+.2f')}]",
             number(r["p_value"], ".3g"), str(r["n"]),
             f"{number(r['ece_mean'], '.3f')} ± {number(r['ece_std'], '.3f')}",
+            f"{number(r['ece_scaled_mean'], '.3f')} ({number(r['temperature_mean'], '.3g')})",
             f"{number(r['top_mean'], '.3f')} / {number(r['top_median'], '.3f')}", r["not_ok"] or "–"])
     return header, out
 
@@ -188,7 +189,11 @@ def comparison_markdown(cmp: Comparison, command: str = "", shape_notes=(),
     md += ["", "## Calibration: ECE (median top softmax probability)", "",
            (f"ECE: mean over n = {n} seeds, 15 bins. In brackets: the median top probability "
             "over the held-out samples of all n seeds (far below the accuracy: under-confident; "
-            "above it: over-confident)."), ""]
+            "above it: over-confident). The per-proxy tables add `ECE after T`: the ECE after "
+            "temperature scaling, the temperature T fitted by NLL on one half of the test split "
+            "and applied to the other (both ways), with T in brackets (T > 1: the loss left the "
+            "model over-confident, T < 1: under-confident; dividing the logits by T undoes it "
+            "without changing a prediction)."), ""]
     md += md_table(*calibration_rows(cmp))
     for p in cmp.proxies:
         md += ["", f"## {p}", "", f"{cmp.budgets[p]}; n = {n} seeds.", ""]

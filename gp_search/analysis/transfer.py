@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gp_search import proxies
-from gp_search.analysis.compare import BASELINE, LossEntry
+from gp_search.analysis.compare import BASELINE, LossEntry, finished_mean
 from gp_search.analysis.report import code_label, csv_text, md_table, number
 from gp_search.analysis.stats import paired, summarize
 from gp_search.environment import write_env
@@ -50,8 +50,11 @@ MAX_LOSS_FILE = 1 << 20
 _TREE_LINE = re.compile(r"^Tree:[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
 
 ROW_FIELDS = ("task", "classes", "loss", "n", "not_ok", "acc_mean", "acc_ci_low", "acc_ci_high",
-              "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "seconds_mean")
-"""Columns of ``transfer.csv``: one row per (task, loss); accuracies and changes as fractions."""
+              "diff_vs_ce", "diff_ci_low", "diff_ci_high", "p_value", "seconds_mean", "ece_mean",
+              "ece_scaled_mean", "temperature_mean")
+"""Columns of ``transfer.csv``: one row per (task, loss); accuracies and changes as fractions;
+calibration (:mod:`gp_search.proxies.calibration`: ECE, ECE after temperature scaling fitted on
+the other half of the test split, the fitted temperature) as the mean over the finished seeds."""
 
 
 def read_loss(text: str) -> LossEntry:
@@ -102,7 +105,8 @@ class Transfer:
         rows: one dict per (task, loss), keys :data:`ROW_FIELDS`.
         aggregate: one dict per loss but CE: ``mean_diff`` (unweighted mean over tasks of the
             change vs CE), ``worst_task``, ``worst_diff``, ``tasks_worse`` (tasks whose paired
-            CI lies wholly below 0), ``tasks_better``.
+            CI lies wholly below 0), ``tasks_better``, and the calibration means over tasks
+            ``mean_ece``, ``mean_ece_scaled``, ``mean_temperature``.
     """
 
     suite: str
@@ -122,11 +126,19 @@ def scored(results, num_classes: int) -> list[float]:
 def _row(task: str, k: int, entry: LossEntry, results, ce_results) -> dict:
     acc, ce = scored(results, k), scored(ce_results, k)
     s, d = summarize(acc), paired(acc, ce)
+    calibration = {f"{name}_mean": finished_mean(results, name)
+                   for name in ("ece", "ece_scaled", "temperature")}
     return {"task": task, "classes": k, "loss": entry.label, "n": s["n"],
             "not_ok": sum(not r.ok for r in results), "acc_mean": s["mean"],
             "acc_ci_low": s["ci_low"], "acc_ci_high": s["ci_high"], "diff_vs_ce": d["diff"],
             "diff_ci_low": d["ci_low"], "diff_ci_high": d["ci_high"], "p_value": d["p_value"],
-            "seconds_mean": sum(r.seconds for r in results) / len(results)}
+            "seconds_mean": sum(r.seconds for r in results) / len(results), **calibration}
+
+
+def nan_mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
@@ -136,6 +148,8 @@ def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
         worst = min(mine, key=lambda r: r["diff_vs_ce"])
         out.append({"loss": e.label,
                     "mean_diff": sum(r["diff_vs_ce"] for r in mine) / len(mine),
+                    **{f"mean_{name}": nan_mean([r[f"{name}_mean"] for r in mine])
+                       for name in ("ece", "ece_scaled", "temperature")},
                     "worst_task": worst["task"], "worst_diff": worst["diff_vs_ce"],
                     "tasks_worse": sum(r["diff_ci_high"] < 0 for r in mine),
                     "tasks_better": sum(r["diff_ci_low"] > 0 for r in mine)})
@@ -239,9 +253,11 @@ def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
     """Change vs CE in points per task (paired 95 % CI), then the mean and the worst task."""
     rows = {(r["task"], r["loss"]): r for r in res.rows}
     names = [t.name for t in res.tasks]
-    header = ["loss"] + names + ["mean", "worst task"]
-    out = [[f"CE ({metric_of(res)} %)"] + [number(100 * rows[(t, BASELINE)]["acc_mean"], ".1f")
-                                  for t in names] + ["0", ""]]
+    header = ["loss"] + names + ["mean", "worst task", "ECE (after T)"]
+    ce_rows = [rows[(t, BASELINE)] for t in names]
+    out = [[f"CE ({metric_of(res)} %)"] + [number(100 * r["acc_mean"], ".1f") for r in ce_rows]
+           + ["0", "", _ece_pair(nan_mean([r["ece_mean"] for r in ce_rows]),
+                                 nan_mean([r["ece_scaled_mean"] for r in ce_rows]))]]
     agg = {a["loss"]: a for a in res.aggregate}
     for e in res.entries[1:]:
         mine = [rows[(t, e.label)] for t in names]
@@ -249,18 +265,26 @@ def summary_rows(res: Transfer) -> tuple[list[str], list[list[str]]]:
                  for r in mine]
         a = agg[e.label]
         out.append([code_label(e.label)] + cells
-                   + [_pp(a["mean_diff"]), f"{a['worst_task']} ({_pp(a['worst_diff'])})"])
+                   + [_pp(a["mean_diff"]), f"{a['worst_task']} ({_pp(a['worst_diff'])})",
+                      _ece_pair(a["mean_ece"], a["mean_ece_scaled"])])
     return header, out
 
 
+def _ece_pair(raw: float, scaled: float) -> str:
+    """``0.213 (0.031)``: the ECE, and in brackets after temperature scaling."""
+    return f"{number(raw, '.3f')} ({number(scaled, '.3f')})"
+
+
 def detail_rows(res: Transfer, task: str) -> tuple[list[str], list[list[str]]]:
-    """One task: its metric (mean, CI), change vs CE (paired CI, p), n, not ok."""
-    header = ["loss", f"{metric_of(res, task)} %", "95% CI", "change vs CE (pp)", "95% CI (paired)",
-              "p (paired t)", "n", "not ok"]
+    """One task: its metric (mean, CI), ECE, change vs CE (paired CI, p), ECE after T, T, n, not ok."""
+    header = ["loss", f"{metric_of(res, task)} %", "95% CI", "ECE", "change vs CE (pp)",
+              "95% CI (paired)", "p (paired t)", "ECE after T", "T", "n", "not ok"]
     out = [[code_label(r["loss"]), number(100 * r["acc_mean"], ".2f"),
             f"[{number(100 * r['acc_ci_low'], '.2f')}, {number(100 * r['acc_ci_high'], '.2f')}]",
+            number(r["ece_mean"], ".3f"),
             _pp(r["diff_vs_ce"]), f"[{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}]",
-            number(r["p_value"], ".3g"), str(r["n"]), str(r["not_ok"] or "–")]
+            number(r["p_value"], ".3g"), number(r["ece_scaled_mean"], ".3f"),
+            number(r["temperature_mean"], ".3g"), str(r["n"]), str(r["not_ok"] or "–")]
            for r in res.rows if r["task"] == task]
     return header, out
 
@@ -271,12 +295,12 @@ def format_transfer(res: Transfer) -> str:
     rows = [[c.strip("`") for c in r] for r in rows]
     # One line per (loss, task): the summary's columns are too wide for a terminal.
     lines = [f"suite {res.suite}: n = {len(res.seeds)} seeds, change vs CE in points "
-             f"[paired 95% CI]"]
+             f"[paired 95% CI]; ECE (after temperature scaling)"]
     for r in rows[1:]:
-        lines.append(f"{r[0]}: mean {r[-2]}, worst {r[-1]}")
-        lines += [f"  {t:<24} {c}" for t, c in zip(header[1:-2], r[1:-2])]
-    ce = ", ".join(f"{t} {a}" for t, a in zip(header[1:-2], rows[0][1:-2]))
-    return "\n".join([lines[0], f"CE {metric_of(res)} %: {ce}"] + lines[1:])
+        lines.append(f"{r[0]}: mean {r[-3]}, worst {r[-2]}, ECE {r[-1]}")
+        lines += [f"  {t:<24} {c}" for t, c in zip(header[1:-3], r[1:-3])]
+    ce = ", ".join(f"{t} {a}" for t, a in zip(header[1:-3], rows[0][1:-3]))
+    return "\n".join([lines[0], f"CE {metric_of(res)} %: {ce}; ECE {rows[0][-1]}"] + lines[1:])
 
 
 def transfer_markdown(res: Transfer, command: str = "") -> str:
@@ -290,7 +314,12 @@ def transfer_markdown(res: Transfer, command: str = "") -> str:
            f"## Change in test {metric_of(res)} against CE (percentage points)", "",
            ("Per task: mean over the n seed pairs, paired 95 % t-interval in brackets. `mean`: "
             "unweighted mean over the tasks; `worst task`: the task with the most negative "
-            "change. A training that did not finish scores chance (1/K)."), ""]
+            "change. A training that did not finish scores chance (1/K). `ECE (after T)`: the "
+            "expected calibration error (15 bins) of the test softmax, mean over tasks and "
+            "finished seeds, and in brackets after temperature scaling, the temperature T "
+            "fitted by NLL on one half of the test split and applied to the other (both ways); "
+            "`T` in the task tables is the fitted temperature (T > 1: the loss left the model "
+            "over-confident, T < 1: under-confident; divide the logits by T to undo it)."), ""]
     md += md_table(*summary_rows(res))
     for proxy in res.tasks:
         rows = [r for r in res.rows if r["task"] == proxy.name]
@@ -325,8 +354,10 @@ def write_transfer(res: Transfer, out: str | Path, command: str = "") -> list[Pa
     files = {"transfer.md": transfer_markdown(res, command),
              "transfer.csv": csv_text(ROW_FIELDS, [[r[k] for k in ROW_FIELDS] for r in res.rows]),
              "transfer_seeds.csv": csv_text(
-                 ("task", "loss", "seed", "status", "accuracy", "seconds", "message"),
-                 [[t, label, r.seed, r.status, r.accuracy, r.seconds, r.message]
+                 ("task", "loss", "seed", "status", "accuracy", "seconds", "message", "ece",
+                  "ece_scaled", "temperature"),
+                 [[t, label, r.seed, r.status, r.accuracy, r.seconds, r.message, r.ece,
+                   r.ece_scaled, r.temperature]
                   for (t, label), rs in res.results.items() for r in rs])}
     for name, text in files.items():
         (out / name).write_text(text)

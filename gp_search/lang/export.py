@@ -213,7 +213,8 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
             f"IGNORE = {IGNORE_INDEX}  # target id that counts nowhere (e.g. Pascal VOC's void)\n\n\n"
             f"def {fname}(logits, target):\n"
             f'    """{s!r} × mean of f(p, t) over all elements; target: class indices (positions\n'
-            f'    labelled IGNORE left out when there are at most IGNORE classes) or one-hot."""\n'
+            f'    labelled IGNORE left out when there are at most IGNORE classes), or one-hot or\n'
+            f'    probability targets (mixup, label smoothing) shaped like the logits."""\n'
             + prelude +
             f"    values = {zeros} + {body}\n"
             "    if keep is None:\n"

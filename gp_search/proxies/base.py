@@ -33,7 +33,8 @@ METRIC_NAMES = ("accuracy", "balanced_accuracy", "macro_f1", "miou")
 :func:`gp_search.proxies.metrics.label`)."""
 OPTIMIZERS = ("adam", "sgd")
 """The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
-TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0}
+TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0,
+                      "long_tail": 0.0}
 """The task-transform fields of :class:`ProxySpec` and the values that mean "no transform"."""
 
 
@@ -57,6 +58,10 @@ class EvalResult:
         metric: what ``accuracy`` holds, a :data:`METRIC_NAMES` name (the proxy's
             ``ProxySpec.metric``). JSON and caches written before it was recorded read as
             ``"accuracy"``.
+        ece, temperature, ece_scaled: calibration on the held-out split
+            (:func:`gp_search.proxies.calibration.measure`: expected calibration error, the
+            fitted temperature, the ECE after temperature scaling fitted on the other half);
+            ``nan`` when not measured (dense tasks, a validation split, a result cached before).
     """
 
     status: str = field(metadata={"help": "what became of the evaluation",
@@ -71,6 +76,9 @@ class EvalResult:
     seed: int = 0
     budget: int = 0
     metric: str = rule("accuracy", "what the accuracy field holds", choices=METRIC_NAMES)
+    ece: float = math.nan
+    temperature: float = math.nan
+    ece_scaled: float = math.nan
 
     def __post_init__(self):
         validate(self, "EvalResult field")
@@ -137,8 +145,16 @@ class ProxySpec:
         subsample: training samples kept (stratified, drawn with ``data_seed``); 0 keeps all.
         label_noise: fraction of training labels replaced by another class, drawn uniformly
             with ``data_seed`` (symmetric noise); test labels stay clean. 0 means none.
-        data_seed: seeds ``subsample`` and ``label_noise``: fixed per task, so every loss and
-            every training seed sees the same noisy labels (the comparison stays paired).
+        data_seed: seeds ``subsample``, ``long_tail`` and ``label_noise``: fixed per task, so
+            every loss and every training seed sees the same data (the comparison stays paired).
+        long_tail: class imbalance of the training split: the ratio (>= 1) of the most to the
+            least frequent class, counts falling geometrically with the class id
+            (:func:`gp_search.proxies.tasks.transform`); the test split stays as it is. 0 means
+            none.
+        mixup: mixup's Beta(α, α) parameter α: every training batch is replaced by convex
+            combinations of itself and a permutation of itself, inputs and one-hot targets
+            alike, one weight per batch (:func:`gp_search.proxies.tasks.mixup_plan`), so losses
+            train on probability targets. 0 means none.
         metric: what :attr:`EvalResult.accuracy` holds: a :data:`gp_search.proxies.metrics.
             METRICS` name (``"accuracy"``, ``"balanced_accuracy"``, ``"macro_f1"``, ``"miou"``),
             read from the confusion matrix of the held-out split.
@@ -163,12 +179,16 @@ class ProxySpec:
     label_noise: float = 0.0
     data_seed: int = 0
     metric: str = rule("accuracy", "the held-out metric", choices=METRIC_NAMES)
+    long_tail: float = 0.0
+    mixup: float = 0.0
 
     def __post_init__(self):
-        from gp_search.proxies.tasks import check_transform
+        from gp_search.proxies.tasks import check_mixup, check_transform
 
         validate(self, "proxy field")
-        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed)
+        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed,
+                        self.long_tail)
+        check_mixup(self.mixup)
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
@@ -181,6 +201,8 @@ class ProxySpec:
             payload["optimizer"] = self.optimizer
         if self.metric != "accuracy":  # keys of accuracy results stay what they always were
             payload["metric"] = self.metric
+        if self.mixup:  # likewise: only mixup changes it
+            payload["mixup"] = self.mixup
         for name, default in TRANSFORM_DEFAULTS.items():  # likewise: only a transform changes it
             if getattr(self, name) != default:
                 payload[name] = getattr(self, name)

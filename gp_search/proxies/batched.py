@@ -11,7 +11,9 @@ scores each with ``spec.metric``. Two paths, same contract:
   Adam or SGD): :mod:`gp_search.proxies.batched_func` (``torch.func.stack_module_state`` +
   ``vmap(functional_call)``, autograd, ``torch.optim`` over the stacked tensors). A model with
   buffers (BatchNorm running statistics) cannot stack: it trains one candidate at a time and each
-  result's message says why.
+  result's message says why. So does a task with soft targets (``spec.mixup``): the stacks
+  train on class ids, so mixup tasks are routed to ``train_one``, one candidate at a time
+  (:data:`MIXUP_ALONE` in each result's message; :func:`pays_off` says False for them).
 
 Results equal ``train_one``'s to rounding (``tests/test_batched.py``, ``tests/test_batched_func.py``:
 parameters and losses within 1e-5 after a few steps, every model kind, Adam and SGD). A candidate
@@ -48,7 +50,7 @@ from gp_search.proxies.batched_mlp import MlpPopulation
 from gp_search.proxies.batched_run import CHECK_EVERY, run
 
 __all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_MIN_POPULATION", "CPU_STACK_MB",
-           "default_stack_mb", "pays_off", "train_population"]
+           "MIXUP_ALONE", "default_stack_mb", "pays_off", "train_population"]
 
 CPU_MIN_POPULATION: dict[str, int] = {"mlp": 2, "cnn1d": 2, "cnn2d": 4, "resnet": 8}
 """Smallest population that :func:`pays_off` batches on CPU, per built-in model kind (a kind not
@@ -63,6 +65,9 @@ CPU_STACK_MB = 64
 beats one large stack. 64 candidates, 50 steps, one thread, load ~12 (one run each): digits-cnn
 (2.0 MiB per candidate) 2.71 cand/s in one stack, 4.25 in chunks of 32, 3.81 in chunks of 16;
 digits-resnet (6.7 MiB) 1.68, 1.72, 1.88 (``benchmarks/README.md``)."""
+MIXUP_ALONE = ("mixup: soft targets train one candidate at a time (the population stacks "
+               "take class ids)")
+"""Why a mixup task's candidates trained one at a time (recorded in each result's message)."""
 CUDA_STACK_FRACTION = 0.5
 """Default memory budget of one stack on CUDA: this fraction of the device's free memory."""
 
@@ -92,7 +97,7 @@ def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
         True for ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_POPULATION[spec.model]`` and, for
         MLPs, at most :data:`CPU_MAX_MLP_PARAMS` parameters per candidate (module docstring).
     """
-    if n < 2:
+    if n < 2 or spec.mixup:  # mixup: soft targets, trained by train_one (MIXUP_ALONE)
         return False
     if torch.device(device).type == "cuda":
         return True
@@ -157,7 +162,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         ds = train.dataset_for(spec, dev)
         model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                              **dict(spec.model_kw)).to(dev)
-        why = unstackable(model)
+        why = MIXUP_ALONE if spec.mixup else unstackable(model)
     except Exception:  # noqa: BLE001 - e.g. missing data files: train_one makes it a status
         model, why = None, None
     if model is None or len(todo) < 2 or why:

@@ -216,20 +216,24 @@ class FuncPopulation:
         return torch.stack([p.flatten(1).abs().amax(1) for p in self.params.values()]).amax(0)
 
     @torch.no_grad()
-    def scores(self) -> list[float]:
+    def scores(self) -> list[tuple[float, dict]]:
         """``spec.metric`` of each live slot on the held-out split (one confusion matrix each,
-        as ``train.held_out_score``); chunks of the training batch size keep memory within what
-        training used."""
+        as ``train.held_out_score``) and its calibration figures; chunks of the training batch
+        size keep memory within what training used."""
         x, y, classes = self.ds.x_test, self.ds.y_test, self.ds.num_classes
         chunk = max(1, min(self.spec.eval_batch, self.spec.batch_size))
         self.skeleton.eval()  # as held_out_score (the same for every module that stacks)
         cms = torch.zeros(self.n, classes, classes, dtype=torch.long)
+        kept = [] if train.calibrates(self.spec, self.ds) else None
         for s in range(0, len(x), chunk):
-            pred = self.forward(self.params, x[s:s + chunk]).argmax(2)
+            logits = self.forward(self.params, x[s:s + chunk])  # (n, B, C)
+            pred = logits.argmax(2)
             for slot in range(self.n):
                 cms[slot] += metrics.confusion(pred[slot], y[s:s + chunk], classes)
+            if kept is not None:
+                kept.append(logits.cpu())
         self.skeleton.train()
-        return [metrics.score(self.spec.metric, cm) for cm in cms]
+        return train.slot_scores(self.spec, cms, kept, y)
 
     def parameters(self, slot: int) -> list[torch.Tensor]:
         """Slot ``slot``'s parameters in ``model.parameters()`` order (for tests and inspection)."""

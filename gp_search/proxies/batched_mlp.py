@@ -263,17 +263,22 @@ class MlpPopulation:
         return torch.stack([t.reshape(self.n, -1).abs().amax(1) for t in (*self.W, *self.b)]).amax(0)
 
     @torch.no_grad()
-    def scores(self) -> list[float]:
-        """``spec.metric`` of each live slot on the held-out split (one confusion matrix each)."""
+    def scores(self) -> list[tuple[float, dict]]:
+        """``spec.metric`` of each live slot on the held-out split (one confusion matrix each)
+        and its calibration figures (``train.calibrates``; else none)."""
         x, y, classes = self.ds.x_test.reshape(self.ds.n_test, -1), self.ds.y_test, self.ds.num_classes
         # Chunk so one chunk's first-layer activations stay near 2**24 floats (memory only).
         chunk = max(1, min(self.spec.eval_batch, (1 << 24) // max(1, self.n * self.shapes[0][1])))
         cms = torch.zeros(self.n, classes, classes, dtype=torch.long)
+        kept = [] if train.calibrates(self.spec, self.ds) else None
         for s in range(0, len(x), chunk):
-            pred = self._forward(x[s:s + chunk])[0].argmax(1)
+            logits = self._forward(x[s:s + chunk])[0]  # (n, C, B)
+            pred = logits.argmax(1)
             for slot in range(self.n):
                 cms[slot] += metrics.confusion(pred[slot], y[s:s + chunk], classes)
-        return [metrics.score(self.spec.metric, cm) for cm in cms]
+            if kept is not None:
+                kept.append(logits.transpose(1, 2).cpu())
+        return train.slot_scores(self.spec, cms, kept, y)
 
     def parameters(self, slot: int) -> list[torch.Tensor]:
         """Slot ``slot``'s parameters in ``model.parameters()`` order (for tests and inspection)."""

@@ -57,8 +57,9 @@ class Population(Protocol):
     def keep(self, slots: torch.Tensor) -> None:
         """Keep only these stack slots (int64, CPU), dropping the others from every tensor."""
 
-    def scores(self) -> list[float]:
-        """The held-out ``spec.metric`` of each live slot."""
+    def scores(self) -> list[tuple[float, dict]]:
+        """The held-out ``spec.metric`` of each live slot and its calibration figures
+        (``train.slot_scores``)."""
 
 
 def fn_grad(loss, logits: torch.Tensor, y: torch.Tensor):
@@ -112,7 +113,8 @@ def run(pop: Population) -> list[EvalResult | None]:
     msg = "" if status == "ok" else train.timeout_message(spec, done, pop.budget) + " (population)"
     out: list[EvalResult | None] = [None] * len(pop.losses)
     for s, c in enumerate(pop.alive.tolist()):
-        out[c] = EvalResult(status, math.nan if score is None else float(score[s]),
+        out[c] = EvalResult(status, math.nan if score is None else float(score[s][0]),
                             float(tail[c]), done, seconds, msg, pop.losses[c].name, spec.name,
-                            int(pop.seed), pop.budget, spec.metric)
+                            int(pop.seed), pop.budget, spec.metric,
+                            **({} if score is None else score[s][1]))
     return out

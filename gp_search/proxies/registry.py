@@ -53,7 +53,8 @@ import os
 import warnings
 
 from gp_search.proxies.base import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
-from gp_search.proxies.tasks import check_transform
+from gp_search.proxies.practice import PRACTICE_TASKS
+from gp_search.proxies.tasks import check_mixup, check_transform
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
@@ -137,6 +138,8 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
     ProxySpec("t-mnist1d-cnn-sgd", "mnist1d", "cnn1d", (("channels", 32),), steps=1000,
               batch_size=128, lr=0.1, optimizer="sgd", description="transfer, SGD: MNIST-1D, "
               "1-D CNN (32), SGD lr 0.1 momentum 0.9, batch 128, 1000 steps"),
+    # How people train (long-tailed training splits, mixup): gp_search.proxies.practice.
+    *PRACTICE_TASKS,
     # The search suite (SEARCH_SUITES): what a search scores, disjoint from the held-out t-* tasks
     # (other relabellings, data, models and budgets); why each is there: SEARCH_TASK_NOTES.
     ProxySpec("s-digits-half-mlp", "digits", "mlp", (("hidden", (128,)),), steps=300,
@@ -229,9 +232,13 @@ def _checked(field: str, value):
         return tuple(sorted((str(k), _hashable(v)) for k, v in items))
     if field == "data_root":
         return None if value is None else os.fspath(value)
-    if field in TRANSFORM_DEFAULTS:
-        value = float(value) if field == "label_noise" and isinstance(value, int) else value
-        check_transform(**{**TRANSFORM_DEFAULTS, field: value})
+    if field in TRANSFORM_DEFAULTS or field == "mixup":
+        fraction = field in ("label_noise", "long_tail", "mixup")
+        value = float(value) if fraction and type(value) is int else value
+        if field == "mixup":
+            check_mixup(value)
+        else:
+            check_transform(**{**TRANSFORM_DEFAULTS, field: value})
         return value
     if field == "split" and value not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {value!r}")

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gp_search.proxies import data, metrics, models, tasks
+from gp_search.proxies import calibration, data, metrics, models, tasks
 from gp_search.proxies.base import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 
 if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
@@ -124,8 +124,9 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
     Raises:
         FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
     """
-    task = (spec.relabel, spec.subsample, spec.label_noise, spec.data_seed)
-    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split, task)
+    task = {name: getattr(spec, name) for name in TRANSFORM_DEFAULTS}
+    key = (spec.dataset, spec.data_root, str(torch.device(device)), spec.split,
+           tuple(task.items()))
     if key not in _DATA:
         if spec.split == "val":
             untouched = dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS)
@@ -134,7 +135,7 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
         else:
             base = data.load(spec.dataset, spec.data_root).to(device)
         # After the validation cut: noise and subsampling touch only what trains.
-        _DATA[key] = tasks.transform(base, *task)
+        _DATA[key] = tasks.transform(base, **task)
     return _DATA[key]
 
 
@@ -176,15 +177,38 @@ def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> torch
 
 @torch.no_grad()
 def held_out_score(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int,
-                   num_classes: int, metric: str = "accuracy") -> float:
+                   num_classes: int, metric: str = "accuracy",
+                   kept: list | None = None) -> float:
     """``metric`` of the model's predictions of ``x`` against ``y`` (eval mode, ``chunk`` samples
-    at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`)."""
+    at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`); each
+    chunk's logits are appended to ``kept`` (on the CPU) when a list is given."""
     model.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
     for start in range(0, len(x), chunk):
-        pred = model(x[start:start + chunk]).argmax(1)
-        cm += metrics.confusion(pred, y[start:start + chunk], num_classes)
+        logits = model(x[start:start + chunk])
+        cm += metrics.confusion(logits.argmax(1), y[start:start + chunk], num_classes)
+        if kept is not None:
+            kept.append(logits.cpu())
     return metrics.score(metric, cm)
+
+
+def slot_scores(spec: ProxySpec, cms: torch.Tensor, kept: list | None,
+                y: torch.Tensor) -> list[tuple[float, dict]]:
+    """A population's held-out results: per slot, ``spec.metric`` of its confusion matrix
+    (``cms[slot]``) and the calibration figures of its logits (``kept``: per chunk, ``(n, B,
+    C)``; None: not measured)."""
+    logits = torch.cat(kept, dim=1) if kept else None
+    return [(metrics.score(spec.metric, cm),
+             calibration.measure(logits[slot], y) if logits is not None else {})
+            for slot, cm in enumerate(cms)]
+
+
+def calibrates(spec: ProxySpec, ds: data.Dataset) -> bool:
+    """Whether a training measures calibration (:mod:`gp_search.proxies.calibration`): on a
+    test split of one label per sample. A search's fitness trainings (the validation split)
+    skip it: the temperature fit would cost up to 40 % of a 100-class proxy's training and
+    decides nothing there."""
+    return spec.split == "test" and ds.y_test.dim() == 1
 
 
 def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
@@ -270,8 +294,9 @@ class _Report:
         return time.perf_counter() - self.start
 
     def __call__(self, status: str, done: int, message: str = "", acc: float = math.nan,
-                 train_loss: float = math.nan) -> EvalResult:
-        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common)
+                 train_loss: float = math.nan, **figures: float) -> EvalResult:
+        return EvalResult(status, acc, train_loss, done, self.elapsed(), message, **self.common,
+                          **figures)
 
 
 def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
@@ -294,10 +319,19 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
         opt = torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cpu", "cuda") or None)
     batches = batch_indices(ds.n_train, spec.batch_size, budget, seed).to(device)
     x, y = ds.x_train, ds.y_train
+    if spec.mixup:
+        if y.dim() > 1:
+            raise ValueError(f"mixup needs one label per sample; {ds.name} has per-pixel labels")
+        lam, partner = (t.to(device) for t in tasks.mixup_plan(spec.batch_size, budget,
+                                                                spec.mixup, seed))
     history = []
     for step in range(budget):
         idx = batches[step]
-        value = loss.fn(model(x[idx]), y[idx])
+        if spec.mixup:  # probability targets: every loss takes (N, C) targets as well as ids
+            xb, yb = tasks.mix(x[idx], y[idx], ds.num_classes, lam[step], partner[step])
+            value = loss.fn(model(xb), yb)
+        else:
+            value = loss.fn(model(x[idx]), y[idx])
         if scale != 1.0:  # SGD only: the loss's scale is its learning rate (module docstring)
             value = value * scale
         if loss.l2 > 0:  # ce_l2: the penalty needs the weights, which only the training has
@@ -322,9 +356,11 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
                           train_loss=_tail_mean(history))
     if on_trained is not None:
         on_trained(model, ds)
+    kept: list | None = [] if calibrates(spec, ds) else None
     acc = held_out_score(model, ds.x_test, ds.y_test, spec.eval_batch, ds.num_classes,
-                         spec.metric)
-    return report("ok", budget, acc=acc, train_loss=_tail_mean(history))
+                         spec.metric, kept)
+    figures = calibration.measure(torch.cat(kept), ds.y_test) if kept else {}
+    return report("ok", budget, acc=acc, train_loss=_tail_mean(history), **figures)
 
 
 def tail_length(steps: int) -> int:

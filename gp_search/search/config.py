@@ -24,6 +24,11 @@ def _names(what: str):
     return (lambda cfg, v: all(isinstance(x, str) and x for x in v), what)
 
 
+def _shared_tasks(a: str, b: str) -> set[str]:
+    """The task names that suites ``a`` and ``b`` share."""
+    return {n for n, _ in SUITES.get(a, ())} & {n for n, _ in SUITES.get(b, ())}
+
+
 def _held_out(names) -> list[str]:
     """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
     from gp_search.proxies.tasks import HELD_OUT
@@ -167,11 +172,25 @@ class SearchConfig:
                   check=(lambda c, v: bool(v), "not be empty"))
     cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
     transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.tasks.SUITES) that the "
-                                     "hall of fame's best are retrained on when the search ends, "
-                                     "with CE, NGL and label smoothing; best.py is the best there "
+                                     "hall of fame's best are retrained on when the search ends; "
+                                     "it picks best.py among them (the selection suite); "
+                                     "without a report_suite its figures are also the ones "
+                                     "reported, with CE, NGL and label smoothing beside them "
                                      "('none': no transfer stage)",
                              check=(lambda c, v: v == "none" or v in SUITES,
                                     f"be 'none' or a suite of {sorted(SUITES)}"))
+    report_suite: str = _f("none", "held-out suite used for no choice: after transfer_suite "
+                                   "has picked best.py, the same top losses and the baselines "
+                                   "are retrained there, and its figures are what the run "
+                                   "prints and best.py states, with the transfer rate (how "
+                                   "many of the top are below CE on no report task); its tasks "
+                                   "must not be transfer_suite's ('none': the selection "
+                                   "suite's figures are reported, as before this field)",
+                           check=(lambda c, v: v == "none" or (
+                               v in SUITES and c.transfer_suite != "none"
+                               and not _shared_tasks(c.transfer_suite, v)),
+                               f"be 'none' or a suite of {sorted(SUITES)} that shares no task "
+                               f"with transfer_suite (which must not be 'none')"))
     transfer_top: int = _f(5, "transfer stage: how many of the hall of fame's best it retrains",
                            min=1, max=50)
     transfer_seeds: int = _f(3, "transfer stage: training seeds per loss and task (paired by seed)",
@@ -237,8 +256,8 @@ PRESETS: dict[str, dict] = {
     "quick": dict(population=24, generations=1000, proxies=_SEARCH_QUICK, seeds=2,
                   niche_radius=0.3, immigrants=0.25,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
-                  time_budget=450.0, transfer_suite="transfer-quick", transfer_seeds=3,
-                  preset="quick"),
+                  time_budget=450.0, transfer_suite="transfer-quick-select",
+                  report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
     # The NGL search as far as it is known: the paper's primitive set; the rest our choices
     # (the paper searched on one task; this one scores the whole search suite, like quick).
     "paper": dict(population=64, generations=20, proxies=_SEARCH, fitness_aggregate="softmin",
@@ -246,16 +265,27 @@ PRESETS: dict[str, dict] = {
                   seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
-                  optimize_constants=True, transfer_suite="transfer", transfer_seeds=5,
-                  preset="paper"),
+                  optimize_constants=True, transfer_suite="transfer-select",
+                  report_suite="transfer-report", transfer_seeds=5, preset="paper"),
 }
 
 
+def _own_suites(data: dict, given: dict) -> dict:
+    """``data`` with the preset's report suite dropped when ``given`` (a file's or the caller's
+    fields) names a transfer_suite but no report_suite: a suite chosen by hand picks and reports
+    alone, as it did before report_suite existed (``--transfer-suite none`` still turns the
+    stage off, ``--transfer-suite transfer`` still means the one full suite)."""
+    if "transfer_suite" in given and "report_suite" not in given:
+        return {**data, "report_suite": "none"}
+    return data
+
+
 def preset(name: str, **overrides) -> SearchConfig:
-    """A preset's config with overrides applied."""
+    """A preset's config with overrides applied (a ``transfer_suite`` without a
+    ``report_suite`` makes the stage one suite again: :func:`_own_suites`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return SearchConfig(**{**PRESETS[name], **overrides})
+    return SearchConfig(**_own_suites({**PRESETS[name], **overrides}, overrides))
 
 
 def load_file(path: "str | Path") -> dict:
@@ -285,16 +315,20 @@ def load_file(path: "str | Path") -> dict:
 def build(preset_name: str | None = None, config_file: "str | Path | None" = None,
           tasks=(), **overrides) -> SearchConfig:
     """Preset, then file, then explicit overrides (``None`` values are ignored); ``tasks``
-    (tables) are added to the file's."""
+    (tables) are added to the file's; a ``transfer_suite`` given without a ``report_suite``
+    makes the stage one suite again (:func:`_own_suites`)."""
     if preset_name and preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
     data: dict = dict(PRESETS[preset_name]) if preset_name else {}
     source = "config"
+    given: dict = {}
     if config_file:
-        data.update(load_file(config_file))
+        given.update(load_file(config_file))
+        data.update(given)
         source = str(config_file)
         data["tasks"] = _files_from(data.get("tasks", ()), Path(config_file).parent)
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    data = _own_suites({**data, **given}, given)
     if tasks:
         data["tasks"] = list(data.get("tasks", ())) + list(tasks)
     return SearchConfig.from_dict(data, source)

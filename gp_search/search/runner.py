@@ -17,6 +17,7 @@ import contextlib
 import random
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,9 @@ def _conclude(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     origin += (f"; {transfer_stage.verdict(chosen)}" if chosen else
                "; no transfer stage (transfer_suite = none): measure it on held-out tasks with "
                "`gp-search transfer` before use")
+    note = transfer_stage.calibration_note(chosen) if chosen else ""
+    origin += f"; {note}" if note else ""
+    origin = textwrap.fill(origin, width=92, break_long_words=False, break_on_hyphens=False)
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
     store.write_atomic(run_dir / "best.py", text)
@@ -340,7 +344,11 @@ def print_result(run_dir: Path, top: int = 5) -> None:
     chosen = transfer_stage.load_choice(run_dir)
     if chosen is not None:
         print(transfer_stage.verdict(chosen))
-        print(f"transfer tables: {run_dir / 'transfer' / 'transfer.md'}")
+        note = transfer_stage.calibration_note(chosen)
+        if note:
+            print(note)
+        tables = run_dir / "transfer" / ("report" if "selection_suite" in chosen else "")
+        print(f"transfer tables: {tables / 'transfer.md'}")
     best = run_dir / "best.py"
     if best.exists():
         print(f"best loss exported to: {best}")

@@ -1,27 +1,54 @@
-"""The run's last step: the hall of fame's best retrained on a held-out suite; best.py from it.
+"""The run's last step: the hall of fame's best retrained on held-out suites; best.py from them.
 
-A loss that wins on the search's proxies can still break a 2-class task, label noise or SGD.
-When ``cfg.transfer_suite`` names a suite, the top ``cfg.transfer_top`` entries of the hall of
-fame are retrained there beside CE, NGL, label smoothing and focal
-(:func:`gp_search.analysis.transfer.transfer`, ``cfg.transfer_seeds`` seeds, paired by seed), the
-tables go to ``RUN_DIR/transfer/`` and the loss the run reports as best is the best on transfer
-(:func:`gp_search.analysis.transfer.pick_best`), not the best on search fitness.
-``transfer/choice.json`` records that choice; its presence marks the stage as done (a run
-stopped during the stage does it again on ``resume``).
+A loss that wins on the search's proxies can still break a 2-class task, label noise, SGD, a
+long-tailed training set or soft targets. When ``cfg.transfer_suite`` names a suite, the top
+``cfg.transfer_top`` entries of the hall of fame are retrained there
+(:func:`gp_search.analysis.transfer.transfer`, ``cfg.transfer_seeds`` seeds, paired with CE by
+seed) and that suite picks the loss the run ships (:func:`gp_search.analysis.transfer.
+pick_best`), not the search fitness. Transfer is nested when ``cfg.report_suite`` names a
+second suite, which shares no task with the first:
+
+* the **selection** suite (``transfer_suite``) only picks: the top k and CE train there
+  (tables in ``RUN_DIR/transfer/``);
+* the **report** suite (``report_suite``) is used for no choice: the same top k and the
+  baselines (CE, NGL, label smoothing, focal) train there after the pick (tables in
+  ``RUN_DIR/transfer/report/``). Its figures are the ones the run prints and ``best.py``
+  states: the chosen loss's mean change against CE, its worst task, how many report tasks it is
+  below CE on (paired 95 % CI wholly below 0), its calibration (ECE before and after
+  temperature scaling, the fitted temperature) beside CE's, and the **transfer rate**: how many
+  of the top k are below CE on no report task.
+
+Without a report suite (configs written before it), the selection suite's figures are reported,
+as they always were, and the verdict says that they were chosen on the same suite.
+``transfer/choice.json`` records the choice and the figures; its presence marks the stage as
+done (a run stopped during the stage does it again on ``resume``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from gp_search import store
-from gp_search.analysis.compare import LossEntry
-from gp_search.analysis.transfer import format_transfer, pick_best, transfer, write_transfer
+from gp_search.analysis.compare import BASELINE, LossEntry
+from gp_search.analysis.report import json_safe
+from gp_search.analysis.transfer import (
+    DEFAULT_BASELINES,
+    Transfer,
+    format_transfer,
+    nan_mean,
+    pick_best,
+    transfer,
+    write_transfer,
+)
 from gp_search.environment import command_line
 from gp_search.search.config import SearchConfig
 
 CHOICE = "choice.json"
+FIGURES = ("mean_diff", "worst_task", "worst_diff", "tasks_worse", "mean_ece", "mean_ece_scaled",
+           "mean_temperature")
+"""A loss's aggregate figures on a suite that a choice records."""
 
 
 def done(run_dir: Path) -> bool:
@@ -29,50 +56,120 @@ def done(run_dir: Path) -> bool:
     return (Path(run_dir) / "transfer" / CHOICE).is_file()
 
 
+def transfer_rate(res: Transfer, labels: list[str]) -> int:
+    """How many of ``labels`` are below CE on no task of ``res`` (paired 95 % CI wholly below 0)."""
+    return sum(a["tasks_worse"] == 0 for a in res.aggregate if a["loss"] in set(labels))
+
+
+def _figures(res: Transfer, label: str) -> dict:
+    row = next(a for a in res.aggregate if a["loss"] == label)
+    return {k: row[k] for k in FIGURES}
+
+
+def _ce_calibration(res: Transfer) -> dict:
+    """CE's mean ECE (before and after temperature scaling) over the suite's tasks."""
+    rows = [r for r in res.rows if r["loss"] == BASELINE]
+    return {"ce_mean_ece": nan_mean([r["ece_mean"] for r in rows]),
+            "ce_mean_ece_scaled": nan_mean([r["ece_scaled_mean"] for r in rows])}
+
+
 def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool) -> dict | None:
-    """Retrain the best of ``entries`` (hall-of-fame rows, best first) on ``cfg.transfer_suite``.
+    """Retrain the best of ``entries`` (hall-of-fame rows, best first) on the held-out suites.
 
     Returns:
-        The chosen entry's hall-of-fame row with the transfer figures (``mean_diff``,
-        ``worst_task``, ``worst_diff``, ``tasks_worse``, ``transfers``), or None when the
-        config asks for no stage or the hall of fame is empty.
+        The chosen entry's hall-of-fame row with the reported figures (:data:`FIGURES` on the
+        report suite, or on the selection suite without one), ``suite`` (where the figures come
+        from), ``hof_rank``, ``transfers`` (the pick breaks no selection task), and with a
+        report suite ``selection_suite``, ``selection`` (the pick's selection figures),
+        ``transfer_rate`` and ``top``; or None when the config asks for no stage or the hall of
+        fame is empty.
     """
     if cfg.transfer_suite == "none" or not entries:
         return None
+    nested = cfg.report_suite != "none"
     top = entries[:cfg.transfer_top]
     losses = [LossEntry(f"hof-{i + 1}", e["prefix"], f"hall of fame #{i + 1}")
               for i, e in enumerate(top)]
-    if not quiet:
-        print(f"transfer stage: the best {len(top)} of the hall of fame on the held-out suite "
-              f"{cfg.transfer_suite!r} ({cfg.transfer_seeds} seeds, with CE, NGL, label "
-              f"smoothing and focal)", flush=True)
-    res = transfer(losses, cfg.transfer_suite, seeds=cfg.transfer_seeds, jobs=cfg.jobs,
-                   device=cfg.device, progress=None if quiet else print)
+    labels = [loss.label for loss in losses]
     out = Path(run_dir) / "transfer"
-    write_transfer(res, out, command_line())
-    pick = pick_best(res, [loss.label for loss in losses])
-    rank = [loss.label for loss in losses].index(pick["loss"]) + 1
+    selection = _suite(cfg, cfg.transfer_suite, losses, ("ce",) if nested else DEFAULT_BASELINES,
+                       out, "selection suite, picks best.py" if nested else "held-out suite",
+                       quiet)
+    pick = pick_best(selection, labels)
+    rank = labels.index(pick["loss"]) + 1
     chosen = {**top[rank - 1], "hof_rank": rank, "suite": cfg.transfer_suite,
-              **{k: pick[k] for k in ("mean_diff", "worst_task", "worst_diff", "tasks_worse",
-                                       "transfers")}}
+              "transfers": pick["transfers"], **_figures(selection, pick["loss"])}
+    if nested:
+        report = _suite(cfg, cfg.report_suite, losses, DEFAULT_BASELINES, out / "report",
+                        "report suite, used for no choice", quiet)
+        chosen = {**chosen, "selection_suite": cfg.transfer_suite,
+                  "selection": {**_figures(selection, pick["loss"]),
+                                "transfers": pick["transfers"]},
+                  "suite": cfg.report_suite, **_figures(report, pick["loss"]),
+                  "transfer_rate": transfer_rate(report, labels), "top": len(labels),
+                  **_ce_calibration(report)}
+    else:
+        chosen.update(_ce_calibration(selection))
+    chosen = json_safe(chosen)  # a figure nothing measured (NaN) is written as null
     store.write_atomic(out / CHOICE, json.dumps(chosen, indent=2, sort_keys=True))
     if not quiet:
-        print(format_transfer(res), flush=True)
         print(verdict(chosen), flush=True)
     return chosen
 
 
+def _suite(cfg: SearchConfig, suite: str, losses: list[LossEntry], baselines, out: Path,
+           role: str, quiet: bool) -> Transfer:
+    """Train ``losses`` and ``baselines`` on ``suite``; write (and print) the tables."""
+    if not quiet:
+        print(f"transfer stage: the best {len(losses)} of the hall of fame on {suite!r} ({role}; "
+              f"{cfg.transfer_seeds} seeds, with {', '.join(baselines)})", flush=True)
+    res = transfer(losses, suite, seeds=cfg.transfer_seeds, jobs=cfg.jobs, device=cfg.device,
+                   baselines=baselines, progress=None if quiet else print)
+    write_transfer(res, out, command_line())
+    if not quiet:
+        print(format_transfer(res), flush=True)
+    return res
+
+
 def verdict(chosen: dict) -> str:
-    """One sentence on the chosen loss's transfer, for best.py and the printed summary."""
+    """What the run says about its chosen loss's transfer, for best.py and the printed summary."""
     where = (f"on the held-out suite {chosen['suite']!r}: mean change vs CE "
              f"{100 * chosen['mean_diff']:+.1f} points, worst task {chosen['worst_task']} "
              f"({100 * chosen['worst_diff']:+.1f})")
-    if chosen["transfers"]:
-        return (f"best on transfer: hall of fame #{chosen['hof_rank']}, worse than CE on no task "
-                f"{where}")
-    return (f"WARNING: every loss of the hall of fame's top is worse than CE beyond its paired "
-            f"95 % CI on some held-out task; the least bad is #{chosen['hof_rank']}, worse on "
-            f"{chosen['tasks_worse']} task(s) {where}. Do not use it as a drop-in for CE.")
+    if "selection_suite" not in chosen:  # one suite picked and reports (runs before report_suite)
+        if chosen["transfers"]:
+            return (f"best on transfer: hall of fame #{chosen['hof_rank']}, worse than CE on no "
+                    f"task {where} (chosen on the same suite)")
+        return (f"WARNING: every loss of the hall of fame's top is worse than CE beyond its "
+                f"paired 95 % CI on some held-out task; the least bad is "
+                f"#{chosen['hof_rank']}, worse on {chosen['tasks_worse']} task(s) {where}. Do "
+                f"not use it as a drop-in for CE.")
+    picked = (f"hall of fame #{chosen['hof_rank']}, picked on the selection suite "
+              f"{chosen['selection_suite']!r}"
+              + ("" if chosen["selection"]["transfers"] else
+                 " although every candidate was below CE on some selection task (the least bad)"))
+    held = chosen["tasks_worse"] == 0
+    text = (f"{picked}; on the report suite {chosen['suite']!r} (used for no choice): mean "
+            f"change vs CE {100 * chosen['mean_diff']:+.1f} points, worst task "
+            f"{chosen['worst_task']} ({100 * chosen['worst_diff']:+.1f}), below CE on "
+            f"{'no task' if held else str(chosen['tasks_worse']) + ' task(s)'}; transfer rate: "
+            f"{chosen['transfer_rate']} of the top {chosen['top']} are below CE on no report task")
+    return text if held else (f"WARNING: {text}. Do not use it as a drop-in for CE.")
+
+
+def calibration_note(chosen: dict) -> str:
+    """What the chosen loss does to calibration on the reported suite and how to undo it."""
+    ece, scaled, t = chosen.get("mean_ece"), chosen.get("mean_ece_scaled"), \
+        chosen.get("mean_temperature")
+    if not all(isinstance(v, float) and math.isfinite(v) for v in (ece, scaled, t)):
+        return ""
+    ce, ce_scaled = chosen.get("ce_mean_ece", float("nan")), chosen.get("ce_mean_ece_scaled",
+                                                                        float("nan"))
+    way = "over-confident" if t > 1 else "under-confident"
+    return (f"calibration on {chosen['suite']!r} (mean over tasks): ECE {ece:.3f} against CE's "
+            f"{ce:.3f}; the model it trains is {way} (fitted temperature T = {t:.3g}); dividing "
+            f"the logits by T (temperature scaling, fitted by NLL on a validation split) brings "
+            f"the ECE to {scaled:.3f} (CE's: {ce_scaled:.3f}) without changing any prediction")
 
 
 def load_choice(run_dir: Path) -> dict | None:
