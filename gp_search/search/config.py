@@ -141,10 +141,11 @@ class SearchConfig:
                             above=0.0)
     hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)",
                            min=1, max=10_000)
-    hard_examples: bool = _f(True, "the hall of fame admits only losses whose logit gradient "
+    hard_examples: bool = _f(False, "the hall of fame admits only losses whose logit gradient "
                                    "survives on hard examples (gp_search.search.screen."
                                    "hard_examples: on a 20:1 long tail every class keeps a third "
-                                   "of its frequency)")
+                                   "of its frequency); on in both presets, off otherwise so "
+                                   "that old configs and runs keep their meaning")
     successive_halving: bool = _f(True, "train all new candidates briefly, promote the best to full budget")
     halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta",
                           min=2, max=100)
@@ -254,7 +255,7 @@ PRESETS: dict[str, dict] = {
     # fingerprint distance 0.3 (its top 5 are alternatives, not one loss with five constants)
     # and a quarter of each generation as immigrants: results/strategy/ (issue 20).
     "quick": dict(population=24, generations=1000, proxies=_SEARCH_QUICK, seeds=2,
-                  niche_radius=0.3, immigrants=0.25,
+                  niche_radius=0.3, immigrants=0.25, hard_examples=True,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=450.0, transfer_suite="transfer-quick-select",
                   report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
@@ -265,7 +266,7 @@ PRESETS: dict[str, dict] = {
                   seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
-                  optimize_constants=True, transfer_suite="transfer-select",
+                  optimize_constants=True, hard_examples=True, transfer_suite="transfer-select",
                   report_suite="transfer-report", transfer_seeds=5, preset="paper"),
 }
 
