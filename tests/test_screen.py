@@ -16,26 +16,27 @@ PAPER_BEST = ("(y_real - sin(y_pred) - cos(y_pred) + 1.33445559691853)"
               "*cos(2.07459269147994*sin(y_pred) + 2.07459269147994)")  # results/transfer/paper-run
 
 
-@pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_real*plog(y_pred)",
-                                  PAPER_BEST])
+@pytest.mark.parametrize("text", [NGL.prefix, "(y_pred - y_real)**2", "-y_pred*y_real",
+                                  "exp(-y_pred*y_real)", "-y_real*plog(y_pred)", PAPER_BEST])
 def test_useful_losses_pass(text):
     assert screen(parse(text)).passed
 
 
 @pytest.mark.parametrize("name", ["ce", "ngl", "label_smoothing", "focal"])
 def test_reference_losses_keep_the_rare_classes(name):
-    """The torch losses themselves (with their log), not trees."""
-    assert hard_examples(REFERENCE[name].fn).passed
+    """The torch losses themselves (with their log), not trees; and the shipped paper best."""
+    assert hard_examples(REFERENCE[name].fn).passed and hard_examples(parse(PAPER_BEST)).passed
 
 
 @pytest.mark.parametrize("text", ["exp(-8.24*y_pred*y_real*cos(y_real))",  # issue 20's quick best
                                   "exp(-4.9*y_pred*y_real*cos(y_real))",
                                   "exp(-13.4*y_pred*y_real*cos(y_real))",
                                   "-y_pred*y_real", "exp(-y_pred*y_real)"])
-def test_losses_whose_gradient_vanishes_on_hard_examples_are_rejected(text):
+def test_losses_whose_gradient_vanishes_on_hard_examples_fail_the_check(text):
     """Bounded losses of the target's probability: their pull on the true logit shrinks with
-    p_t, so on a long tail the common classes' push wins and the rare classes collapse."""
-    verdict = screen(parse(text))
+    p_t, so on a long tail the common classes' push wins and the rare classes collapse. (A bar
+    for the hall of fame, not a rejection: screen() passes some of them.)"""
+    verdict = hard_examples(parse(text))
     assert not verdict.passed and verdict.check == "hard-examples", verdict
     assert "keeps" in verdict.message
 
