@@ -322,14 +322,16 @@ def build(preset_name: str | None = None, config_file: "str | Path | None" = Non
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
     data: dict = dict(PRESETS[preset_name]) if preset_name else {}
     source = "config"
-    given: dict = {}
+    given: dict = {}  # what the file and the caller set (not the preset)
     if config_file:
         given.update(load_file(config_file))
         data.update(given)
         source = str(config_file)
         data["tasks"] = _files_from(data.get("tasks", ()), Path(config_file).parent)
-    given.update({k: v for k, v in overrides.items() if v is not None})
-    data = _own_suites({**data, **given}, given)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    given.update(explicit)
+    data.update(explicit)
+    data = _own_suites(data, given)
     if tasks:
         data["tasks"] = list(data.get("tasks", ())) + list(tasks)
     return SearchConfig.from_dict(data, source)
