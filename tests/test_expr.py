@@ -283,9 +283,12 @@ def test_numbers_beyond_float64_are_refused_before_sympy_works_on_them(text, wor
 def test_the_parser_caps_the_tree_size():
     from gp_search.lang.parsing import MAX_NODES
 
-    assert parse("add(" + ", ".join(["y_pred"] * 250) + ")").size == 499
-    with pytest.raises(ExprError, match=rf"has 1001 nodes; the limit is {MAX_NODES}"):
-        parse("add(" + ", ".join(["y_pred"] * 501) + ")")
+    text = "y_pred"
+    for _ in range(8):
+        text = f"add({text}, {text})"
+    assert parse(text).size == 511
+    with pytest.raises(ExprError, match=rf"has 1023 nodes; the limit is {MAX_NODES}"):
+        parse(f"add({text}, {text})")
 
 
 def test_sympy_giving_up_is_a_refusal_not_a_crash():
@@ -297,3 +300,11 @@ def test_sympy_giving_up_is_a_refusal_not_a_crash():
     with pytest.raises(ExprError, match=r"SymPy cannot put this loss in canonical form "
                                         r"\(OverflowError"):
         parse(text).canonical  # noqa: B018
+
+
+def test_a_tree_whose_prefix_form_would_not_read_back_is_refused():
+    # found by the slow fuzz: add() of 300 terms parses, but expands 299 levels deep
+    with pytest.raises(ExprError, match="299 levels deep once n-ary calls"):
+        parse("add(" + ", ".join(["y_pred"] * 300) + ")")
+    e = parse("add(" + ", ".join(["y_pred"] * 100) + ")")
+    assert parse(e.prefix).prefix == e.prefix

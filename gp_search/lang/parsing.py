@@ -193,4 +193,9 @@ def parse_tree(text: str, primitive_set: str = "auto",
         raise ExprError(f"expression has {size} nodes; the limit is {MAX_NODES} (a search's "
                         f"trees have at most 500)")
     set_name = _used_set(nodes) if primitive_set == "auto" else primitive_set
-    return _to_tree(nodes, P.pset(set_name, const_range)), set_name
+    tree = _to_tree(nodes, P.pset(set_name, const_range))
+    if tree.height > MAX_DEPTH:  # n-ary calls and ** n nest deeper once expanded
+        raise ExprError(f"expression nests {tree.height} levels deep once n-ary calls and powers "
+                        f"are expanded; the limit is {MAX_DEPTH} (so that its prefix form, "
+                        f"which nests as deep, reads back)")
+    return tree, set_name
