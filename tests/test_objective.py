@@ -205,3 +205,59 @@ def test_cli_run_killed_then_resumed_equals_unbroken(tmp_path):
     resume(run_dir, quiet=True)
     assert hof(run_dir) == hof(unbroken)
     assert [g["generation"] for g in store.read_generations(run_dir)] == [0, 1, 2, 3]
+
+
+def _rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_transfer_stage_scores_the_top_and_the_baselines_through_the_objective(tmp_path):
+    from gp_search.lang.losses import resolve
+
+    run_dir = run_search(SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
+                                              transfer_top=2, transfer_seeds=2)), quiet=True)
+    out = run_dir / "transfer"
+    md = (out / "transfer.md").read_text()
+    assert "## objective" in md and "## t-tabular2-mlp" in md and fns.path("train") in md
+    rows = [r for r in _rows(out / "transfer.csv") if r["task"] == "objective"]
+    assert {r["loss"] for r in rows} == {"ce", "ngl", "label_smoothing", "focal", "hof-1", "hof-2"}
+    # Fresh seeds: none the search trained with; every score is the objective's own number for
+    # that loss and seed (one machine: the same training in a worker as here).
+    taken = store.read_checkpoint(run_dir)["train_seeds"]
+    trained = [r for r in _rows(out / "transfer_seeds.csv") if r["task"] == "objective"]
+    seeds = sorted({int(r["seed"]) for r in trained})
+    assert len(seeds) == 2 and not set(seeds) & set(taken)
+    specs = {e["label"]: e["text"] for e in _losses(md)}
+    acc = {}
+    for r in trained:
+        assert r["status"] == "ok", r
+        acc[(r["loss"], int(r["seed"]))] = float(r["accuracy"])
+    for label, seed in [("ngl", seeds[0]), ("hof-1", seeds[1])]:
+        with one_thread():
+            assert acc[(label, seed)] == pytest.approx(fns.train(resolve(specs[label]), seed),
+                                                       abs=1e-6)
+    # Each loss's figure in the table is its change against CE, paired by seed.
+    for r in rows:
+        paired = sum(acc[(r["loss"], s)] - acc[("ce", s)] for s in seeds) / len(seeds)
+        assert float(r["diff_vs_ce"]) == pytest.approx(paired)
+        assert float(r["acc_mean"]) == pytest.approx(sum(acc[(r["loss"], s)] for s in seeds) / 2)
+
+
+def test_a_nested_stage_reports_the_objective_and_picks_without_it(tmp_path):
+    run_dir = run_search(SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
+                                              report_suite="transfer-test-report",
+                                              transfer_top=2, transfer_seeds=2)), quiet=True)
+    assert "## objective" not in (run_dir / "transfer" / "transfer.md").read_text()
+    report = _rows(run_dir / "transfer" / "report" / "transfer.csv")
+    assert {r["loss"] for r in report if r["task"] == "objective"} >= {"ce", "ngl", "hof-1"}
+
+
+def _losses(md: str) -> list[dict]:
+    """The ``## Losses`` table of a transfer.md: label and text."""
+    table = md.split("## Losses", 1)[1].splitlines()
+    cells = [[c.strip().strip("`") for c in line.strip("|").split("|")]
+             for line in table if line.startswith("|")][2:]
+    return [{"label": c[0], "text": c[1]} for c in cells]

@@ -13,6 +13,10 @@ scores the chance accuracy 1/K of its task: the user of such a loss gets no bett
 guess, and leaving it out would hide exactly the failures this stage is for. The tables count
 these trainings in a ``not ok`` column.
 
+A suite may carry tasks that are no proxy (:class:`OwnTask`): the caller trains the losses, as
+the transfer stage does with a run's objective (:mod:`gp_search.search.transfer_stage`); such a
+task's rows read like any other's, a training that did not finish scoring its ``failed`` score.
+
 Losses are reference names, expressions, or files written by ``gp-search export``: a file is
 read as text and its ``Tree:`` docstring line parsed by the whitelist parser; it is never
 imported or executed.
@@ -99,7 +103,8 @@ class Transfer:
     Attributes:
         suite: the suite's name.
         entries: the losses, CE first.
-        tasks: the suite's proxies, in order (with their overrides).
+        tasks: the suite's proxies, in order (with their overrides), then the
+            :class:`OwnTask` s.
         seeds: the training seeds (the same for every loss and task).
         results: ``(task name, loss label) -> [EvalResult per seed]``.
         rows: one dict per (task, loss), keys :data:`ROW_FIELDS`.
@@ -118,17 +123,50 @@ class Transfer:
     aggregate: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class OwnTask:
+    """A task of a suite that is no proxy: the caller trains the losses.
+
+    Attributes:
+        name: the task's name in the tables.
+        description: what the task is, for ``transfer.md``.
+        metric: the score's name as printed.
+        train: ``(loss specs, seeds) -> results``, loss-major (``len(specs) * len(seeds)``
+            :class:`gp_search.proxies.base.EvalResult`).
+        failed: the score of a training that did not finish.
+    """
+
+    name: str
+    description: str
+    metric: str
+    train: Callable[[list[str], list[int]], list]
+    failed: float = 0.0
+
+
+def _classes(task) -> int | None:
+    """The class count of a proxy's dataset (None for an :class:`OwnTask`)."""
+    return None if isinstance(task, OwnTask) else dataset_for(task.spec).num_classes
+
+
+def _metric(task) -> str:
+    return task.metric if isinstance(task, OwnTask) else metric_label(task.spec.metric)
+
+
 def scored(results, num_classes: int) -> list[float]:
     """Accuracy per seed, a training that did not finish scored at chance (1/K)."""
     return [r.accuracy if r.ok else 1.0 / num_classes for r in results]
 
 
-def _row(task: str, k: int, entry: LossEntry, results, ce_results) -> dict:
-    acc, ce = scored(results, k), scored(ce_results, k)
+def _row(task, k: int | None, entry: LossEntry, results, ce_results) -> dict:
+    if k is None:  # an OwnTask: a failed training scores its floor
+        acc, ce = ([r.accuracy if r.ok else task.failed for r in rs]
+                   for rs in (results, ce_results))
+    else:
+        acc, ce = scored(results, k), scored(ce_results, k)
     s, d = summarize(acc), paired(acc, ce)
     calibration = {f"{name}_mean": finished_mean(results, name)
                    for name in ("ece", "ece_scaled", "temperature")}
-    return {"task": task, "classes": k, "loss": entry.label, "n": s["n"],
+    return {"task": task.name, "classes": k, "loss": entry.label, "n": s["n"],
             "not_ok": sum(not r.ok for r in results), "acc_mean": s["mean"],
             "acc_ci_low": s["ci_low"], "acc_ci_high": s["ci_high"], "diff_vs_ce": d["diff"],
             "diff_ci_low": d["ci_low"], "diff_ci_high": d["ci_high"], "p_value": d["p_value"],
@@ -159,7 +197,7 @@ def _aggregate(rows: list[dict], entries: list[LossEntry]) -> list[dict]:
 def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
              seeds: int | Sequence[int] = 5, jobs: int = 2, baselines: Sequence[str] = DEFAULT_BASELINES, device: str = "cpu",
              progress: Callable[[str], None] | None = None,
-             tasks: Sequence[proxies.Proxy] = ()) -> Transfer:
+             tasks: Sequence[proxies.Proxy] = (), own: Sequence[OwnTask] = ()) -> Transfer:
     """Train ``losses`` and the baselines on every task of ``suite``; pair each with CE per seed.
 
     Args:
@@ -173,6 +211,7 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
         progress: called with one line per finished task.
         tasks: proxies to use instead of the suite's (e.g. your tasks: :meth:`gp_search.Task.
             proxy`); ``suite`` then only labels the result.
+        own: tasks the caller trains (:class:`OwnTask`), after the suite's.
 
     Returns:
         The :class:`Transfer` with per-task rows and the aggregate.
@@ -191,16 +230,17 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
         if entry.label not in {e.label for e in entries}:
             entries.append(entry)
     tasks = list(tasks) or [proxies.get(name, **overrides) for name, overrides in suite_tasks(suite)]
-    res = Transfer(suite, entries, tasks, seed_list)
-    for proxy in tasks:
-        k = dataset_for(proxy.spec).num_classes
-        flat = evaluate([e.spec for e in entries], proxy, seed_list, jobs=jobs, device=device)
+    res = Transfer(suite, entries, tasks + list(own), seed_list)
+    specs = [e.spec for e in entries]
+    for proxy in res.tasks:
+        k = _classes(proxy)
+        flat = (proxy.train(specs, seed_list) if isinstance(proxy, OwnTask) else
+                evaluate(specs, proxy, seed_list, jobs=jobs, device=device))
         n = len(seed_list)
         for i, e in enumerate(entries):
             res.results[(proxy.name, e.label)] = flat[i * n:(i + 1) * n]
         ce = res.results[(proxy.name, BASELINE)]
-        res.rows += [_row(proxy.name, k, e, res.results[(proxy.name, e.label)], ce)
-                     for e in entries]
+        res.rows += [_row(proxy, k, e, res.results[(proxy.name, e.label)], ce) for e in entries]
         if progress is not None:
             progress(f"{proxy.name}: {len(entries)} losses x {n} seeds done")
     res.aggregate = _aggregate(res.rows, entries)
@@ -245,7 +285,7 @@ def _pp(x) -> str:
 def metric_of(res: Transfer, task: str | None = None) -> str:
     """The tasks' metric as printed (``"accuracy"``, ``"mIoU"``, or ``"accuracy/mIoU"`` for a
     mixed suite); of one task when ``task`` is given."""
-    return "/".join(dict.fromkeys(metric_label(t.spec.metric) for t in res.tasks
+    return "/".join(dict.fromkeys(_metric(t) for t in res.tasks
                                   if task is None or t.name == task))
 
 
@@ -314,7 +354,9 @@ def transfer_markdown(res: Transfer, command: str = "") -> str:
            f"## Change in test {metric_of(res)} against CE (percentage points)", "",
            ("Per task: mean over the n seed pairs, paired 95 % t-interval in brackets. `mean`: "
             "unweighted mean over the tasks; `worst task`: the task with the most negative "
-            "change. A training that did not finish scores chance (1/K). `ECE (after T)`: the "
+            "change. A training that did not finish scores chance (1/K)"
+            + "".join(f" ({t.name}: {t.failed:g})" for t in res.tasks if isinstance(t, OwnTask))
+            + ". `ECE (after T)`: the "
             "expected calibration error (15 bins) of the test softmax, mean over tasks and "
             "finished seeds, and in brackets after temperature scaling, the temperature T "
             "fitted by NLL on one half of the test split and applied to the other (both ways); "
@@ -323,11 +365,14 @@ def transfer_markdown(res: Transfer, command: str = "") -> str:
     md += md_table(*summary_rows(res))
     for proxy in res.tasks:
         rows = [r for r in res.rows if r["task"] == proxy.name]
+        what = (f"{proxy.description}; a training that did not finish scores {proxy.failed:g}"
+                if isinstance(proxy, OwnTask) else
+                f"{rows[0]['classes']} classes; {proxy.spec.description}"
+                f"{'' if not proxy.overrides else f' (here: {proxy.overrides})'}; "
+                f"{TASK_NOTES.get(proxy.name, '')}")
         md += ["", f"## {proxy.name}", "",
-               f"{rows[0]['classes']} classes; {proxy.spec.description}"
-               f"{'' if not proxy.overrides else f' (here: {proxy.overrides})'}; "
-               f"{TASK_NOTES.get(proxy.name, '')}. Seconds per training (mean over losses and "
-               f"seeds): {number(sum(r['seconds_mean'] for r in rows) / len(rows), '.2f')}.", ""]
+               f"{what}. Seconds per training (mean over losses and seeds): "
+               f"{number(sum(r['seconds_mean'] for r in rows) / len(rows), '.2f')}.", ""]
         md += md_table(*detail_rows(res, proxy.name))
     md += ["", "## Losses", ""]
     md += md_table(["label", "text", "from"], [[code_label(e.label), f"`{e.spec}`", e.origin]

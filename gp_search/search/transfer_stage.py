@@ -18,6 +18,15 @@ second suite, which shares no task with the first:
   temperature scaling, the fitted temperature) beside CE's, and the **transfer rate**: how many
   of the top k are below CE on no report task.
 
+In a run with an objective (:mod:`gp_search.search.objective`), the objective is one more
+task of the suite the figures are read on: the report suite, or the one suite without a report
+suite (which then, as for its other tasks, also picks). It belongs there because it is the
+user's own task: the top k and the baselines run through it, through the same killable
+workers, time limit and statuses as in the search, on the stage's seeds with the search's own
+training seeds left out, so its row says whether the shipped loss beats CE on the user's recipe
+with seeds the search never selected on. An ask/tell run has no function to call: its
+objective is no task of the stage.
+
 Without a report suite (configs written before it), the selection suite's figures are reported,
 as they always were, and the verdict says that they were chosen on the same suite.
 ``transfer/choice.json`` records the choice and the figures; its presence marks the stage as
@@ -35,6 +44,7 @@ from gp_search.analysis.compare import BASELINE, LossEntry
 from gp_search.analysis.report import json_safe
 from gp_search.analysis.transfer import (
     DEFAULT_BASELINES,
+    OwnTask,
     Transfer,
     format_transfer,
     nan_mean,
@@ -43,6 +53,7 @@ from gp_search.analysis.transfer import (
     write_transfer,
 )
 from gp_search.environment import command_line
+from gp_search.search import objective
 from gp_search.search.config import SearchConfig
 
 CHOICE = "choice.json"
@@ -92,16 +103,18 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
               for i, e in enumerate(top)]
     labels = [loss.label for loss in losses]
     out = Path(run_dir) / "transfer"
+    own = _objective_task(cfg)
+    seeds = _seeds(cfg, run_dir, bool(own))
     selection = _suite(cfg, cfg.transfer_suite, losses, ("ce",) if nested else DEFAULT_BASELINES,
                        out, "selection suite, picks best.py" if nested else "held-out suite",
-                       quiet)
+                       quiet, seeds, () if nested else own)
     pick = pick_best(selection, labels)
     rank = labels.index(pick["loss"]) + 1
     chosen = {**top[rank - 1], "hof_rank": rank, "suite": cfg.transfer_suite,
               "transfers": pick["transfers"], **_figures(selection, pick["loss"])}
     if nested:
         report = _suite(cfg, cfg.report_suite, losses, DEFAULT_BASELINES, out / "report",
-                        "report suite, used for no choice", quiet)
+                        "report suite, used for no choice", quiet, seeds, own)
         chosen = {**chosen, "selection_suite": cfg.transfer_suite,
                   "selection": {**_figures(selection, pick["loss"]),
                                 "transfers": pick["transfers"]},
@@ -117,14 +130,41 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     return chosen
 
 
+def _objective_task(cfg: SearchConfig) -> tuple[OwnTask, ...]:
+    """The run's objective as a task of the stage (none without one, or in an ask/tell run):
+    :func:`gp_search.search.objective.evaluator` runs its calls, as in the search."""
+    if not cfg.objective or cfg.objective == objective.ASK_TELL:
+        return ()
+    run = objective.evaluator(cfg, None)
+    version = f" (version {cfg.objective_version!r})" if cfg.objective_version else ""
+    return (OwnTask(objective.NAME, f"your objective `{cfg.objective}`{version}, at full budget, "
+                    f"on seeds the search did not train with; killed past "
+                    f"{cfg.train_timeout:g} s",
+                    cfg.objective_metric or "score",
+                    lambda specs, seeds: run(specs, objective.NAME, seeds, objective.FULL)),)
+
+
+def _seeds(cfg: SearchConfig, run_dir: Path, fresh: bool) -> list[int]:
+    """The stage's seeds: ``0 .. transfer_seeds-1``; with ``fresh`` (an objective run), the
+    first ``transfer_seeds`` integers that are none of the search's training seeds (its
+    checkpoint's), so the objective is scored afresh."""
+    taken = set()
+    if fresh:
+        taken = set(store.read_checkpoint(Path(run_dir)).get("train_seeds") or ())
+    return [s for s in range(cfg.transfer_seeds + len(taken)) if s not in taken][
+        :cfg.transfer_seeds]
+
+
 def _suite(cfg: SearchConfig, suite: str, losses: list[LossEntry], baselines, out: Path,
-           role: str, quiet: bool) -> Transfer:
-    """Train ``losses`` and ``baselines`` on ``suite``; write (and print) the tables."""
+           role: str, quiet: bool, seeds: list[int], own: tuple[OwnTask, ...]) -> Transfer:
+    """Train ``losses`` and ``baselines`` on ``suite`` and the ``own`` tasks; write (and print)
+    the tables."""
     if not quiet:
-        print(f"transfer stage: the best {len(losses)} of the hall of fame on {suite!r} ({role}; "
-              f"{cfg.transfer_seeds} seeds, with {', '.join(baselines)})", flush=True)
-    res = transfer(losses, suite, seeds=cfg.transfer_seeds, jobs=cfg.jobs, device=cfg.device,
-                   baselines=baselines, progress=None if quiet else print)
+        extra = f" and {', '.join(t.name for t in own)}" if own else ""
+        print(f"transfer stage: the best {len(losses)} of the hall of fame on {suite!r}{extra} "
+              f"({role}; {len(seeds)} seeds, with {', '.join(baselines)})", flush=True)
+    res = transfer(losses, suite, seeds=seeds, jobs=cfg.jobs, device=cfg.device,
+                   baselines=baselines, progress=None if quiet else print, own=own)
     write_transfer(res, out, command_line())
     if not quiet:
         print(format_transfer(res), flush=True)
