@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gp_search.cache import Cache
 from gp_search import store  # noqa: E402
 from gp_search.analysis.stats import paired  # noqa: E402
 from gp_search.proxies.train import one_thread  # noqa: E402
@@ -86,7 +87,7 @@ def config(variant: str, seed: int, out: Path, args) -> SearchConfig:
 def run_one(variant: str, seed: int, trainings: float, out: Path, args) -> dict:
     """One search to ``trainings``; its record (the curve is best-so-far against cost)."""
     cfg = config(variant, seed, out, args)
-    cache = store.Cache(out / f"cache-{seed}.sqlite")
+    cache = Cache(out / f"cache-{seed}.sqlite")
     scorer = make_scorer(cfg, cache)
     search = Search(cfg, out, scorer, cache)
     curve: list[list] = []

@@ -2,6 +2,7 @@
 
 import itertools
 
+from gp_search.cache import Cache
 from gp_search import parse
 from gp_search.lang.losses import REFERENCE
 from gp_search.search import diversity as D
@@ -89,7 +90,7 @@ def test_a_search_stopped_and_restored_from_its_state_ends_as_an_unbroken_one(tm
     def search(path, stop_after=None):
         cfg = small(path, niche_radius=0.3, immigrants=0.5, generations=3)
         path.mkdir(parents=True)
-        cache = store.Cache(path / "cache.sqlite")
+        cache = Cache(path / "cache.sqlite")
         s = Search(cfg, path, make_scorer(cfg, cache), cache)
         if stop_after is not None:
             s.hooks.after_generation.append(

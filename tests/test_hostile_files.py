@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
+from gp_search.cache import Cache
 from gp_search.search import config as C
 from gp_search import store
 from gp_search.search.config import SearchConfig
@@ -245,7 +246,7 @@ def test_text_that_looks_like_code_stays_text(finished_run, tmp_path):
     rows[1] = ",".join(rows[1].split(",")[:4] + [f'"{code}"', f'"{code}"', "3"])
     (run_dir / "hall_of_fame.csv").write_text("\n".join(rows) + "\n")
     assert store.load_run(run_dir).hall_of_fame[0]["canonical"] == code
-    cache = store.Cache(run_dir / "cache.sqlite")
+    cache = Cache(run_dir / "cache.sqlite")
     evil = EvalResult("error", message=code, loss=code, proxy="p", seed=1, budget=1)
     cache.put_many([(code, "p@1", 1, 1, evil)])
     assert cache.get(code, "p@1", 1, 1).message == code

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gp_search.cache import Cache
 from gp_search import store
 from gp_search.search.config import SearchConfig
 from gp_search.environment import cpu_fingerprint
@@ -246,7 +247,7 @@ def test_both_scorers_implement_the_whole_scorer_protocol(tmp_path):
 
     methods = ("score", "accept", "rewrite", "state", "restore")
     assert {m for m in methods if callable(getattr(ScorerProtocol, m, None))} == set(methods)
-    cache = store.Cache(tmp_path / "c.sqlite")
+    cache = Cache(tmp_path / "c.sqlite")
     try:
         scorers = [Scorer([], [0], cache, evaluator=None), BehaviourScorer(ngl_target(False))]
         for scorer in scorers:

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from gp_search.cache import Cache
 from gp_search import store
 from gp_search.search.config import SearchConfig
 from gp_search.proxies.base import EvalResult
@@ -28,7 +29,7 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
 
 
 def test_cache_round_trip_and_corrupt_file(tmp_path):
-    cache = store.Cache(tmp_path / "c.sqlite")
+    cache = Cache(tmp_path / "c.sqlite")
     r = EvalResult("ok", accuracy=0.9, steps=10, loss="y_pred", proxy="p", seed=1, budget=10)
     cache.put_many([("k", "p@1", 1, 10, r)])
     assert cache.get("k", "p@1", 1, 10).same_outcome(r)
@@ -36,11 +37,11 @@ def test_cache_round_trip_and_corrupt_file(tmp_path):
     cache.close()
     (tmp_path / "bad.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(store.RunFileError, match="bad.sqlite"):
-        store.Cache(tmp_path / "bad.sqlite")
+        Cache(tmp_path / "bad.sqlite")
 
 
 def test_cache_entry_with_a_text_number_is_corrupt(tmp_path):
-    cache = store.Cache(tmp_path / "c.sqlite")
+    cache = Cache(tmp_path / "c.sqlite")
     r = EvalResult("ok", accuracy=0.9, steps=10, loss="y_pred", proxy="p", seed=1, budget=10)
     cache.put_many([("k", "p@1", 1, 10, r)])
     cache.db.execute("UPDATE results SET result = replace(result, '0.9', '\"0.9\"')")

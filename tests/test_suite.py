@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gp_search.cache import Cache
 from gp_search import proxies
 from gp_search.proxies.registry import SEARCH_SUITES, SEARCH_TASK_NOTES, SPECS
 from gp_search.proxies.tasks import HELD_OUT, TASK_NOTES
@@ -222,7 +223,7 @@ def test_racing_stops_only_candidates_that_cannot_reach_the_bar(tmp_path):
 
     def scorer(name, race_top):
         return Scorer(proxy_refs(cfg), draw_training_seeds(cfg),
-                      store.Cache(tmp_path / f"{name}.sqlite"), default_evaluator(cfg, False),
+                      Cache(tmp_path / f"{name}.sqlite"), default_evaluator(cfg, False),
                       successive_halving=False, aggregate="softmin", race_top=race_top)
 
     raced, plain = scorer("raced", 1), scorer("plain", 0)

@@ -30,6 +30,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from gp_search.cache import Cache
 from gp_search.analysis import plots
 from gp_search import store
 from gp_search.search.config import SearchConfig, preset
@@ -110,7 +111,7 @@ def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[
     path = Path(cfg.cache) if cfg.cache else run.path / "cache.sqlite"
     if not path.exists():
         return []
-    cache = store.Cache(path)
+    cache = Cache(path)
     try:
         tables = [cache.results_at(ref.key, ref.steps) for ref in proxy_refs(cfg)]
     finally:

@@ -42,7 +42,8 @@ from gp_search.search import diversity, screen, variation as ops
 from gp_search.search.config import SearchConfig
 from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.search.scoring import Score, ScorerProtocol
-from gp_search.store import Cache, random_state_to_json
+from gp_search.cache import Cache
+from gp_search.store import random_state_to_json
 
 INIT_DRAWS = 200
 """Initial trees are redrawn until the scorer accepts one, at most this many draws each."""

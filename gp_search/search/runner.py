@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from gp_search.cache import Cache
 from gp_search import store
 from gp_search.search import fitness, objective, transfer_stage, user_tasks
 from gp_search.search.config import SearchConfig
@@ -143,7 +144,7 @@ def _summary(cfg: SearchConfig, rec: dict) -> str:
             f"{rec['seconds']:.0f}s  {best}")
 
 
-def make_scorer(cfg: SearchConfig, cache: store.Cache, evaluator: Evaluator | None = None,
+def make_scorer(cfg: SearchConfig, cache: Cache, evaluator: Evaluator | None = None,
                 progress: bool = False, tasks: dict | None = None) -> Scorer:
     """The scorer a run with ``cfg`` uses: its proxies and user tasks (``tasks``: name → proxy,
     :func:`gp_search.search.user_tasks.task_proxies` when None), training seeds, halving,
@@ -160,7 +161,7 @@ def make_scorer(cfg: SearchConfig, cache: store.Cache, evaluator: Evaluator | No
 
 def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None,
           tasks: dict | None = None) -> Search:
-    cache = store.Cache(cfg.cache or run_dir / "cache.sqlite")
+    cache = Cache(cfg.cache or run_dir / "cache.sqlite")
     search = Search(cfg, run_dir, make_scorer(cfg, cache, evaluator, not quiet, tasks), cache)
 
     def log(record: dict) -> None:

@@ -54,7 +54,7 @@ import numpy as np
 from gp_search.lang.expr import ExprError, LossExpr
 from gp_search.search.fitness import AGGREGATES, WORST, WORST_DELTA, aggregate, softmin_bound
 from gp_search.search.screen import Verdict, screen
-from gp_search.store import Cache
+from gp_search.cache import Cache
 from gp_search.proxies.base import EvalResult
 from gp_search.lang.vocab import Fidelity, Route, Status
 
