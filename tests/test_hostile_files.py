@@ -8,7 +8,9 @@ directory (tests/test_search.py), a non-SQLite cache and a bad hall-of-fame row
 (tests/test_store.py), code in an expression (tests/test_cli.py, tests/test_fuzz.py).
 """
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -242,9 +244,11 @@ def test_text_that_looks_like_code_stays_text(finished_run, tmp_path):
     run_dir = _copy(finished_run, tmp_path)
     marker = tmp_path / "hacked"
     code = _marker_code(marker)
-    rows = (run_dir / "hall_of_fame.csv").read_text().splitlines()
-    rows[1] = ",".join(rows[1].split(",")[:4] + [f'"{code}"', f'"{code}"', "3"])
-    (run_dir / "hall_of_fame.csv").write_text("\n".join(rows) + "\n")
+    rows = list(csv.reader(io.StringIO((run_dir / "hall_of_fame.csv").read_text())))
+    rows[1][4:7] = [code, code, "3"]  # canonical, infix, size; later columns kept as written
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    (run_dir / "hall_of_fame.csv").write_text(out.getvalue())
     assert store.load_run(run_dir).hall_of_fame[0]["canonical"] == code
     cache = Cache(run_dir / "cache.sqlite")
     evil = EvalResult("error", message=code, loss=code, proxy="p", seed=1, budget=1)
