@@ -65,7 +65,7 @@ def candidates(n: int, seed: int) -> list[str]:
     from gp_search.lang import primitives as P
     from gp_search.lang.expr import from_tree
     from gp_search.lang.losses import REFERENCE
-    from gp_search.search.screen import screen
+    from gp_search.engine.screen import screen
 
     out = [r.expr.prefix for r in REFERENCE.values() if r.expr is not None][:n]
     rng_state = random.getstate()

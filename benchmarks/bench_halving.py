@@ -10,9 +10,9 @@ import argparse
 import tempfile
 import time
 
-from gp_search.search import config
-from gp_search import store
-from gp_search.search.runner import run_search
+from gp_search.engine import config
+from gp_search.engine import rundir as store
+from gp_search.engine.runner import run_search
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Draws N initial trees as the quick preset's search does (its toolbox: ramped half-and-half,
 depth and limits; seed 0), screens each with the checks before it (structural, numeric,
-behavioural) and then with :func:`gp_search.search.screen.hard_examples`, and prints:
+behavioural) and then with :func:`gp_search.engine.screen.hard_examples`, and prints:
 
 * the verdict and the class share it reached for the named losses (CE, NGL, label smoothing,
   focal as torch losses; the shipped paper best and the quick preset's old best as trees);
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search.lang.expr import parse  # noqa: E402
 from gp_search.lang.losses import REFERENCE  # noqa: E402
-from gp_search.search import screen as S  # noqa: E402
-from gp_search.search.config import preset  # noqa: E402
-from gp_search.search.variation import toolbox  # noqa: E402
+from gp_search.engine import screen as S  # noqa: E402
+from gp_search.engine.config import preset  # noqa: E402
+from gp_search.engine.variation import toolbox  # noqa: E402
 
 NAMED = {
     "ce": REFERENCE["ce"].fn,

@@ -7,7 +7,7 @@ the real one) and each torch thread count (``--threads``), it times on the same 
 random ``paper`` trees that depend on ``y_pred``, fixed seed), seed and ``--steps``:
 
 * one at a time: ``gp_search.proxies.train.train_one`` on ``--n-seq`` of them, in turn;
-* as a population: ``gp_search.proxies.batched.train_population`` on the first P of them, for
+* as a population: ``gp_search.proxies.population.choose.train_population`` on the first P of them, for
   each P in ``--sizes`` (default 8, 32, 128), with the path it picks (the hand-written MLP stack
   for ``mlp``, ``torch.func`` for the others) and its default memory budget.
 
@@ -44,8 +44,9 @@ from gp_search import proxies
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import from_tree
 from gp_search.lang.losses import NGL, from_expr
-from gp_search.proxies import batched, train
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies import train
+from gp_search.proxies.population import choose as batched
+from gp_search.proxies.spec import ProxySpec
 
 DIGITS_RESNET = ProxySpec(
     "digits-resnet", "digits", "resnet", (("widths", (16, 32, 64)), ("image_shape", (1, 8, 8))),

@@ -24,7 +24,7 @@ from deap import gp
 
 from gp_search import NGL, parse
 from gp_search.lang import primitives as P
-from gp_search.search.screen import CLASSES, screen
+from gp_search.engine.screen import CLASSES, screen
 
 LOSSES = {
     "ce": "-y_real*plog(y_pred)",

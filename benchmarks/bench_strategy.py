@@ -40,13 +40,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gp_search.cache import Cache
-from gp_search import store  # noqa: E402
+from gp_search.engine.cache import Cache
+from gp_search.engine import rundir as store  # noqa: E402
 from gp_search.analysis.stats import paired  # noqa: E402
 from gp_search.proxies.train import one_thread  # noqa: E402
-from gp_search.search.config import PRESETS, SearchConfig  # noqa: E402
-from gp_search.search.evolve import Search  # noqa: E402
-from gp_search.search.runner import make_scorer  # noqa: E402
+from gp_search.engine.config import PRESETS, SearchConfig  # noqa: E402
+from gp_search.engine.evolve import Search  # noqa: E402
+from gp_search.engine.runner import make_scorer  # noqa: E402
 
 VARIANTS = {
     "random": dict(strategy="random", niche_radius=0.0, immigrants=0.0),

@@ -41,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import proxies
 from gp_search.lang.losses import REFERENCE
-from gp_search.proxies import batched, models, train
-from gp_search.proxies.batched_func import bytes_per_candidate
-from gp_search.search.screen import screen
+from gp_search.proxies import models, train
+from gp_search.proxies.population import choose as batched
+from gp_search.proxies.population.func import bytes_per_candidate
+from gp_search.engine.screen import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_proxies import DIGITS_RESNET, candidates  # noqa: E402

@@ -1,7 +1,7 @@
 """Memory over a long run: a 1000-generation search on a tiny proxy, RSS every 100 generations.
 
 The search (population 8, ``synthetic-mlp`` with 5 steps, one seed, sequential backend, seed 0)
-runs through :func:`gp_search.search.runner.resume`'s machinery with one extra hook that records, every
+runs through :func:`gp_search.engine.runner.resume`'s machinery with one extra hook that records, every
 ``--every`` generations: the process's resident set size (psutil), the size of the per-run memo
 state (the scorer's canonical-form and fingerprint maps, its screening memo, SymPy's cache) and
 of ``checkpoint.json``. It prints one row per sample, then the RSS growth from the first sample
@@ -29,9 +29,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gp_search.search import runner
-from gp_search import store
-from gp_search.search.config import SearchConfig
+from gp_search.engine import runner
+from gp_search.engine import rundir as store
+from gp_search.engine.config import SearchConfig
 
 
 def sympy_cache_entries() -> int:

@@ -26,15 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gp_search import environment, proxies
+from gp_search import proxies
+from gp_search.core import environment
 from gp_search.analysis.compare import compare
 from gp_search.analysis.report import code_label, csv_text, md_table, number, write_comparison
 from gp_search.analysis.stats import paired, summarize
 from gp_search.lang.losses import REFERENCE
 from gp_search.proxies import metrics
-from gp_search.proxies.segmentation import class_shares
+from gp_search.proxies.data.scenes import class_shares
 from gp_search.proxies.train import dataset_for, one_thread, train_one
-from gp_search.proxies.voc import voc_palette
+from gp_search.proxies.data.voc import voc_palette
 
 LOSSES = ("ce", "focal", "label_smoothing", "dice", "ngl")
 PICTURED = ("ce", "ngl")

@@ -1,5 +1,5 @@
 """``python -m gp_search``: the command line."""
 
-from gp_search.cli.main import main
+from gp_search.cli import main
 
 raise SystemExit(main())

@@ -28,7 +28,7 @@ def reproduce_cli(argv):
     import argparse
 
     from gp_search.cli.reproduce import add_commands
-    from gp_search.environment import recording
+    from gp_search.core.environment import recording
 
     ap = argparse.ArgumentParser(prog="gp-search")
     add_commands(ap.add_subparsers(dest="command", required=True))

@@ -3,7 +3,8 @@
 import torch
 
 from gp_search.lang.losses import loss_scale
-from gp_search.proxies import batched, models, train
+from gp_search.proxies import models, train
+from gp_search.proxies.population import choose as batched
 from gp_search.proxies.train import batch_indices, dataset_for, train_one
 
 

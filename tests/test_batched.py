@@ -13,9 +13,10 @@ from gp_search import proxies
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import ExprError, from_tree, parse
 from gp_search.lang.losses import REFERENCE, Loss, from_expr
-from gp_search.search.screen import screen
-from gp_search.proxies import batched, batched_mlp
-from gp_search.proxies.batched_loss import LossProgram
+from gp_search.engine.screen import screen
+from gp_search.proxies.population import choose as batched
+from gp_search.proxies.population import mlp as batched_mlp
+from gp_search.proxies.population.programs import LossProgram
 from gp_search.proxies.train import train_one
 
 DIGITS = proxies.get("digits-mlp", steps=5).spec

@@ -11,9 +11,10 @@ from population_checks import assert_nan_isolated, sequential_reference
 from gp_search import proxies
 from gp_search.lang.expr import parse
 from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
-from gp_search.proxies import batched, models, train
-from gp_search.proxies.base import ProxySpec
-from gp_search.proxies.batched_func import FuncPopulation, bytes_per_candidate, unstackable
+from gp_search.proxies import models, train
+from gp_search.proxies.population import choose as batched
+from gp_search.proxies.spec import ProxySpec
+from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate, unstackable
 from gp_search.proxies.train import dataset_for, train_one
 
 RESNET = ProxySpec("digits-resnet", "digits", "resnet",
@@ -174,6 +175,6 @@ def test_a_dense_unet_population_equals_sequential_with_ignored_pixels():
         for loss, diffs in zip(losses, _compared(spec, losses, 3)):
             assert diffs.max() <= 2 * spec.lr * 3, loss.name
     finally:
-        from gp_search.proxies import data
+        from gp_search.proxies.data import dataset as data
 
         data.clear_cache()

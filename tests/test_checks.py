@@ -1,4 +1,4 @@
-"""The one validator (gp_search.lang.checks) and the vocabulary (gp_search.lang.vocab)."""
+"""The one validator (gp_search.core.checks) and the vocabulary (gp_search.core.vocab)."""
 
 import csv
 import io
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from gp_search.lang.checks import is_kind, rule, validate
-from gp_search.lang.vocab import Fidelity, Route, Status
+from gp_search.core.checks import is_kind, rule, validate
+from gp_search.core.vocab import Fidelity, Route, Status
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def test_vocabulary_is_the_plain_strings_in_every_file_format():
 
 
 def test_search_config_and_eval_result_use_the_validator():
-    from gp_search.proxies.base import EvalResult, ProxySpec
-    from gp_search.search.config import SearchConfig
+    from gp_search.proxies.spec import EvalResult, ProxySpec
+    from gp_search.engine.config import SearchConfig
 
     with pytest.raises(ValueError, match=r"'steps' must be in 0\.\.10000000 \(0 = the proxy's own budget\); got -1"):
         SearchConfig(steps=-1)

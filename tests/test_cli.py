@@ -51,7 +51,7 @@ def test_export_errors(cli, tmp_path):
 
 def test_run_help_gives_the_value_each_preset_sets(cli):
     from gp_search.cli.search import DEFAULT_PRESET, defaults_text
-    from gp_search.search.config import PRESETS, field_help
+    from gp_search.engine.config import PRESETS, field_help
 
     text = " ".join(cli("run", "--help", env={"COLUMNS": "10000"}).stdout.split())
     for name, (default, _) in field_help().items():

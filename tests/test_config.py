@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gp_search.search import config as C
+from gp_search.engine import config as C
 from gp_search.cli.search import add_config_flags, config_from_args
 
 

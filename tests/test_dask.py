@@ -28,9 +28,9 @@ from gp_search import proxies
 from gp_search.parallel import dask_batch
 from gp_search.parallel import dask_cluster as dask_backend
 from gp_search import evaluate
-from gp_search import store
+from gp_search.engine import rundir as store
 from gp_search.parallel.evaluate import BACKENDS, _run_task
-from gp_search.search.runner import run_search
+from gp_search.engine.runner import run_search
 
 LOSSES = ["ce", "ngl", "y_pred*(1 - y_real)", "y_real", "exp(exp(exp(exp(y_pred*30))))", "bad((("]
 # What the README tells you to set before `dask worker` (kept identical: tested here).

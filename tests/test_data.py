@@ -1,4 +1,4 @@
-"""Tests for gp_search.proxies.data: embedded datasets, idx and CIFAR readers, the unpickler allow-list."""
+"""Tests for gp_search.proxies.data.dataset: embedded datasets, idx and CIFAR readers, the unpickler allow-list."""
 
 import gzip
 import io
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gp_search.proxies import data
+from gp_search.proxies.data import dataset as data
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

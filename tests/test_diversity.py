@@ -2,15 +2,15 @@
 
 import itertools
 
-from gp_search.cache import Cache
+from gp_search.engine.cache import Cache
 from gp_search import parse
 from gp_search.lang.losses import REFERENCE
-from gp_search.search import diversity as D
-from gp_search.search.evolve import HallOfFame
-from gp_search.search.scoring import Score
+from gp_search.engine import diversity as D
+from gp_search.engine.evolve import HallOfFame
+from gp_search.engine.scoring import Score
 
 from test_search import hof_text, small
-from gp_search.search.runner import run_search
+from gp_search.engine.runner import run_search
 
 FAMILY = [f"exp(-{c}*y_pred*y_real*cos(y_real))" for c in (4.9, 6.3, 8.24, 10.7, 13.4)]
 """The quick preset's old top 5: one loss with five constants (issue 20)."""
@@ -83,9 +83,9 @@ def test_a_search_stopped_and_restored_from_its_state_ends_as_an_unbroken_one(tm
     checkpointed ``random`` state, so a resumed search with both ends where an unbroken one does."""
     import json
 
-    from gp_search import store
-    from gp_search.search.evolve import Search
-    from gp_search.search.runner import make_scorer
+    from gp_search.engine import rundir as store
+    from gp_search.engine.evolve import Search
+    from gp_search.engine.runner import make_scorer
 
     def search(path, stop_after=None):
         cfg = small(path, niche_radius=0.3, immigrants=0.5, generations=3)

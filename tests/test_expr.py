@@ -215,7 +215,7 @@ def tiny_budget(monkeypatch):
 def test_a_loss_over_the_budget_gets_the_fallback_key(tiny_budget):
     import sys
 
-    from gp_search.search.screen import screen
+    from gp_search.engine.screen import screen
 
     e = parse(_HEAVY)
     assert e.over_budget and sys.getprofile() is None  # the hook is gone

@@ -36,9 +36,9 @@ from deap import gp
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import ExprError, parse
 from gp_search.lang.losses import from_expr
-from gp_search.search.screen import screen
+from gp_search.engine.screen import screen
 from gp_search.proxies import get
-from gp_search.proxies.base import STATUSES
+from gp_search.proxies.spec import STATUSES
 from gp_search.proxies.train import train_one
 
 PROXY = get("synthetic-mlp").spec

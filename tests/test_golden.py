@@ -9,7 +9,7 @@ Tolerance: a training is deterministic per seed on CPU with one torch thread, so
 that produced the files (``results/ngl/env.json``'s fingerprint equals this one's) every number
 must be equal. Another CPU (or no fingerprint recorded) may use other SIMD kernels, whose float
 rounding can flip a borderline test prediction; we allow
-:func:`gp_search.environment.cross_cpu_tolerance` for an MLP: one test image (1/360 of
+:func:`gp_search.core.environment.cross_cpu_tolerance` for an MLP: one test image (1/360 of
 accuracy, 0.28 percentage points) per training, and 0.01 on ECE and on the mean top probability
 (one flipped image moves ECE by at most about 2/360). A real change to a proxy, the training or
 a loss moves several images in at least one of the 14 trainings.
@@ -22,7 +22,7 @@ import pytest
 from conftest import ROOT
 
 from gp_search.analysis.compare import DEFAULT_LOSSES, compare
-from gp_search.environment import cross_cpu_tolerance, read_fingerprint, same_machine
+from gp_search.core.environment import cross_cpu_tolerance, read_fingerprint, same_machine
 
 SHIPPED = ROOT / "results" / "ngl"
 PROXY, SEEDS, N_TEST = "digits-mlp", (0, 1), 360

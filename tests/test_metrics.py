@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gp_search.proxies import metrics
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.spec import ProxySpec
 
 
 def _cm(pred, target, c=3):

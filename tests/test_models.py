@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gp_search.proxies import data, models
+from gp_search.proxies import models
+from gp_search.proxies.data import dataset as data
 
 CASES = [  # kind, input_shape, num_classes, kw
     ("mlp", (64,), 10, {}),

@@ -16,10 +16,10 @@ import pytest
 from conftest import ROOT, run_cli
 
 import gp_search
-from gp_search import store
-from gp_search.search.config import SearchConfig
-from gp_search.search.objective import ASK_TELL
-from gp_search.search.runner import resume, run_search
+from gp_search.engine import rundir as store
+from gp_search.engine.config import SearchConfig
+from gp_search.engine.objective import ASK_TELL
+from gp_search.engine.runner import resume, run_search
 from gp_search.proxies.train import one_thread
 
 

@@ -12,7 +12,7 @@ from gp_search.lang.expr import parse
 from gp_search.lang.losses import REFERENCE
 from gp_search.analysis.stats import paired
 from gp_search.proxies import models
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.spec import ProxySpec
 
 REQUIRED = ("digits-mlp", "mnist1d-cnn", "digits-cnn", "synthetic-mlp", "fashion-mnist-cnn",
             "cifar10-resnet")
@@ -180,7 +180,7 @@ def test_ngl_beats_ce_on_the_embedded_proxies(name):
 
 
 def test_eval_results_name_their_metric_and_old_json_still_reads():
-    from gp_search.proxies.base import EvalResult
+    from gp_search.proxies.spec import EvalResult
 
     old = {"status": "ok", "accuracy": 0.9, "train_loss": 0.1, "steps": 3, "seconds": 1.0,
            "message": "", "loss": "ce", "proxy": "digits-mlp", "seed": 0, "budget": 3}

@@ -7,13 +7,13 @@ import pytest
 from conftest import reproduce_cli
 
 from gp_search.rediscovery import proxy as PR
-from gp_search import store
-from gp_search.search.config import SearchConfig
+from gp_search.engine import rundir as store
+from gp_search.engine.config import SearchConfig
 from gp_search.parallel.evaluate import evaluate
 from gp_search.rediscovery.symbolic import symbolic_distance
 from gp_search.lang.expr import parse
 from gp_search.lang.losses import NGL
-from gp_search.search.runner import draw_training_seeds
+from gp_search.engine.runner import draw_training_seeds
 
 NGL_REWORDED = "exp(2.4092 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"
 

@@ -7,8 +7,8 @@ import math
 import pytest
 from conftest import reproduce_cli
 
-from gp_search import store
-from gp_search.search.evolve import Search
+from gp_search.engine import rundir as store
+from gp_search.engine.evolve import Search
 from gp_search.rediscovery.symbolic import exact_form, is_exact
 from gp_search.lang.expr import parse
 from gp_search.lang.losses import NGL, REFERENCE

@@ -22,8 +22,8 @@ def _assert_png(path, min_bytes=10_000):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from gp_search.search.config import SearchConfig
-    from gp_search.search.runner import run_search
+    from gp_search.engine.config import SearchConfig
+    from gp_search.engine.runner import run_search
 
     out = tmp_path_factory.mktemp("runs")
     return run_search(SearchConfig(population=6, generations=1, proxies=("synthetic-mlp",),
@@ -121,7 +121,7 @@ def test_a_run_logged_before_the_hall_of_fames_best_still_reports(tiny_run, tmp_
     import json
     import shutil
 
-    from gp_search import store
+    from gp_search.engine import rundir as store
 
     old = tmp_path / tiny_run.name
     shutil.copytree(tiny_run, old)
@@ -135,7 +135,7 @@ def test_a_run_logged_before_the_hall_of_fames_best_still_reports(tiny_run, tmp_
 
 
 def test_run_report_default_out_and_bad_dir(tiny_run, tmp_path):
-    from gp_search.store import RunFileError
+    from gp_search.engine.rundir import RunFileError
 
     files = write_run_report(tiny_run)
     assert files[0] == tiny_run / "report" / "report.md"

@@ -10,7 +10,7 @@ from gp_search import parse
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import from_tree
 from gp_search.lang.losses import REFERENCE
-from gp_search.search.screen import CLASSES, hard_examples, screen
+from gp_search.engine.screen import CLASSES, hard_examples, screen
 
 PAPER_BEST = ("(y_real - sin(y_pred) - cos(y_pred) + 1.33445559691853)"
               "*cos(2.07459269147994*sin(y_pred) + 2.07459269147994)")  # results/transfer/paper-run

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gp_search.cache import Cache
-from gp_search import store
-from gp_search.search.config import SearchConfig
-from gp_search.environment import cpu_fingerprint
-from gp_search.search.runner import resume, run_search
+from gp_search.engine.cache import Cache
+from gp_search.engine import rundir as store
+from gp_search.engine.config import SearchConfig
+from gp_search.core.environment import cpu_fingerprint
+from gp_search.engine.runner import resume, run_search
 
 from conftest import ROOT, run_cli
 
@@ -57,7 +57,7 @@ def test_run_writes_the_run_directory_contract(tmp_path):
 
 
 def test_the_progress_line_labels_which_best_it_shows():
-    from gp_search.search.runner import _summary
+    from gp_search.engine.runner import _summary
 
     rec = {"generation": 3, "best": 0.0049, "median": -0.2, "best_canonical": "y_pred*y_real",
            "hof_best": -0.001, "trained": 4, "short": 2, "cached": 0, "duplicate": 1,
@@ -243,7 +243,7 @@ def test_both_scorers_implement_the_whole_scorer_protocol(tmp_path):
 
     from gp_search.rediscovery.scorer import BehaviourScorer
     from gp_search.rediscovery.targeted import ngl_target
-    from gp_search.search.scoring import Scorer, ScorerProtocol
+    from gp_search.engine.scoring import Scorer, ScorerProtocol
 
     methods = ("score", "accept", "rewrite", "state", "restore")
     assert {m for m in methods if callable(getattr(ScorerProtocol, m, None))} == set(methods)
@@ -272,8 +272,8 @@ def test_the_loop_calls_only_the_scorer_protocol_and_discovers_nothing():
     import ast
     import inspect
 
-    from gp_search.search import evolve
-    from gp_search.search.scoring import ScorerProtocol
+    from gp_search.engine import evolve
+    from gp_search.engine.scoring import ScorerProtocol
 
     tree = ast.parse(inspect.getsource(evolve))
     called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
@@ -287,7 +287,7 @@ def test_the_loop_calls_only_the_scorer_protocol_and_discovers_nothing():
 def _population(n: int, seed: int):
     import random
 
-    from gp_search.search import variation as ops
+    from gp_search.engine import variation as ops
 
     cfg = SearchConfig(population=n, seed=seed)
     tb = ops.toolbox(cfg)

@@ -1,4 +1,4 @@
-"""The one parser of --seeds / seeds= and --jobs / jobs= (gp_search.seeds), and the commands
+"""The one parser of --seeds / seeds= and --jobs / jobs= (gp_search.core.seeds), and the commands
 that share it."""
 
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 
 from gp_search.cli.main import build_parser
-from gp_search.seeds import job_count, seed_list
+from gp_search.core.seeds import job_count, seed_list
 
 
 @pytest.mark.parametrize("given, seeds", [

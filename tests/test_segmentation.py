@@ -8,7 +8,10 @@ import torch.nn.functional as F
 from gp_search import parse, proxies
 from gp_search.lang.expr import IGNORE_INDEX
 from gp_search.lang.losses import NGL, REFERENCE, dice
-from gp_search.proxies import data, models, segmentation, tasks
+from gp_search.proxies import models
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import scenes as segmentation
+from gp_search.proxies.data import transforms as tasks
 
 SMALL = segmentation.SceneConfig(n_train=40, n_test=20)
 
@@ -230,9 +233,9 @@ def test_cli_compare_on_a_seg_proxy_reports_miou(tmp_path):
 
 
 def test_a_seg_proxy_can_be_a_search_fitness_proxy(tmp_path):
-    from gp_search import store
-    from gp_search.search.config import SearchConfig
-    from gp_search.search.runner import run_search
+    from gp_search.engine import rundir as store
+    from gp_search.engine.config import SearchConfig
+    from gp_search.engine.runner import run_search
 
     cfg = SearchConfig(population=4, generations=1, proxies=("seg-digits-unet",), steps=3,
                        seeds=1, jobs=1, backend="sequential", out=str(tmp_path / "runs"),
@@ -245,7 +248,7 @@ def test_a_seg_proxy_can_be_a_search_fitness_proxy(tmp_path):
 
 def test_the_transfer_stage_runs_a_held_out_seg_task():
     from gp_search.analysis.transfer import transfer
-    from gp_search.search.config import SearchConfig
+    from gp_search.engine.config import SearchConfig
 
     res = transfer(["exp(-y_pred*y_real)"], suite="transfer-seg-test", seeds=2, jobs=1,
                    baselines=["ce", "ngl"])

@@ -73,14 +73,14 @@ def test_proxy_rediscovery_ngl_reference_regenerates():
 
     Exact where results/ngl/env.json records this machine's fingerprint (bit-for-bit). Elsewhere
     (or with no fingerprint recorded, as for the files shipped so far) each training may move by
-    :func:`gp_search.environment.cross_cpu_tolerance` on its validation split: 15 of 800 images
+    :func:`gp_search.core.environment.cross_cpu_tolerance` on its validation split: 15 of 800 images
     on mnist1d-cnn, 1 of 287 on digits-mlp. Where only the weighted per-seed fitness was shipped,
     the bound those per-training tolerances put on it is used (weights 2:1)."""
     from gp_search import proxies
     from gp_search.rediscovery import proxy as PR
-    from gp_search.search.config import SearchConfig
-    from gp_search.environment import cross_cpu_tolerance, read_fingerprint, same_machine
-    from gp_search.search.runner import draw_training_seeds, proxy_refs
+    from gp_search.engine.config import SearchConfig
+    from gp_search.core.environment import cross_cpu_tolerance, read_fingerprint, same_machine
+    from gp_search.engine.runner import draw_training_seeds, proxy_refs
     from gp_search.proxies.train import dataset_for
 
     shipped = json.loads((SHIPPED / "proxy_rediscovery.json").read_text())

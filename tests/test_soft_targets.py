@@ -9,8 +9,10 @@ import torch
 import gp_search
 from gp_search import proxies
 from gp_search.lang.losses import REFERENCE, resolve
-from gp_search.proxies import batched, data, tasks
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.population import choose as batched
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import transforms as tasks
+from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.train import dataset_for
 
 DIGITS = data.load("digits")

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from gp_search.cache import Cache
-from gp_search import store
-from gp_search.search.config import SearchConfig
-from gp_search.proxies.base import EvalResult
+from gp_search.engine.cache import Cache
+from gp_search.engine import rundir as store
+from gp_search.engine.config import SearchConfig
+from gp_search.proxies.spec import EvalResult
 
 
 def test_checkpoint_round_trip_and_corruption(tmp_path):
@@ -52,7 +52,7 @@ def test_cache_entry_with_a_text_number_is_corrupt(tmp_path):
 
 
 def test_a_config_written_before_fitness_split_reads_as_test(tmp_path):
-    from gp_search.search.config import SearchConfig
+    from gp_search.engine.config import SearchConfig
 
     data = json.loads(SearchConfig().to_json())
     assert data.pop("fitness_split") == "val"  # new runs score on the validation part

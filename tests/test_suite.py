@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from gp_search.cache import Cache
+from gp_search.engine.cache import Cache
 from gp_search import proxies
 from gp_search.proxies.registry import SEARCH_SUITES, SEARCH_TASK_NOTES, SPECS
-from gp_search.proxies.tasks import HELD_OUT, TASK_NOTES
-from gp_search.search.config import PRESETS, SearchConfig
+from gp_search.proxies.data.transforms import HELD_OUT, TASK_NOTES
+from gp_search.engine.config import PRESETS, SearchConfig
 
 
 def test_search_tasks_are_registered_documented_and_not_held_out():
@@ -59,10 +59,10 @@ import sqlite3  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from gp_search import store  # noqa: E402
-from gp_search.search.runner import default_evaluator, resume, run_search  # noqa: E402
-from gp_search.search.fitness import aggregate, softmin  # noqa: E402
-from gp_search.search.scoring import REFERENCE, REFERENCE_KEY  # noqa: E402
+from gp_search.engine import rundir as store  # noqa: E402
+from gp_search.engine.runner import default_evaluator, resume, run_search  # noqa: E402
+from gp_search.engine.fitness import aggregate, softmin  # noqa: E402
+from gp_search.engine.scoring import REFERENCE, REFERENCE_KEY  # noqa: E402
 
 CE_ACC = [0.90, 0.80, 0.70, 0.60]
 SPIKY = [0.90 + 0.15, 0.80 + 0.15, 0.70 + 0.15, 0.60 - 0.30]  # best on 3 tasks, collapses on 1
@@ -212,9 +212,9 @@ def test_suite_search_killed_then_resumed_equals_the_unbroken_run(tmp_path):
 
 def test_racing_stops_only_candidates_that_cannot_reach_the_bar(tmp_path):
     from gp_search.lang.expr import parse
-    from gp_search.search.evolve import seed_expr
-    from gp_search.search.runner import draw_training_seeds, proxy_refs
-    from gp_search.search.scoring import Scorer
+    from gp_search.engine.evolve import seed_expr
+    from gp_search.engine.runner import draw_training_seeds, proxy_refs
+    from gp_search.engine.scoring import Scorer
 
     cfg = suite_cfg(tmp_path, primitive_set="extended")
     first = [seed_expr("ngl", cfg)]

@@ -275,7 +275,7 @@ def test_sgd_trains_an_expression_times_its_scale_and_adam_does_not():
 
 
 def test_batched_training_scales_sgd_losses_as_train_one():
-    from gp_search.proxies import batched
+    from gp_search.proxies.population import choose as batched
 
     sgd = proxies.get("synthetic-mlp", optimizer="sgd", lr=0.1).spec
     losses = [REFERENCE["ce"], resolve(FOUND)]

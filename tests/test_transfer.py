@@ -10,8 +10,9 @@ from gp_search import proxies
 from gp_search.analysis import transfer as T
 from gp_search.analysis.stats import paired, summarize
 from gp_search.lang.export import export
-from gp_search.proxies import data, tasks
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import transforms as tasks
+from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.train import dataset_for
 
 DIGITS = data.load("digits")

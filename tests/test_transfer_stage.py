@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from gp_search import store
+from gp_search.engine import rundir as store
 from gp_search.analysis.transfer import Transfer, pick_best
-from gp_search.search.config import SearchConfig, preset
-from gp_search.search.runner import resume, run_search
+from gp_search.engine.config import SearchConfig, preset
+from gp_search.api import resume
+from gp_search.api import run as run_search
 from gp_search.proxies import get
-from gp_search.proxies.tasks import SUITES
-from gp_search.search.transfer_stage import load_choice, transfer_rate, verdict
+from gp_search.proxies.data.transforms import SUITES
+from gp_search.analysis.transfer_stage import load_choice, transfer_rate, verdict
 
 
 def _agg(loss, mean, worst, worse):
@@ -71,7 +72,7 @@ def test_presets_end_with_a_nested_transfer_stage_and_bad_suites_are_refused():
 
 
 def test_a_suite_chosen_by_hand_picks_and_reports_alone_as_before():
-    from gp_search.search.config import build
+    from gp_search.engine.config import build
 
     for cfg in (build("quick", transfer_suite="none"), preset("quick", transfer_suite="none")):
         assert (cfg.transfer_suite, cfg.report_suite) == ("none", "none")
@@ -90,7 +91,7 @@ def test_an_old_config_without_report_suite_loads_and_keeps_its_meaning():
 
 
 def test_a_segmentation_suite_without_calibration_figures_writes_a_readable_choice(tmp_path):
-    from gp_search.search.transfer_stage import calibration_note, run_stage
+    from gp_search.analysis.transfer_stage import calibration_note, run_stage
 
     cfg = _cfg(tmp_path, transfer_suite="transfer-seg-test", transfer_top=1)
     entry = {"prefix": "mul(y_pred, y_real)", "canonical": "y_pred*y_real", "fitness": 0.0,

@@ -11,11 +11,12 @@ import torch
 from user_task_files import CLASSES, clusters, write_csv, write_factory, write_images, write_npz
 
 import gp_search
-from gp_search import store
-from gp_search.proxies import models, user_data
+from gp_search.engine import rundir as store
+from gp_search.proxies import models
+from gp_search.proxies.data import user_files as user_data
 from gp_search.proxies.user_task import Task
-from gp_search.search.config import SearchConfig
-from gp_search.search.runner import resume, run_search
+from gp_search.engine.config import SearchConfig
+from gp_search.engine.runner import resume, run_search
 
 
 class Net(torch.nn.Module):

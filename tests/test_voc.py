@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from gp_search import proxies
-from gp_search.proxies import data, voc
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import voc
 
 IDS = {"train": ["2007_000032", "2007_000039", "2007_000063"], "val": ["2007_000033", "2007_000042"]}
 

@@ -36,20 +36,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gp_search.parallel.evaluate import evaluate
-from gp_search.seeds import job_count, seed_list
-from gp_search.lang.losses import REFERENCE, Loss, resolve
+from gp_search.parallel import evaluate
+from gp_search.core import job_count, seed_list
+from gp_search.lang import REFERENCE, Loss, resolve
 from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
-from gp_search.proxies.base import EvalResult, ProxySpec
-from gp_search.proxies.calibration import (  # noqa: F401 - ECE_BINS re-exported
-    ECE_BINS,
-    ece,
-    reliability,
-)
-from gp_search.proxies.metrics import IGNORE_INDEX
-from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
+from gp_search.proxies import EvalResult, ProxySpec
+from gp_search.proxies import ECE_BINS, ece, reliability
+from gp_search.lang import IGNORE_INDEX
+from gp_search.proxies import dataset_for, one_thread, resolve_device, train_one
 
 DEFAULT_LOSSES = ("ce", "sce", "focal", "ce_l2", "poly1", "label_smoothing", "ngl")
 """The paper's baselines and NGL, CE first (the reference every change is measured against)."""
@@ -81,7 +77,7 @@ def run_best(run_dir: str | Path) -> LossEntry:
     Raises:
         ValueError: not a run directory, or a run without a hall of fame yet.
     """
-    from gp_search.store import load_run
+    from gp_search.engine import load_run
 
     run = load_run(run_dir)
     if not run.best:

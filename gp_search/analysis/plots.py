@@ -8,7 +8,7 @@ Comparison plots (data from :class:`gp_search.analysis.compare.Comparison`):
 * :func:`plot_confidence` — the distribution of the top softmax probability on held-out data;
 * :func:`plot_reliability` — reliability diagrams with each loss's ECE.
 
-Run plots (data from :func:`gp_search.store.load_run`): :func:`plot_run_fitness` (best and
+Run plots (data from :func:`gp_search.engine.rundir.load_run`): :func:`plot_run_fitness` (best and
 median fitness by generation) and :func:`plot_run_routes` (share of candidates rejected,
 duplicate, cached, trained, halted short, per generation).
 """

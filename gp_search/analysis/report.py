@@ -29,10 +29,10 @@ from gp_search.analysis.compare import (
     Comparison,
     reliability,
 )
-from gp_search.environment import write_env
-from gp_search.lang.vocab import Route
-from gp_search.proxies.metrics import label as metric_label
-from gp_search.search.fitness import describe
+from gp_search.core import write_env
+from gp_search.core import Route
+from gp_search.proxies import metric_label
+from gp_search.engine import describe
 
 
 def json_safe(value):
@@ -279,7 +279,7 @@ def write_comparison(cmp: Comparison, out: str | Path, command: str = "",
 # --- search runs ---------------------------------------------------------------------------------
 
 def run_markdown(run) -> str:
-    """``report.md`` of a :class:`gp_search.store.Run`."""
+    """``report.md`` of a :class:`gp_search.engine.rundir.Run`."""
     cfg = run.config
     state = "finished" if run.finished else (
         f"not finished (last generation {run.generations[-1]['generation']})"
@@ -336,10 +336,10 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> list
         The files written.
 
     Raises:
-        gp_search.store.RunFileError: not a readable run directory.
+        gp_search.engine.rundir.RunFileError: not a readable run directory.
         OSError: ``out`` cannot be written.
     """
-    from gp_search.store import load_run
+    from gp_search.engine import load_run
 
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.path / "report"

@@ -1,7 +1,7 @@
 """The transfer stage: losses trained on a held-out suite of tasks, paired with CE task by task.
 
 A loss found by a search has only been seen to win on the search's proxies. :func:`transfer`
-trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.tasks.SUITES`:
+trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.data.transforms.SUITES`:
 other data, other class counts, label noise, other architectures, longer trainings) and measures
 per task each loss's mean accuracy with its 95 % t-interval and its change against CE, paired
 seed by seed (:func:`gp_search.analysis.stats.paired`); then an aggregate per loss, the mean
@@ -14,7 +14,7 @@ guess, and leaving it out would hide exactly the failures this stage is for. The
 these trainings in a ``not ok`` column.
 
 A suite may carry tasks that are no proxy (:class:`OwnTask`): the caller trains the losses, as
-the transfer stage does with a run's objective (:mod:`gp_search.search.transfer_stage`); such a
+the transfer stage does with a run's objective (:mod:`gp_search.analysis.transfer_stage`); such a
 task's rows read like any other's, a training that did not finish scoring its ``failed`` score.
 
 Losses are reference names, expressions, or files written by ``gp-search export``: a file is
@@ -39,14 +39,14 @@ from gp_search import proxies
 from gp_search.analysis.compare import BASELINE, LossEntry, finished_mean
 from gp_search.analysis.report import code_label, csv_text, md_table, number
 from gp_search.analysis.stats import paired, summarize
-from gp_search.environment import write_env
-from gp_search.lang.expr import parse
-from gp_search.lang.losses import REFERENCE, resolve
-from gp_search.parallel.evaluate import evaluate
-from gp_search.proxies.metrics import label as metric_label
-from gp_search.proxies.tasks import TASK_NOTES, suite_tasks
-from gp_search.proxies.train import dataset_for
-from gp_search.seeds import seed_list as parse_seeds
+from gp_search.core import write_env
+from gp_search.lang import parse
+from gp_search.lang import REFERENCE, resolve
+from gp_search.parallel import evaluate
+from gp_search.proxies import metric_label
+from gp_search.proxies.data import TASK_NOTES, suite_tasks
+from gp_search.proxies import dataset_for
+from gp_search.core import seed_list as parse_seeds
 
 DEFAULT_BASELINES = ("ce", "ngl", "label_smoothing", "focal")
 MAX_LOSS_FILE = 1 << 20
@@ -132,7 +132,7 @@ class OwnTask:
         description: what the task is, for ``transfer.md``.
         metric: the score's name as printed.
         train: ``(loss specs, seeds) -> results``, loss-major (``len(specs) * len(seeds)``
-            :class:`gp_search.proxies.base.EvalResult`).
+            :class:`gp_search.proxies.spec.EvalResult`).
         failed: the score of a training that did not finish.
     """
 
@@ -202,7 +202,7 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
 
     Args:
         losses: reference names, expressions, exported files (:func:`read_loss`) or entries.
-        suite: a key of :data:`gp_search.proxies.tasks.SUITES`.
+        suite: a key of :data:`gp_search.proxies.data.transforms.SUITES`.
         seeds: a count ``n`` (seeds ``0 .. n-1``, at least 2) or the seeds; fixed before any
             dispatch, so the numbers do not depend on ``jobs``.
         jobs: worker processes (:func:`gp_search.parallel.evaluate.evaluate`).

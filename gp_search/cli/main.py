@@ -8,19 +8,19 @@ import math
 import sys
 from pathlib import Path
 
-from gp_search import environment
+from gp_search.core import environment
 from gp_search.cli import options
 from gp_search.cli import report as cli_report
 from gp_search.cli import reproduce as cli_reproduce
 from gp_search.cli import search as cli_run
 from gp_search.cli import transfer as cli_transfer
-from gp_search.lang.export import TARGETS
-from gp_search.lang.export import export as export_loss
-from gp_search.lang.expr import ExprError, LossExpr, parse
-from gp_search.lang.losses import REFERENCE
-from gp_search.parallel.evaluate import BACKENDS
-from gp_search.proxies.metrics import label as metric_label
-from gp_search.seeds import job_count, seed_list
+from gp_search.lang import TARGETS
+from gp_search.lang import export as export_loss
+from gp_search.lang import ExprError, LossExpr, parse
+from gp_search.lang import REFERENCE
+from gp_search.parallel import BACKENDS
+from gp_search.proxies import metric_label
+from gp_search.core import job_count, seed_list
 
 
 class UsageError(Exception):
@@ -99,7 +99,7 @@ def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict
     """Rows of the printed table and the per-loss summaries for --json."""
     from collections import Counter
 
-    from gp_search.analysis.stats import paired, summarize
+    from gp_search.analysis import paired, summarize
 
     acc = [[r.accuracy for r in results[i * n_seeds:(i + 1) * n_seeds]] for i in range(len(texts))]
     first = texts[0] if len(texts[0]) <= 24 else texts[0][:21] + "..."
@@ -133,10 +133,10 @@ def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from gp_search import proxies
-    from gp_search.parallel.evaluate import evaluate
-    from gp_search.lang.losses import resolve
-    from gp_search.analysis.report import json_safe
-    from gp_search.proxies.train import resolve_device
+    from gp_search.parallel import evaluate
+    from gp_search.lang import resolve
+    from gp_search.analysis import json_safe
+    from gp_search.proxies import resolve_device
 
     seeds = seed_list(args.seeds, what="--seeds")
     jobs = job_count(args.jobs, "--jobs")

@@ -1,8 +1,8 @@
 """The flags several commands share (``--seeds``, ``--jobs``, ``--device``, ``--task`` and its
 options), declared once.
 
-Every command reads them as text and parses them with :func:`gp_search.seeds.seed_list` and
-:func:`gp_search.seeds.job_count` inside the command, so a bad value is one line and exit code 2
+Every command reads them as text and parses them with :func:`gp_search.core.seeds.seed_list` and
+:func:`gp_search.core.seeds.job_count` inside the command, so a bad value is one line and exit code 2
 (:func:`gp_search.cli.main.main`), whichever command it was given to.
 """
 
@@ -52,9 +52,9 @@ def add_task(p, steps: bool = True, repeat: bool = True) -> None:
                         "with --label-column), a folder of class sub-folders of images, or a "
                         "factory 'pkg.mod:make'" + ("; repeatable" if repeat else ""))
     g.add_argument("--label-column", default="", help="the label column of a .csv/.tsv task")
-    from gp_search.proxies.base import OPTIMIZERS
-    from gp_search.proxies.models import KINDS
-    from gp_search.proxies.user_task import METRICS, Task
+    from gp_search.proxies import OPTIMIZERS
+    from gp_search.proxies import KINDS
+    from gp_search.proxies import METRICS, Task
 
     d = {f.name: f.default for f in dataclasses.fields(Task)}  # defaults stay Task's (None here)
     g.add_argument("--model", default=None, help=f"{', '.join(KINDS)} or 'pkg.mod:Net' "
@@ -97,7 +97,7 @@ def task_tables(args) -> list[dict]:
 def task_proxies(args, steps: int | None = None) -> list:
     """The ``--task`` options as proxies scored on each task's test part, everything checked
     now; prints where each task's data came from."""
-    from gp_search.proxies.user_task import Task, describe
+    from gp_search.proxies import Task, describe_task as describe
 
     out = []
     for table in task_tables(args):

@@ -13,15 +13,15 @@ from __future__ import annotations
 import sys
 import time
 
-from gp_search import environment
+from gp_search.core import environment
 from gp_search.cli import options
-from gp_search.seeds import job_count, seed_list
+from gp_search.core import job_count, seed_list
 
 
 def cmd_compare(args) -> int:
     from gp_search import proxies
-    from gp_search.analysis.compare import compare, loss_entries
-    from gp_search.analysis.report import format_table, write_comparison
+    from gp_search.analysis import compare, loss_entries
+    from gp_search.analysis import format_table, write_comparison
 
     jobs = job_count(args.jobs, "--jobs")
     seeds = seed_list(args.seeds, minimum=2, what="--seeds")
@@ -49,7 +49,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from gp_search.analysis.report import write_run_report
+    from gp_search.analysis import write_run_report
 
     try:
         files = write_run_report(args.run_dir, args.out)
@@ -62,7 +62,7 @@ def cmd_report(args) -> int:
 
 def add_commands(sub) -> None:
     """Register ``compare`` and ``report`` on an ``argparse`` subparsers object."""
-    from gp_search.analysis.compare import DEFAULT_LOSSES
+    from gp_search.analysis import DEFAULT_LOSSES
 
     p = sub.add_parser(
         "compare", help="compare losses with CE on proxies: paired CIs, p-values, calibration",

@@ -12,7 +12,7 @@ field (the levers), so an ablation is the same command: ``--set library_size=0 -
 DIR/rediscovery_levers --table-name no-library``; the main table lists every such summary it
 finds there. ``--mode target|proxy`` is the deprecated spelling of the mode (kept for one
 release). The command lines written into the tables are the ones given
-(:func:`gp_search.environment.command_line`), never rebuilt from the parsed arguments.
+(:func:`gp_search.core.environment.command_line`), never rebuilt from the parsed arguments.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from gp_search import environment
+from gp_search.core import environment
+from gp_search import rediscovery
 from gp_search.cli import options
-from gp_search.rediscovery import table as rediscovery_table
-from gp_search.seeds import job_count, seed_list
+from gp_search.core import job_count, seed_list
 
 _OWN_FLAGS = ("seed", "population", "generations", "time_budget", "confirm", "out")
 MODES = ("target", "proxy")
@@ -32,7 +32,7 @@ MODES = ("target", "proxy")
 
 def add_commands(sub) -> None:
     """Register ``reproduce-ngl`` on an ``argparse`` subparsers object."""
-    from gp_search.rediscovery.targeted import RediscoveryConfig
+    from gp_search.rediscovery import RediscoveryConfig
 
     d = RediscoveryConfig()
     p = sub.add_parser(
@@ -102,7 +102,7 @@ def _mode(args) -> str:
 def cmd_reproduce(args) -> int:
     if _mode(args) == "proxy":
         return cmd_proxy(args)
-    from gp_search.rediscovery.targeted import RediscoveryConfig, rediscover
+    from gp_search.rediscovery import RediscoveryConfig, rediscover
 
     d = RediscoveryConfig()
     population = d.population if args.population is None else args.population
@@ -144,23 +144,22 @@ def cmd_reproduce(args) -> int:
             print(f"seed {o.seed}: {o.line()}", flush=True)
     reference = None
     if args.confirm:
-        from gp_search.rediscovery.confirm import confirm
+        from gp_search.rediscovery import confirm
 
         print("confirming behavioural successes on mnist1d-cnn ...", flush=True)
         reference = confirm(outcomes, jobs)
     print()
-    print(rediscovery_table.table_markdown(outcomes, reference), flush=True)
+    print(rediscovery.table_markdown(outcomes, reference), flush=True)
     if args.table:
-        paths = rediscovery_table.write_table(outcomes, Path(args.table),
-                                              environment.command_line(), rcfg, table_name,
-                                              reference)
+        paths = rediscovery.write_table(outcomes, Path(args.table), environment.command_line(),
+                                        rcfg, table_name, reference)
         print("\nwritten: " + ", ".join(map(str, paths)))
     return 0
 
 
 def cmd_proxy(args) -> int:
     """``reproduce-ngl proxy``: the paper preset from scratch (or ``--run``), then the analysis."""
-    from gp_search.rediscovery import proxy as PR
+    from gp_search import rediscovery as PR
 
     for flag, given in (("seeds", args.seeds is not None), ("set", bool(args.set)),
                         ("confirm", args.confirm)):
@@ -184,10 +183,10 @@ def cmd_proxy(args) -> int:
                     f"gp-search reproduce-ngl proxy --seed {run_cfg['seed']} "
                     f"--jobs {run_cfg['jobs']} --out {run_cfg['out']}")
     name = args.table_name or "proxy_rediscovery"
-    paths = PR.write(report, report["run_dir"], name, command)
+    paths = PR.write_proxy_report(report, report["run_dir"], name, command)
     if args.table:
-        paths += PR.write(report, args.table, name, command)
-    print(PR.verdict(report), flush=True)
+        paths += PR.write_proxy_report(report, args.table, name, command)
+    print(PR.proxy_verdict(report), flush=True)
     print(PR.closeness_line(report), flush=True)
     print("written: " + ", ".join(map(str, paths)))
     return 0
@@ -201,7 +200,7 @@ def parse_settings(items: list[str]) -> dict:
     """
     from dataclasses import fields
 
-    from gp_search.rediscovery.targeted import RediscoveryConfig
+    from gp_search.rediscovery import RediscoveryConfig
 
     known = {f.name: f.default for f in fields(RediscoveryConfig) if f.name not in _OWN_FLAGS}
     out = {}
@@ -233,7 +232,7 @@ def _one_thread() -> None:
 
 
 def _run_quiet(rcfg):
-    from gp_search.rediscovery.targeted import rediscover
+    from gp_search.rediscovery import rediscover
 
     _one_thread()
     return rediscover(rcfg, quiet=True)

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from gp_search.cli import options
-from gp_search.search import config as C
+from gp_search.engine import PRESETS, SearchConfig, build
 
 _LIST_FLAGS = {"proxies": "--proxy", "proxy_weights": "--proxy-weight",
                "seed_individuals": "--seed-individual"}
@@ -22,7 +22,7 @@ def _shown(value) -> str:
 
 
 def defaults_text(name: str, default) -> str:
-    """What a flag's help says of its value when it is not given, read from :data:`C.PRESETS`
+    """What a flag's help says of its value when it is not given, read from :data:`PRESETS`
     at run time: where a preset sets the field, the value with no arguments (the default
     preset's), each other preset's and a preset-less ``--config``'s; elsewhere ``default X``.
 
@@ -30,12 +30,12 @@ def defaults_text(name: str, default) -> str:
         >>> defaults_text("seed", 0)
         'default 0'
     """
-    if not any(name in values for values in C.PRESETS.values()):
+    if not any(name in values for values in PRESETS.values()):
         return f"default {_shown(default)}"
-    parts = [f"with no arguments {_shown(C.PRESETS[DEFAULT_PRESET].get(name, default))} "
+    parts = [f"with no arguments {_shown(PRESETS[DEFAULT_PRESET].get(name, default))} "
              f"({DEFAULT_PRESET} preset)"]
     parts += [f"--preset {p}: {_shown(values.get(name, default))}"
-              for p, values in C.PRESETS.items() if p != DEFAULT_PRESET]
+              for p, values in PRESETS.items() if p != DEFAULT_PRESET]
     parts.append(f"--config without --preset: {_shown(default)}")
     return "; ".join(parts)
 
@@ -43,7 +43,7 @@ def defaults_text(name: str, default) -> str:
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per SearchConfig field (default None = keep the preset/file value)."""
     g = p.add_argument_group("search configuration (override preset and --config)")
-    for f in fields(C.SearchConfig):
+    for f in fields(SearchConfig):
         if f.name in ("preset", "tasks"):  # tasks: --task and its options (options.add_task)
             continue
         help_ = f"{f.metadata['help']} ({defaults_text(f.name, f.default)})".replace("%", "%%")
@@ -59,25 +59,25 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
                            help=help_)
 
 
-def config_from_args(args) -> C.SearchConfig:
+def config_from_args(args) -> SearchConfig:
     """The config: preset, then ``--config``, then the flags; ``--task`` adds tasks to the
     config's, and without ``--proxy`` the search scores the tasks (and ``--objective``) alone."""
-    overrides = {f.name: getattr(args, f.name) for f in fields(C.SearchConfig)
+    overrides = {f.name: getattr(args, f.name) for f in fields(SearchConfig)
                  if f.name not in ("preset", "tasks")}
     preset = args.preset if args.preset or args.config else DEFAULT_PRESET
     tables = options.task_tables(args)
     if (tables or args.objective) and args.proxies is None:
         overrides["proxies"] = []
     if args.objective:  # a script's path made absolute, so that workers find it
-        from gp_search.search.objective import path_of
+        from gp_search.engine import objective_path as path_of
 
         overrides["objective"] = path_of(args.objective)
-    return C.build(preset, args.config, tasks=tables, **overrides)
+    return build(preset, args.config, tasks=tables, **overrides)
 
 
 def _exit_status(start) -> int:
     """Run ``start()``; 0 when it finishes, 130 / 143 when a signal stopped it."""
-    from gp_search.search.runner import Interrupted
+    from gp_search.engine import Interrupted
 
     try:
         start()
@@ -89,14 +89,14 @@ def _exit_status(start) -> int:
 
 
 def cmd_run(args) -> int:
-    from gp_search.search.runner import run_search
+    from gp_search.api import run
 
     cfg = config_from_args(args)
-    return _exit_status(lambda: run_search(cfg, quiet=args.quiet))
+    return _exit_status(lambda: run(cfg, quiet=args.quiet))
 
 
 def cmd_resume(args) -> int:
-    from gp_search.search.runner import resume
+    from gp_search.api import resume
 
     return _exit_status(lambda: resume(args.run_dir, quiet=args.quiet))
 
@@ -105,7 +105,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("run", help="search for a loss function (default: the quick preset)",
                        description="Evolve loss functions. With no arguments: the quick preset on "
                                    "embedded data (a few minutes on 2 CPU cores).")
-    p.add_argument("--preset", choices=sorted(C.PRESETS),
+    p.add_argument("--preset", choices=sorted(PRESETS),
                    help=f"start from a preset (default {DEFAULT_PRESET}; none with --config)")
     p.add_argument("--config", help="TOML or JSON file of config fields")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-generation lines")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 import time
 
-from gp_search import environment
+from gp_search.core import environment
 from gp_search.cli import options
-from gp_search.seeds import job_count, seed_list
+from gp_search.core import job_count, seed_list
 
 
 def cmd_transfer(args) -> int:
-    from gp_search.analysis.transfer import format_transfer, transfer, write_transfer
+    from gp_search.analysis import format_transfer, transfer, write_transfer
 
     jobs = job_count(args.jobs, "--jobs")
     seeds = seed_list(args.seeds, minimum=2, what="--seeds")
@@ -39,8 +39,8 @@ def cmd_transfer(args) -> int:
 
 def add_commands(sub) -> None:
     """Register ``transfer`` on an ``argparse`` subparsers object."""
-    from gp_search.analysis.transfer import DEFAULT_BASELINES
-    from gp_search.proxies.tasks import SUITES
+    from gp_search.analysis import DEFAULT_BASELINES
+    from gp_search.proxies.data import SUITES
 
     p = sub.add_parser(
         "transfer", help="train losses on a held-out suite of tasks; change vs CE per task",

@@ -1,5 +1,23 @@
 """The loss language: the primitive table, the safe parser, LossExpr, reference losses, export.
 
 Data path: primitive table → DEAP tree ↔ SymPy expression ↔ torch loss → exported source.
-Nothing here imports another part of gp-search.
+It imports only :mod:`gp_search.core` of gp-search.
 """
+
+from gp_search.lang import losses, primitives
+from gp_search.lang.export import TARGETS, export
+from gp_search.lang.expr import (
+    GRAD_FLOOR,
+    IGNORE_INDEX,
+    ExprError,
+    LossExpr,
+    float32_constant,
+    masked_mean,
+    parse,
+    prepare_masked,
+)
+from gp_search.lang.losses import NGL, NGL_PREFIX, REFERENCE, Loss, loss_scale, resolve
+
+__all__ = ["GRAD_FLOOR", "IGNORE_INDEX", "NGL", "NGL_PREFIX", "REFERENCE", "TARGETS", "ExprError",
+           "Loss", "LossExpr", "export", "float32_constant", "loss_scale", "losses",
+           "masked_mean", "parse", "prepare_masked", "primitives", "resolve"]

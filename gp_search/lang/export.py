@@ -24,7 +24,7 @@ import sympy
 from gp_search.lang import primitives as P
 from gp_search.lang.expr import IGNORE_INDEX, ExprError, LossExpr, parse
 from gp_search.lang.losses import SCALE_CLASSES, SCALE_ROWS, loss_scale
-from gp_search.lang.version import __version__
+from gp_search.core import __version__
 
 TARGETS = ("torch", "numpy", "jax", "latex", "sympy")
 

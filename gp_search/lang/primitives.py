@@ -3,7 +3,7 @@
 One row per primitive (PySR/gplearn style). Everything else is a view of this table: the DEAP
 primitive set (:func:`pset`), the SymPy builder used by :mod:`gp_search.lang.expr`, the torch functions
 used to compile trees, the source templates the exporters print, the forward and gradient kernels
-of the batched loss programs (:mod:`gp_search.proxies.batched_loss`), and the NumPy derivatives of
+of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the NumPy derivatives of
 the rediscovery's behavioural distance (:func:`numpy_derivatives`, SymPy's derivative of the
 row's SymPy form). Adding a primitive means adding one row here; ``tests/test_primitives.py``
 checks every row's torch ≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.

@@ -7,7 +7,7 @@ torch thread, so a result depends on (loss, proxy, seed, steps, device) alone: `
 ``jobs=2`` give identical results.
 
 A task is either one loss with one seed (sequential training) or, when population-batched
-training pays (``gp_search.proxies.batched.pays_off``) or is asked for, every loss with one seed. Batches
+training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with one seed. Batches
 never depend on ``jobs`` either.
 
 Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the CLI's
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 from gp_search import proxies
 from gp_search.parallel import dask_batch
-from gp_search.lang.expr import LossExpr
-from gp_search.lang.losses import Loss
-from gp_search.proxies.base import EvalResult
-from gp_search.proxies.train import resolve_device
-from gp_search.seeds import job_count, seed_list
+from gp_search.lang import LossExpr
+from gp_search.lang import Loss
+from gp_search.proxies import EvalResult
+from gp_search.proxies import resolve_device
+from gp_search.core import job_count, seed_list
 
 
 def _run_task(loss_texts: list[str], proxy: dict, seed: int, steps: int | None, device: str,

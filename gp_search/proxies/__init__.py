@@ -1,8 +1,10 @@
 """Proxy tasks: short real trainings of small networks that score a loss (data, models, training).
 
-The face of the package: the registry (:func:`get`, :func:`names`, :class:`Proxy`) and the
-records every evaluation returns (:class:`EvalResult`, :class:`ProxySpec`). It imports only
-:mod:`gp_search.lang` of gp-search, and only where a loss text has to be read.
+The face of the package: the registry (:func:`get`, :func:`names`, :class:`Proxy`), the
+records every evaluation returns (:class:`EvalResult`, :class:`ProxySpec`), a user's own task
+(:class:`Task`), training one loss (:func:`train_one`) or a population
+(:func:`train_population`), the held-out suites (:data:`SUITES`). It imports only
+:mod:`gp_search.core` and :mod:`gp_search.lang` of gp-search.
 
 Example:
     >>> from gp_search import proxies
@@ -10,7 +12,47 @@ Example:
     'ok'
 """
 
-from gp_search.proxies import registry as _registry
-from gp_search.proxies.registry import *  # noqa: F403 - the registry's public names are the face
+from gp_search.proxies.calibration import ECE_BINS, ece, reliability
+from gp_search.proxies.data import (
+    DATASETS,
+    HELD_OUT,
+    SUITES,
+    TASK_NOTES,
+    Dataset,
+    TaskDataError,
+    digest,
+    suite_tasks,
+)
+from gp_search.proxies.metrics import label as metric_label
+from gp_search.proxies.models import KINDS
+from gp_search.proxies.population import pays_off, train_population
+from gp_search.proxies.registry import (
+    SEARCH_SUITES,
+    SEARCH_TASK_NOTES,
+    SPECS,
+    Proxy,
+    batch_indices,
+    batched_module,
+    from_dict,
+    get,
+    names,
+)
+from gp_search.proxies.spec import OPTIMIZERS, STATUSES, EvalResult, ProxySpec
+from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
+from gp_search.proxies.user_task import (
+    METRICS,
+    TABLE_KEYS,
+    Task,
+    describe as describe_task,
+    import_object,
+    import_path,
+    load_dataset,
+)
 
-__all__ = list(_registry.__all__)
+__all__ = ["DATASETS", "ECE_BINS", "HELD_OUT", "KINDS", "METRICS", "OPTIMIZERS", "SEARCH_SUITES",
+           "SEARCH_TASK_NOTES", "SPECS", "STATUSES", "SUITES", "TABLE_KEYS", "TASK_NOTES",
+           "Dataset", "EvalResult", "Proxy", "ProxySpec", "Task", "TaskDataError",
+           "batch_indices", "batched_module", "dataset_for", "describe_task", "digest", "ece",
+           "from_dict", "get", "import_object", "import_path", "load_dataset", "metric_label",
+           "names", "one_thread", "pays_off", "reliability", "resolve_device", "suite_tasks",
+           "train_one", "train_population"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from gp_search.lang.expr import IGNORE_INDEX  # one ignore label for the losses and the metrics
+from gp_search.lang import IGNORE_INDEX
 
 
 def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,

@@ -1,13 +1,13 @@
 """Held-out tasks that reflect how people train: long-tailed training sets and soft targets.
 
 Registered with the other proxies (:data:`gp_search.proxies.registry.SPECS`) and placed in the
-nested suites by :data:`gp_search.proxies.tasks.SUITES` (why each: ``TASK_NOTES``). The
-transforms they use, ``long_tail`` and ``mixup``, are :mod:`gp_search.proxies.tasks`'.
+nested suites by :data:`gp_search.proxies.data.transforms.SUITES` (why each: ``TASK_NOTES``). The
+transforms they use, ``long_tail`` and ``mixup``, are :mod:`gp_search.proxies.data.transforms`'.
 """
 
 from __future__ import annotations
 
-from gp_search.proxies.base import ProxySpec
+from gp_search.proxies.spec import ProxySpec
 
 PRACTICE_TASKS: tuple[ProxySpec, ...] = (
     ProxySpec("t-digits-lt-mlp", "digits", "mlp", (("hidden", (128,)),), steps=1200,

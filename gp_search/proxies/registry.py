@@ -24,13 +24,13 @@ loaded machine:
   0.56 s (a quiet machine), CE 0.979.
 * ``seg-digits-unet`` and the held-out ``t-seg-digits-imbalanced-unet`` (suite ``transfer-seg``):
   dense segmentation of generated scenes
-  (:mod:`gp_search.proxies.segmentation`, 6 classes per pixel, 32x32), U-Net (8, 16, 32)
+  (:mod:`gp_search.proxies.data.scenes`, 6 classes per pixel, 32x32), U-Net (8, 16, 32)
   with GroupNorm, Adam 3e-3, batch 32, 600 steps, scored by mean IoU over the test split;
   one training 21 s of CPU time (one thread), 68 s wall alone and 94-172 s two at a time on
   the shared 2-core machine under a load average of 6-10. ``seg-voc-unet``: the
   same model on Pascal VOC files from ``data_root`` (64x64, 21 classes; budget not tuned).
 * ``t-…``: the held-out transfer tasks (2, 3, 5 noisy, 10 and 20 classes), grouped into suites
-  and documented, with their seconds, in :mod:`gp_search.proxies.tasks`; a search never scores
+  and documented, with their seconds, in :mod:`gp_search.proxies.data.transforms`; a search never scores
   them.
 
 Every loss is applied as its own definition says (expression losses: the mean over batch ×
@@ -52,9 +52,9 @@ import dataclasses
 import os
 import warnings
 
-from gp_search.proxies.base import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
+from gp_search.proxies.spec import STATUSES, TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 from gp_search.proxies.practice import PRACTICE_TASKS
-from gp_search.proxies.tasks import check_mixup, check_transform
+from gp_search.proxies.data import check_mixup, check_transform
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
@@ -102,7 +102,7 @@ SPECS: dict[str, ProxySpec] = {spec.name: spec for spec in (
               description="user files: Pascal VOC segmentation (train / val lists) resized to "
               "64x64, 21 classes, 255 ignored, U-Net (16, 32, 64) GroupNorm, Adam lr 1e-3, batch "
               "16, 600 steps, mIoU"),
-    # Held-out transfer tasks (gp_search.proxies.tasks.SUITES): never scored by a search.
+    # Held-out transfer tasks (gp_search.proxies.data.transforms.SUITES): never scored by a search.
     ProxySpec("t-tabular2-mlp", "tabular-2", "mlp", (("hidden", (64, 64)),), steps=1200,
               batch_size=64, lr=1e-3, description="transfer, 2 classes: make_classification "
               "tabular data (2000 / 500), MLP 20-64-64-2, Adam lr 1e-3, batch 64, 1200 steps"),
@@ -294,8 +294,8 @@ def from_dict(data: dict) -> Proxy:
 
 
 def batched_module():
-    """``gp_search.proxies.batched``, the population-batched training (it always ships)."""
-    from gp_search.proxies import batched
+    """``gp_search.proxies.population.choose``, the population-batched training (it always ships)."""
+    from gp_search.proxies.population import choose as batched
     return batched
 
 
@@ -349,7 +349,7 @@ class Proxy:
 
     def _loss_or_error(self, loss, seed: int, steps: int | None):
         """The :class:`Loss` for ``loss``, or an ``error`` EvalResult when it cannot be read."""
-        from gp_search.lang.losses import resolve
+        from gp_search.lang import resolve
         try:
             return resolve(loss)
         except Exception as exc:  # noqa: BLE001 - unreadable text is a status of that candidate
@@ -388,8 +388,8 @@ class Proxy:
             steps: optimiser steps instead of ``spec.steps``.
             device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
             batched: True (population-batched training), False (one training per loss), or
-                ``"auto"`` (batched when ``gp_search.proxies.batched.pays_off`` says so). Without
-                ``gp_search.proxies.batched`` installed every choice trains sequentially.
+                ``"auto"`` (batched when ``gp_search.proxies.population.choose.pays_off`` says so). Without
+                ``gp_search.proxies.population.choose`` installed every choice trains sequentially.
 
         Returns:
             One :class:`EvalResult` per loss, in order.
@@ -401,7 +401,7 @@ class Proxy:
         todo = [i for i, f in enumerate(found) if not isinstance(f, EvalResult)]
         module = batched_module() if batched is not False and todo else None
         if batched is True and module is None:
-            warnings.warn("gp_search.proxies.batched is not available; training sequentially",
+            warnings.warn("gp_search.proxies.population.choose is not available; training sequentially",
                           RuntimeWarning, stacklevel=2)
         with one_thread():
             if module is not None and (batched is True

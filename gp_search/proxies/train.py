@@ -5,7 +5,7 @@ batches drawn from the seed, and measures held-out accuracy. The same seed gives
 weights (:func:`gp_search.proxies.models.build`) and the same batch order (:func:`batch_indices`): common
 random numbers, so candidates are compared on equal terms.
 
-Failure is a status (see :mod:`gp_search.proxies.base`), decided by these rules:
+Failure is a status (see :mod:`gp_search.proxies.spec`), decided by these rules:
 
 * ``rejected`` — the loss is an expression that does not depend on ``y_pred``, or that cannot
   be compiled for float32 (a constant outside its range); nothing trains (:func:`refusal`).
@@ -45,11 +45,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gp_search.proxies import calibration, data, metrics, models, tasks
-from gp_search.proxies.base import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
+from gp_search.proxies import calibration, metrics, models
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import transforms as tasks
+from gp_search.proxies.spec import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
 
 if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
-    from gp_search.lang.losses import Loss
+    from gp_search.lang import Loss
 
 PARAM_LIMIT = 1e4
 """Largest parameter magnitude a healthy training reaches. Initial weights are below 1 and Adam
@@ -114,12 +116,12 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
 
     Args:
         spec: the proxy (its ``dataset``, ``data_root`` and ``split``: with ``"val"`` the
-            training split cut by :func:`gp_search.proxies.data.validation_split`; then its task
-            transform, :func:`gp_search.proxies.tasks.transform`).
+            training split cut by :func:`gp_search.proxies.data.dataset.validation_split`; then its task
+            transform, :func:`gp_search.proxies.data.transforms.transform`).
         device: where the tensors live.
 
     Returns:
-        The cached :class:`gp_search.proxies.data.Dataset`; treat it as read-only.
+        The cached :class:`gp_search.proxies.data.dataset.Dataset`; treat it as read-only.
 
     Raises:
         FileNotFoundError: a file-backed dataset is not under ``spec.data_root``.
@@ -269,7 +271,7 @@ def refusal(loss: "Loss") -> str | None:
     """
     if loss.expr is None:
         return None
-    from gp_search.lang.parsing import ExprError
+    from gp_search.lang import ExprError
 
     try:
         loss.expr.elementwise  # noqa: B018 - compiling refuses what float32 cannot hold
@@ -307,7 +309,7 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
     weights = [p for p in params if p.dim() > 1]
     scale = 1.0
     if spec.optimizer == "sgd":
-        from gp_search.lang.losses import loss_scale
+        from gp_search.lang import loss_scale
 
         try:
             scale = loss_scale(loss)

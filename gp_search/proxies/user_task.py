@@ -3,7 +3,7 @@ inside a :class:`ProxySpec`, and how any process (loky, Dask worker) rebuilds th
 
 A task's data and model cross process boundaries as text, never as pickled arrays or objects:
 
-* ``dataset = "file:{json}"`` — a data file (:mod:`gp_search.proxies.user_data`): its absolute
+* ``dataset = "file:{json}"`` — a data file (:mod:`gp_search.proxies.data.user_files`): its absolute
   path, SHA-256, label column, image size and split seed. The hash is part of
   :meth:`ProxySpec.key`, so a fitness cache never mixes two versions of a file, and a process
   that finds another file there refuses it. Arrays given in Python are written once to an
@@ -19,7 +19,7 @@ A task's data and model cross process boundaries as text, never as pickled array
   forked and restored), so the seed alone decides the initial weights; user models train on the
   sequential path.
 
-Data are read once per process and cached (:func:`gp_search.proxies.data.load`).
+Data are read once per process and cached (:func:`gp_search.proxies.data.dataset.load`).
 
 Example:
     >>> import numpy as np
@@ -46,10 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gp_search.proxies import data, models, user_data
-from gp_search.proxies.base import OPTIMIZERS, ProxySpec
+from gp_search.proxies import models
+from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import user_files as user_data
+from gp_search.proxies.spec import OPTIMIZERS, ProxySpec
 from gp_search.proxies.registry import SPECS, Proxy
-from gp_search.proxies.user_data import TaskDataError
+from gp_search.proxies.data import TaskDataError
 
 FILE, FACTORY, PY = "file:", "factory:", "py:"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -269,7 +271,7 @@ def import_path(obj, what: str = "model builder", prefix: str = PY,
     return f"{prefix}{module}:{qual}"
 
 
-def resolve(path: str, what: str = "import path") -> object:
+def import_object(path: str, what: str = "import path") -> object:
     """The object at ``"pkg.mod:attr"`` (or ``"/abs/file.py:attr"``), imported once per process.
 
     Raises:
@@ -309,7 +311,7 @@ def resolve(path: str, what: str = "import path") -> object:
 def factory_result(path: str) -> dict:
     """What the factory at ``path`` returns, checked, called once per process."""
     if path not in _FACTORIES:
-        make = resolve(path, "factory")
+        make = import_object(path, "factory")
         if not callable(make):
             raise TaskDataError(f"factory {path!r} is a {type(make).__name__}, not a function")
         try:
@@ -355,7 +357,7 @@ def build_model(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw
     if kind.startswith(FACTORY):
         builder = factory_result(kind[len(FACTORY):])["model"]
     else:
-        builder = resolve(kind[len(PY):], "model")
+        builder = import_object(kind[len(PY):], "model")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from gp_search.lang.losses import NGL
-from gp_search.analysis.stats import summarize
+from gp_search.lang import NGL
+from gp_search.analysis import summarize
 
 CONFIRM_PROXY, CONFIRM_SEEDS = "mnist1d-cnn", 5
 
@@ -38,7 +38,7 @@ def confirm(outcomes: list, jobs: int = 2, proxy: str = CONFIRM_PROXY,
     Returns:
         NGL's accuracy summary, or ``None`` when no outcome needed confirming.
     """
-    from gp_search.parallel.evaluate import evaluate
+    from gp_search.parallel import evaluate
 
     todo = [o for o in outcomes if o.behavioural_generation is not None and o.loss]
     if not todo:

@@ -1,7 +1,7 @@
 """Proxy rediscovery of NGL: the paper preset from scratch, and how close its best comes to NGL.
 
 ``gp-search reproduce-ngl proxy`` runs the engine's ``paper`` preset
-(:data:`gp_search.search.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
+(:data:`gp_search.engine.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
 and then measures, from the run directory alone:
 
 * **NGL's proxy fitness**, scored exactly like every candidate of the run: the same proxies and
@@ -30,24 +30,18 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from gp_search.cache import Cache
+from gp_search.engine import Cache
 from gp_search.analysis import plots
-from gp_search import store
-from gp_search.search.config import SearchConfig, preset
-from gp_search.environment import write_env
+from gp_search.engine import rundir as store
+from gp_search.engine import SearchConfig, preset
+from gp_search.core import write_env
 from gp_search.rediscovery.symbolic import exact_form, symbolic_distance
-from gp_search.lang.expr import ExprError, parse
-from gp_search.lang.losses import NGL
-from gp_search.analysis.report import json_safe, md_table, number
-from gp_search.search.runner import (
-    default_evaluator,
-    draw_training_seeds,
-    proxy_refs,
-    resume,
-    run_search,
-)
-from gp_search.search.fitness import per_seed_fitness
-from gp_search.analysis.stats import paired, summarize
+from gp_search.lang import ExprError, parse
+from gp_search.lang import NGL
+from gp_search.analysis import json_safe, md_table, number
+from gp_search.engine import default_evaluator, draw_training_seeds, proxy_refs, resume, run_search
+from gp_search.engine import per_seed_fitness
+from gp_search.analysis import paired, summarize
 from gp_search.rediscovery.behaviour import Target
 
 FRESH_SEEDS = 5
@@ -104,7 +98,7 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
 
 
 def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
-    """Per-seed fitness, as the search computes it (:func:`gp_search.search.fitness.per_seed_fitness`)."""
+    """Per-seed fitness, as the search computes it (:func:`gp_search.engine.fitness.per_seed_fitness`)."""
     return per_seed_fitness(by_proxy, cfg.weights()).tolist()
 
 
@@ -170,7 +164,7 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
         fresh_seeds: training seeds of the final comparison.
 
     Raises:
-        gp_search.store.RunFileError: not a readable run directory, or no generation finished.
+        gp_search.engine.rundir.RunFileError: not a readable run directory, or no generation finished.
     """
     run = store.load_run(run_dir)
     if not run.generations or not run.hall_of_fame:

@@ -15,8 +15,8 @@ from collections import Counter
 
 import sympy
 
-from gp_search.lang.expr import ExprError, LossExpr, parse  # noqa: F401 (parse: the doctests)
-from gp_search.lang.losses import NGL
+from gp_search.lang import ExprError, LossExpr, parse
+from gp_search.lang import NGL
 
 _FLOAT = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
 

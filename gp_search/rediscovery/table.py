@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-from gp_search.environment import versions, write_env
+from gp_search.core import versions, write_env
 
 LEVERS_DIR = "rediscovery_levers"
 """Subdirectory of ``--table`` whose ablation summaries the main table lists."""

@@ -1,7 +1,7 @@
 """Targeted rediscovery of NGL: behavioural-distance fitness and the harness that reports success.
 
 The engine's one generation loop (:class:`evolve.Search`, the DEAP operators of
-:mod:`gp_search.search.variation`) evolves random trees over the ``paper`` primitive set — nothing about
+:mod:`gp_search.engine.variation`) evolves random trees over the ``paper`` primitive set — nothing about
 NGL in the operators, the constants or the start — with a :class:`BehaviourScorer`
 (:mod:`gp_search.rediscovery.scorer`) in place of proxy training. Fitness is the behavioural distance
 to NGL of :mod:`gp_search.rediscovery.behaviour`: relative errors of the loss values and of ``∂f/∂p`` on
@@ -38,14 +38,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gp_search.lang import primitives as P
-from gp_search import store
-from gp_search.search.config import SearchConfig
-from gp_search.environment import write_env
-from gp_search.lang.checks import rule, validate
-from gp_search.search.evolve import Search
+from gp_search.engine import rundir as store
+from gp_search.engine import SearchConfig
+from gp_search.core import write_env
+from gp_search.core import rule, validate
+from gp_search.engine import Search
 from gp_search.rediscovery.symbolic import exact_form
-from gp_search.lang.expr import LossExpr, parse
-from gp_search.lang.losses import NGL
+from gp_search.lang import LossExpr, parse
+from gp_search.lang import NGL
 from gp_search.rediscovery.behaviour import Target
 from gp_search.rediscovery.scorer import BehaviourScorer, materialise
 from gp_search.rediscovery.library import Library

@@ -1,0 +1,15 @@
+"""The core: what every layer may import and which imports nothing of gp-search.
+
+The one validator (:func:`rule`, :func:`validate`), the closed vocabularies (statuses,
+fidelities, routes), seeds and job counts, the machine record, the version.
+"""
+
+from gp_search.core import environment
+from gp_search.core.checks import is_kind, rule, validate
+from gp_search.core.environment import command_line, versions, write_env
+from gp_search.core.seeds import job_count, seed_list
+from gp_search.core.version import __version__
+from gp_search.core.vocab import Fidelity, Route, Status
+
+__all__ = ["Fidelity", "Route", "Status", "__version__", "command_line", "environment",
+           "is_kind", "job_count", "rule", "seed_list", "validate", "versions", "write_env"]

@@ -1,3 +1,0 @@
-"""The package version, in the one place that every part of gp-search may import."""
-
-__version__ = "0.1.0"
