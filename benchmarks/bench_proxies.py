@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import proxies
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import from_tree
+from gp_search.lang.expr import ExprError, from_tree
 from gp_search.lang.losses import NGL, from_expr
 from gp_search.proxies import train
 from gp_search.proxies.population import choose as batched
@@ -63,8 +63,11 @@ def candidates(n: int, seed: int) -> list:
         ps = P.pset("paper")
         while len(out) < n:
             e = from_tree(gp.genHalfAndHalf(ps, 1, 4), "paper")
-            if e.depends_on_pred:
-                out.append(from_expr(e))
+            try:
+                if e.depends_on_pred:
+                    out.append(from_expr(e))
+            except ExprError:  # a constant subtree overflows (about 1 draw in 7,000): skip it
+                continue
         return out
     finally:
         random.setstate(state)
