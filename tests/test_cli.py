@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 import gp_search
+from gp_search.cli.main import loss_texts_as_values
 
 
 def test_show_ngl_json(cli):
@@ -77,3 +80,26 @@ def test_show_answers_or_refuses_the_issue_22_text_at_once(cli):
     res = cli("show", ISSUE_22, timeout=120)  # hung for more than 10 minutes before the bound
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "outside float64's range" in res.stderr and "exp(sub(" in res.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["evaluate", "--loss", "-y_pred*y_real", "--loss", "ce"],
+     ["evaluate", "--loss=-y_pred*y_real", "--loss", "ce"]),
+    (["export", "--expr", "-y_pred", "--out", "x.py"], ["export", "--expr=-y_pred", "--out", "x.py"]),
+    (["run", "--seed-individual", "-y_pred*y_real"], ["run", "--seed-individual=-y_pred*y_real"]),
+    (["show", "--json", "-y_pred*y_real"], ["show", "--json", "--", "-y_pred*y_real"]),
+    (["show", "-h"], ["show", "-h"]),
+    (["evaluate", "--loss", "--proxy"], ["evaluate", "--loss", "--proxy"]),
+])
+def test_a_loss_text_may_start_with_a_minus_sign(argv, expected):
+    assert loss_texts_as_values(argv) == expected
+
+
+def test_minus_sign_losses_through_the_command_line(cli, tmp_path):
+    out = cli("show", "--json", "-y_pred*y_real")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["canonical"] == "-y_pred*y_real"
+    out = cli("export", "--expr", "-y_pred*y_real", "--out", tmp_path / "neg.py")
+    assert out.returncode == 0 and (tmp_path / "neg.py").is_file(), out.stderr
+    out = cli("transfer", "-y_pred*y_real")  # a positional after no flag: the error says how
+    assert out.returncode == 2 and "--loss=-y_pred*y_real" in out.stderr

@@ -199,8 +199,8 @@ def cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="gp-search", description="Genetic-programming search for "
-                                 "neural-network loss functions.")
+    ap = Parser(prog="gp-search", description="Genetic-programming search for neural-network loss "
+                "functions.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("show", help="canonical form, infix, LaTeX, size of a loss expression")
@@ -250,8 +250,48 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+LOSS_TEXT_FLAGS = ("--loss", "--expr", "--seed-individual")
+"""Flags whose value is a loss text, which may start with a minus sign (``-y_pred*y_real``)."""
+MINUS_HINT = ("a loss text that starts with a minus sign is written --loss=-y_pred*y_real, or "
+              "after a -- that ends the flags (gp-search transfer --suite S -- -y_pred*y_real)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors say how to give a loss text that starts with a minus sign
+    when that is what went wrong."""
+
+    def error(self, message: str):
+        if "expected one argument" in message or "unrecognized arguments: -" in message \
+                or "required: expr" in message or "required: loss" in message:
+            message += f" ({MINUS_HINT})"
+        super().error(message)
+
+
+def loss_texts_as_values(argv: list[str]) -> list[str]:
+    """``argv`` with each loss text that starts with a minus sign kept a value: argparse would
+    read ``--loss -y_pred*y_real`` as two flags, so it becomes ``--loss=-y_pred*y_real``, and
+    ``show [--json] -y_pred*y_real`` becomes ``show [--json] -- -y_pred*y_real``. ``-h`` and
+    every ``--flag`` are left as they are."""
+    def loss_like(token: str) -> bool:
+        return token.startswith("-") and not token.startswith("--") and token != "-h"
+
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in LOSS_TEXT_FLAGS and i + 1 < len(argv) and loss_like(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        if argv[:1] == ["show"] and i > 0 and loss_like(token) and "--" not in out:
+            out.append("--")  # show's one positional is a loss text
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args = build_parser().parse_args(loss_texts_as_values(given))
     # What env.json and the Markdown files record: the command as given, never rebuilt.
     command = sys.argv if argv is None else ["gp-search", *map(str, argv)]
     try:
