@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import embedded
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -92,7 +93,7 @@ def test_synthetic_is_deterministic_and_balanced():
     ds = data.load("synthetic")
     assert ds.y_train.bincount().tolist() == [100] * 10
     assert ds.y_test.bincount().tolist() == [50] * 10
-    again = data._load_synthetic(None)
+    again = embedded.load_synthetic()
     assert torch.equal(ds.x_train, again.x_train) and torch.equal(ds.y_test, again.y_test)
 
 

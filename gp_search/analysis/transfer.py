@@ -44,7 +44,7 @@ from gp_search.lang import parse
 from gp_search.lang import REFERENCE, resolve
 from gp_search.parallel import evaluate
 from gp_search.proxies import metric_label
-from gp_search.proxies.data import TASK_NOTES, suite_tasks
+from gp_search.proxies import TASK_NOTES, suite_tasks
 from gp_search.proxies import dataset_for
 from gp_search.core import seed_list as parse_seeds
 

@@ -13,7 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from gp_search.core import rule, validate
-from gp_search.proxies.data import SUITES
+from gp_search.proxies import SUITES
 
 
 def _f(default, help: str, **rules):
@@ -31,7 +31,7 @@ def _shared_tasks(a: str, b: str) -> set[str]:
 
 def _held_out(names) -> list[str]:
     """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
-    from gp_search.proxies.data import HELD_OUT
+    from gp_search.proxies import HELD_OUT
     return sorted(set(names) & HELD_OUT)
 
 
