@@ -180,13 +180,8 @@ def held_out_score(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
     at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`); each
     chunk's logits are appended to ``kept`` (on the CPU) when a list is given."""
     model.eval()
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for start in range(0, len(x), chunk):
-        logits = model(x[start:start + chunk])
-        cm += metrics.confusion(logits.argmax(1), y[start:start + chunk], num_classes)
-        if kept is not None:
-            kept.append(logits.cpu())
-    return metrics.score(metric, cm)
+    return metrics.score(metric, metrics.chunked_confusion(model, x, y, num_classes, chunk,
+                                                           kept=kept))
 
 
 def slot_scores(spec: ProxySpec, cms: torch.Tensor, kept: list | None,
