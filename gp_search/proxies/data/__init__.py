@@ -28,7 +28,8 @@ from gp_search.proxies.data.transforms import (
     relabel_map,
     transform,
 )
-from gp_search.proxies.data.user_files import TaskDataError, digest, from_arrays
+from gp_search.proxies.data.user_arrays import TaskDataError, from_arrays
+from gp_search.proxies.data.user_files import digest
 from gp_search.proxies.data.user_files import read as read_user_file
 from gp_search.proxies.data.voc import read_voc, voc_palette, write_example
 
