@@ -1,8 +1,9 @@
 """Held-out metrics of a proxy: predicted and true class ids → one confusion matrix → one score.
 
 Every metric is read from a confusion matrix (rows: true class, columns: predicted class) that is
-accumulated over the whole held-out split, chunk by chunk, so a score never depends on the
-evaluation batch size. Targets equal to :data:`IGNORE_INDEX` (Pascal VOC's "void" pixels) are left
+accumulated over the whole held-out split, chunk by chunk (:func:`chunked_confusion`, which
+``train_one`` and both population stacks call), so a score never depends on the evaluation
+batch size. Targets equal to :data:`IGNORE_INDEX` (Pascal VOC's "void" pixels) are left
 out of every metric. Dense predictions ``(N, H, W)`` are counted pixel by pixel.
 
 * ``accuracy`` — fraction correct (for dense predictions: pixel accuracy).
