@@ -104,6 +104,25 @@ def test_load_is_cached():
     assert data.load("DIGITS") is first
 
 
+def test_a_registered_prefix_claims_its_names_and_is_cached_per_name():
+    calls = []
+
+    def loader(name, root):
+        calls.append((name, root))
+        return embedded.load_synthetic()
+
+    with pytest.raises(ValueError, match="unknown dataset 'mine:a'"):
+        data.load("mine:a")
+    data.register_source("mine:", loader)
+    try:
+        first = data.load("mine:a")
+        assert data.load("mine:a") is first and data.load("mine:b") is not first
+        assert calls == [("mine:a", None), ("mine:b", None)]  # once per name, no data root
+    finally:
+        data._SOURCES.pop("mine:")
+        data.clear_cache()
+
+
 def test_to_device_copies_only_when_needed():
     ds = data.load("synthetic")
     assert ds.to("cpu") is ds
