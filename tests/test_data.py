@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gp_search.proxies.data import dataset as data
+from gp_search.proxies.data import embedded
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -92,7 +93,7 @@ def test_synthetic_is_deterministic_and_balanced():
     ds = data.load("synthetic")
     assert ds.y_train.bincount().tolist() == [100] * 10
     assert ds.y_test.bincount().tolist() == [50] * 10
-    again = data._load_synthetic(None)
+    again = embedded.load_synthetic()
     assert torch.equal(ds.x_train, again.x_train) and torch.equal(ds.y_test, again.y_test)
 
 
@@ -101,6 +102,25 @@ def test_load_is_cached():
     second = data.load("digits")
     assert second is first  # the same object: nothing was read again (no clock: a speed claim)
     assert data.load("DIGITS") is first
+
+
+def test_a_registered_prefix_claims_its_names_and_is_cached_per_name():
+    calls = []
+
+    def loader(name, root):
+        calls.append((name, root))
+        return embedded.load_synthetic()
+
+    with pytest.raises(ValueError, match="unknown dataset 'mine:a'"):
+        data.load("mine:a")
+    data.register_source("mine:", loader)
+    try:
+        first = data.load("mine:a")
+        assert data.load("mine:a") is first and data.load("mine:b") is not first
+        assert calls == [("mine:a", None), ("mine:b", None)]  # once per name, no data root
+    finally:
+        data._SOURCES.pop("mine:")
+        data.clear_cache()
 
 
 def test_to_device_copies_only_when_needed():

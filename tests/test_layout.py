@@ -29,8 +29,8 @@ LAYERS = ("core", "lang", "proxies", "parallel", "engine", "analysis", "rediscov
           "cli", "")
 """Bottom to top: each may import those before it. "" is the package's own face and
 ``__main__``."""
-PROXIES_LAYERS = (("spec", "metrics", "calibration", "practice", "catalog", "models", "data"),
-                  ("train",), ("population",), ("proxy",), ("user_task",))
+PROXIES_LAYERS = (("spec", "metrics", "calibration", "catalog", "models", "data"),
+                  ("train",), ("population",), ("proxy",), ("user_code", "user_task"))
 """Inside :mod:`gp_search.proxies`, bottom to top (a sub-package counts as one module)."""
 FACES = ("core", "lang", "proxies", "proxies.data", "proxies.population", "parallel", "engine",
          "analysis", "rediscovery", "cli")

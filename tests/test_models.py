@@ -119,3 +119,17 @@ def test_cnn1d_reaches_reference_accuracy_on_mnist1d():
     ds = data.load("mnist1d")
     accuracy = train(models.build("cnn1d", ds.input_shape, ds.num_classes, seed=0), ds, steps=3000, lr=1e-3)
     assert accuracy > 0.75
+
+
+def test_a_registered_prefix_builds_its_kinds():
+    def builder(kind, input_shape, num_classes, seed, **kw):
+        return models.build("mlp", input_shape, num_classes, seed, hidden=(kw["width"],))
+
+    with pytest.raises(ValueError, match="unknown model kind 'tiny:x'"):
+        models.build("tiny:x", (4,), 3, 0)
+    models.register_builder("tiny:", builder)
+    try:
+        net = models.build("tiny:x", (4,), 3, 0, width=5)
+        assert net(torch.zeros(2, 4)).shape == (2, 3) and net[1].out_features == 5
+    finally:
+        models._PREFIXED.pop("tiny:")

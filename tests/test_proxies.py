@@ -66,7 +66,7 @@ def test_overrides_change_the_spec_and_its_cache_key():
     hash(wider.spec)
     assert base.spec.key() == "digits-mlp@954ed75630a7"  # test-split keys never change
     assert proxies.get("digits-mlp", split="val").spec.key() != base.spec.key()
-    with pytest.raises(ValueError, match="split must be 'test' or 'val'"):
+    with pytest.raises(ValueError, match="'split' must be 'test' or 'val'"):
         proxies.get("digits-mlp", split="train")
 
 

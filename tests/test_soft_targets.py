@@ -50,7 +50,7 @@ def test_the_registered_long_tailed_tasks_score_balanced_accuracy():
 
 @pytest.mark.parametrize("bad", [0.5, -1, 1e6, True, "20"])
 def test_bad_long_tail_is_refused(bad):
-    with pytest.raises(ValueError, match="long_tail must be"):
+    with pytest.raises(ValueError, match="'long_tail' must be"):
         tasks.check_transform(long_tail=bad)
 
 
@@ -97,7 +97,7 @@ def test_a_mixup_task_trains_every_loss_sequentially_and_says_so():
 
 @pytest.mark.parametrize("bad", [-0.1, 101, True])
 def test_bad_mixup_is_refused(bad):
-    with pytest.raises(ValueError, match="mixup must be"):
+    with pytest.raises(ValueError, match="'mixup' must be"):
         proxies.get("digits-mlp", mixup=bad)
 
 

@@ -7,8 +7,7 @@ import pytest
 
 from gp_search.engine.cache import Cache
 from gp_search import proxies
-from gp_search.proxies.registry import SEARCH_SUITES, SEARCH_TASK_NOTES, SPECS
-from gp_search.proxies.data.transforms import HELD_OUT, TASK_NOTES
+from gp_search.proxies.catalog import HELD_OUT, SEARCH_SUITES, SEARCH_TASK_NOTES, SPECS, TASK_NOTES
 from gp_search.engine.config import PRESETS, SearchConfig
 
 

@@ -11,6 +11,7 @@ from gp_search.analysis import transfer as T
 from gp_search.analysis.stats import paired, summarize
 from gp_search.lang.export import export
 from gp_search.proxies.data import dataset as data
+from gp_search.proxies import catalog
 from gp_search.proxies.data import transforms as tasks
 from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.train import dataset_for
@@ -79,11 +80,11 @@ def test_no_transform_is_the_dataset_itself_and_keys_stay():
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("relabel", "thirds", "relabel must be"),
-    ("subsample", -5, "subsample must be"),
-    ("label_noise", 1.0, "label_noise must be a fraction in [0, 1)"),
-    ("label_noise", -0.1, "label_noise must be"),
-    ("data_seed", -1, "data_seed must be"),
+    ("relabel", "thirds", "'relabel' must be ''"),
+    ("subsample", -5, "'subsample' must be >= 0 (0: the whole training split"),
+    ("label_noise", 1.0, "'label_noise' must be a fraction in [0, 1)"),
+    ("label_noise", -0.1, "'label_noise' must be"),
+    ("data_seed", -1, "'data_seed' must be >= 0"),
 ])
 def test_bad_transform_values_are_refused(field, value, words):
     with pytest.raises(ValueError, match=r"got " + repr(value).replace("(", r"\(")) as info:
@@ -120,17 +121,17 @@ def test_validation_split_of_a_noisy_task_keeps_clean_held_out_labels():
 
 def test_suites_hold_registered_held_out_tasks():
     search_proxies = {"digits-mlp", "digits-cnn", "mnist1d-cnn"}
-    for suite in tasks.SUITES:
-        for name, overrides in tasks.suite_tasks(suite):
+    for suite in catalog.SUITES:
+        for name, overrides in catalog.suite_tasks(suite):
             assert name in proxies.SPECS and name not in search_proxies
             proxies.get(name, **overrides)
-    classes = {dataset_for(proxies.get(n).spec).num_classes for n, _ in tasks.SUITES["transfer"]}
+    classes = {dataset_for(proxies.get(n).spec).num_classes for n, _ in catalog.SUITES["transfer"]}
     assert {2, 3, 5, 10} <= classes
-    nested = tasks.SUITES["transfer-select"] + tasks.SUITES["transfer-report"]
-    assert set(tasks.TASK_NOTES) == {n for n, _ in tasks.SUITES["transfer"] + nested}
-    assert [n for n, _ in tasks.SUITES["transfer"]] == list(tasks.TASK_NOTES)[:10]  # as it was
+    nested = catalog.SUITES["transfer-select"] + catalog.SUITES["transfer-report"]
+    assert set(catalog.TASK_NOTES) == {n for n, _ in catalog.SUITES["transfer"] + nested}
+    assert [n for n, _ in catalog.SUITES["transfer"]] == list(catalog.TASK_NOTES)[:10]  # as it was
     with pytest.raises(ValueError, match="unknown suite 'nope'; known suites: transfer"):
-        tasks.suite_tasks("nope")
+        catalog.suite_tasks("nope")
 
 
 # --- the stage ------------------------------------------------------------------------------------

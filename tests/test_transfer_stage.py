@@ -10,7 +10,7 @@ from gp_search.engine.config import SearchConfig, preset
 from gp_search.api import resume
 from gp_search.api import run as run_search
 from gp_search.proxies import get
-from gp_search.proxies.data.transforms import SUITES
+from gp_search.proxies.catalog import SUITES
 from gp_search.analysis.transfer_stage import load_choice, transfer_rate, verdict
 
 

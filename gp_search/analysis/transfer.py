@@ -1,7 +1,7 @@
 """The transfer stage: losses trained on a held-out suite of tasks, paired with CE task by task.
 
 A loss found by a search has only been seen to win on the search's proxies. :func:`transfer`
-trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.data.transforms.SUITES`:
+trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.catalog.SUITES`:
 other data, other class counts, label noise, other architectures, longer trainings) and measures
 per task each loss's mean accuracy with its 95 % t-interval and its change against CE, paired
 seed by seed (:func:`gp_search.analysis.stats.paired`); then an aggregate per loss, the mean
@@ -44,7 +44,7 @@ from gp_search.lang import parse
 from gp_search.lang import REFERENCE, resolve
 from gp_search.parallel import evaluate
 from gp_search.proxies import metric_label
-from gp_search.proxies.data import TASK_NOTES, suite_tasks
+from gp_search.proxies import TASK_NOTES, suite_tasks
 from gp_search.proxies import dataset_for
 from gp_search.core import seed_list as parse_seeds
 
@@ -202,7 +202,7 @@ def transfer(losses: Sequence[str | LossEntry], suite: str = "transfer",
 
     Args:
         losses: reference names, expressions, exported files (:func:`read_loss`) or entries.
-        suite: a key of :data:`gp_search.proxies.data.transforms.SUITES`.
+        suite: a key of :data:`gp_search.proxies.catalog.SUITES`.
         seeds: a count ``n`` (seeds ``0 .. n-1``, at least 2) or the seeds; fixed before any
             dispatch, so the numbers do not depend on ``jobs``.
         jobs: worker processes (:func:`gp_search.parallel.evaluate.evaluate`).

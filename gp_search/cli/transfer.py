@@ -40,7 +40,7 @@ def cmd_transfer(args) -> int:
 def add_commands(sub) -> None:
     """Register ``transfer`` on an ``argparse`` subparsers object."""
     from gp_search.analysis import DEFAULT_BASELINES
-    from gp_search.proxies.data import SUITES
+    from gp_search.proxies import SUITES
 
     p = sub.add_parser(
         "transfer", help="train losses on a held-out suite of tasks; change vs CE per task",

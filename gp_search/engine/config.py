@@ -13,7 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from gp_search.core import rule, validate
-from gp_search.proxies.data import SUITES
+from gp_search.proxies import SUITES
 
 
 def _f(default, help: str, **rules):
@@ -31,7 +31,7 @@ def _shared_tasks(a: str, b: str) -> set[str]:
 
 def _held_out(names) -> list[str]:
     """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
-    from gp_search.proxies.data import HELD_OUT
+    from gp_search.proxies import HELD_OUT
     return sorted(set(names) & HELD_OUT)
 
 
@@ -64,7 +64,7 @@ class SearchConfig:
                                and all(isinstance(p, str) for p in v) and not _held_out(v),
                                "name at least one proxy (or give a task or an objective) and no "
                                "held-out transfer task "
-                               "(gp_search.proxies.data.transforms.HELD_OUT: the t-* tasks judge what a "
+                               "(gp_search.proxies.catalog.HELD_OUT: the t-* tasks judge what a "
                                "search found, so a search must never score them; use the s-* "
                                "search-suite tasks instead)"))
     tasks: tuple = _f((), "your own tasks, scored after the proxies: tables of "
@@ -172,7 +172,7 @@ class SearchConfig:
     out: str = _f("results/runs", "parent directory of run directories",
                   check=(lambda c, v: bool(v), "not be empty"))
     cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
-    transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.data.transforms.SUITES) that the "
+    transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.catalog.SUITES) that the "
                                      "hall of fame's best are retrained on when the search ends; "
                                      "it picks best.py among them (the selection suite); "
                                      "without a report_suite its figures are also the ones "
@@ -239,7 +239,7 @@ class SearchConfig:
             raise ValueError(f"{source}: {exc}") from None
 
 
-# gp_search.proxies.registry.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
+# gp_search.proxies.catalog.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
 # reading a config imports no torch; tests/test_suite.py checks they agree).
 _SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-synthetic100-mlp", "s-digits-half-mlp-sgd",
                  "s-mnist1d-mod3-cnn")

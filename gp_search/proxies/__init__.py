@@ -4,7 +4,10 @@ The face of the package: the registry (:func:`get`, :func:`names`, :class:`Proxy
 records every evaluation returns (:class:`EvalResult`, :class:`ProxySpec`), a user's own task
 (:class:`Task`), training one loss (:func:`train_one`) or a population
 (:func:`train_population`), the held-out suites (:data:`SUITES`). It imports only
-:mod:`gp_search.core` and :mod:`gp_search.lang` of gp-search.
+:mod:`gp_search.core` and :mod:`gp_search.lang` of gp-search. Inside, the layers (bottom to
+top): spec, metrics, calibration, catalog, models, data → train → population → proxy →
+user_code, user_task; importing the face imports :mod:`~gp_search.proxies.user_task`, which
+registers the user-task data sources and models.
 
 Example:
     >>> from gp_search import proxies
@@ -13,39 +16,34 @@ Example:
 """
 
 from gp_search.proxies.calibration import ECE_BINS, ece, reliability
-from gp_search.proxies.data import (
-    DATASETS,
+from gp_search.proxies.catalog import (
     HELD_OUT,
-    SUITES,
-    TASK_NOTES,
-    Dataset,
-    TaskDataError,
-    digest,
-    suite_tasks,
-)
-from gp_search.proxies.metrics import label as metric_label
-from gp_search.proxies.models import KINDS
-from gp_search.proxies.population import pays_off, train_population
-from gp_search.proxies.registry import (
     SEARCH_SUITES,
     SEARCH_TASK_NOTES,
     SPECS,
-    Proxy,
-    batch_indices,
-    batched_module,
-    from_dict,
-    get,
-    names,
+    SUITES,
+    TASK_NOTES,
+    suite_tasks,
 )
+from gp_search.proxies.data import DATASETS, Dataset, TaskDataError, digest
+from gp_search.proxies.metrics import label as metric_label
+from gp_search.proxies.models import KINDS
+from gp_search.proxies.population import pays_off, train_population
+from gp_search.proxies.proxy import Proxy, batched_module, from_dict, get, names
 from gp_search.proxies.spec import OPTIMIZERS, STATUSES, EvalResult, ProxySpec
-from gp_search.proxies.train import dataset_for, one_thread, resolve_device, train_one
+from gp_search.proxies.train import (
+    batch_indices,
+    dataset_for,
+    one_thread,
+    resolve_device,
+    train_one,
+)
+from gp_search.proxies.user_code import import_object, import_path
 from gp_search.proxies.user_task import (
     METRICS,
     TABLE_KEYS,
     Task,
     describe as describe_task,
-    import_object,
-    import_path,
     load_dataset,
 )
 

@@ -1,8 +1,9 @@
 """Held-out metrics of a proxy: predicted and true class ids → one confusion matrix → one score.
 
 Every metric is read from a confusion matrix (rows: true class, columns: predicted class) that is
-accumulated over the whole held-out split, chunk by chunk, so a score never depends on the
-evaluation batch size. Targets equal to :data:`IGNORE_INDEX` (Pascal VOC's "void" pixels) are left
+accumulated over the whole held-out split, chunk by chunk (:func:`chunked_confusion`, which
+``train_one`` and both population stacks call), so a score never depends on the evaluation
+batch size. Targets equal to :data:`IGNORE_INDEX` (Pascal VOC's "void" pixels) are left
 out of every metric. Dense predictions ``(N, H, W)`` are counted pixel by pixel.
 
 * ``accuracy`` — fraction correct (for dense predictions: pixel accuracy).
@@ -14,6 +15,8 @@ out of every metric. Dense predictions ``(N, H, W)`` are counted pixel by pixel.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -37,6 +40,45 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     t, p = target.long(), pred.long()
     flat = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
     return flat.view(num_classes, num_classes).cpu()
+
+
+def chunked_confusion(logits_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                      y: torch.Tensor, num_classes: int, chunk: int,
+                      population: int | None = None, kept: list | None = None) -> torch.Tensor:
+    """The confusion over a whole split, predicted ``chunk`` samples at a time: what every
+    trainer scores with (one model, or a population stacked in one).
+
+    Args:
+        logits_of: a chunk of ``x`` -> its logits: ``(B, C, ...)`` for one model, ``(n, B, C,
+            ...)`` for a population of ``n`` (classes on the axis after the samples).
+        x, y: the split's inputs and class ids (dense targets: one per pixel).
+        num_classes: C.
+        chunk: samples per call of ``logits_of`` (memory only; never the result).
+        population: None for one model, else ``n``: one matrix per slot.
+        kept: when a list, each chunk's logits are appended to it (on the CPU).
+
+    Returns:
+        int64 ``(C, C)``, or ``(n, C, C)`` for a population.
+
+    Example:
+        >>> x = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]); y = torch.tensor([0, 1, 1])
+        >>> chunked_confusion(lambda xb: xb, x, y, 2, chunk=2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    stacked = population is not None
+    cms = torch.zeros(*((population,) if stacked else ()), num_classes, num_classes,
+                      dtype=torch.long)
+    for start in range(0, len(x), chunk):
+        logits = logits_of(x[start:start + chunk])
+        pred, target = logits.argmax(2 if stacked else 1), y[start:start + chunk]
+        if stacked:
+            for slot in range(population):
+                cms[slot] += confusion(pred[slot], target, num_classes)
+        else:
+            cms += confusion(pred, target, num_classes)
+        if kept is not None:
+            kept.append(logits.cpu())
+    return cms
 
 
 def _per_class(cm: torch.Tensor):

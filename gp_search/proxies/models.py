@@ -19,6 +19,7 @@ statistics, so train and eval mode agree and results do not depend on the batch 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -219,11 +220,22 @@ def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
         raise TypeError(f"uninitialised parameters {missed} / buffers {buffers}")
 
 
+_PREFIXED: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_builder(prefix: str, builder: Callable[..., nn.Module]) -> None:
+    """Let :func:`build` hand every kind starting with ``prefix`` (e.g. ``"py:"``) to ``builder``,
+    called as ``builder(kind, input_shape, num_classes, seed, **kw)``; it must decide the initial
+    weights from ``seed`` alone, as the built-in kinds do."""
+    _PREFIXED[prefix] = builder
+
+
 def build(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw) -> nn.Module:
     """Build a small classifier with parameters determined by ``seed`` alone.
 
     Args:
-        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``), or a user's model
+        kind: one of ``KINDS`` (``mlp``, ``cnn2d``, ``cnn1d``, ``resnet``), or a kind that a
+            registered prefix claims (:func:`register_builder`), e.g. a user's model
             ``"py:pkg.mod:Net"`` / ``"factory:pkg.mod:make"`` (:mod:`gp_search.proxies.user_task`).
         input_shape: shape of one sample, e.g. ``Dataset.input_shape``.
         num_classes: number of output logits.
@@ -237,10 +249,9 @@ def build(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw) -> n
     Raises:
         ValueError: unknown kind, or shapes the kind cannot handle.
     """
-    if kind.startswith(("py:", "factory:")):  # a user's model: gp_search.proxies.user_task
-        from gp_search.proxies.user_task import build_model
-
-        return build_model(kind, input_shape, num_classes, seed, **kw)
+    prefix = next((p for p in _PREFIXED if kind.startswith(p)), None)
+    if prefix is not None:  # a user's model (gp_search.proxies.user_task registers them)
+        return _PREFIXED[prefix](kind, input_shape, num_classes, seed, **kw)
     if kind not in _BUILDERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(_BUILDERS)}")
     input_shape = tuple(int(d) for d in input_shape)

@@ -23,19 +23,27 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from gp_search.core import rule, validate
-from gp_search.core import Status
+from gp_search.core import Status, rule, validate
+from gp_search.proxies.metrics import METRICS
 
 STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
-METRIC_NAMES = ("accuracy", "balanced_accuracy", "macro_f1", "miou")
-"""The held-out metrics (:data:`gp_search.proxies.metrics.METRICS`; printed with
+METRIC_NAMES = tuple(METRICS)
+"""The held-out metrics, in :data:`gp_search.proxies.metrics.METRICS` order (printed with
 :func:`gp_search.proxies.metrics.label`)."""
 OPTIMIZERS = ("adam", "sgd")
 """The optimisers a training can use (SGD with momentum 0.9: see gp_search.proxies.train)."""
 TRANSFORM_DEFAULTS = {"relabel": "", "subsample": 0, "label_noise": 0.0, "data_seed": 0,
                       "long_tail": 0.0}
 """The task-transform fields of :class:`ProxySpec` and the values that mean "no transform"."""
+RELABELS: dict[str, tuple[int, str]] = {
+    "parity": (2, "even / odd class id (digits: even / odd digit)"),
+    "half": (2, "class id < 5 / >= 5"),
+    "mod3": (3, "class id mod 3"),
+    "mod5": (5, "class id mod 5"),
+}
+"""Named class maps of a 10-class dataset into fewer classes: name -> (classes, rule); the values
+of ``ProxySpec.relabel`` (applied by :func:`gp_search.proxies.data.transforms.relabel_map`)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ class ProxySpec:
             weight decay; an expression loss trains multiplied by its scale
             :func:`gp_search.lang.losses.loss_scale`; set ``lr`` too: SGD needs a larger one,
             see :mod:`gp_search.proxies.train`).
-        relabel: a class map of :data:`gp_search.proxies.data.transforms.RELABELS` applied to both splits
+        relabel: a class map of :data:`RELABELS` applied to both splits
             (e.g. ``"parity"``: digits even / odd, 2 classes); ``""`` keeps the labels.
         subsample: training samples kept (stratified, drawn with ``data_seed``); 0 keeps all.
         label_noise: fraction of training labels replaced by another class, drawn uniformly
@@ -174,21 +182,24 @@ class ProxySpec:
     split: str = rule("test", "what the accuracy is measured on", choices=("test", "val"))
     optimizer: str = rule("adam", "the optimiser (SGD: momentum 0.9, loss times its scale)",
                           choices=OPTIMIZERS)
-    relabel: str = ""
-    subsample: int = 0
-    label_noise: float = 0.0
-    data_seed: int = 0
+    relabel: str = rule("", "a class map of RELABELS ('' keeps the labels)",
+                        choices=("", *RELABELS))
+    subsample: int = rule(0, "training samples kept", min=0,
+                          note="(0: the whole training split, else a number of samples)")
+    label_noise: float = rule(0.0, "fraction of training labels replaced by another class",
+                              check=(lambda _, v: 0 <= v < 1, "be a fraction in [0, 1) of "
+                                     "training labels to corrupt"))
+    data_seed: int = rule(0, "seeds subsample, long_tail and label_noise", min=0)
     metric: str = rule("accuracy", "the held-out metric", choices=METRIC_NAMES)
-    long_tail: float = 0.0
-    mixup: float = 0.0
+    long_tail: float = rule(0.0, "most / least frequent training class",
+                            check=(lambda _, v: v == 0 or 1 <= v <= 1000, "be 0 (balanced as "
+                                   "loaded) or the ratio in [1, 1000] of the most to the least "
+                                   "frequent training class"))
+    mixup: float = rule(0.0, "mixup's Beta(alpha, alpha) parameter", min=0, max=100,
+                        note="(0: none, else alpha)")
 
     def __post_init__(self):
-        from gp_search.proxies.data import check_mixup, check_transform
-
         validate(self, "proxy field")
-        check_transform(self.relabel, self.subsample, self.label_noise, self.data_seed,
-                        self.long_tail)
-        check_mixup(self.mixup)
 
     def key(self) -> str:
         """Stable hash of what changes results (not the time limit, the description or paths)."""
@@ -208,3 +219,22 @@ class ProxySpec:
                 payload[name] = getattr(self, name)
         blob = json.dumps(payload, sort_keys=True).encode()
         return f"{self.name}@" + hashlib.sha1(blob).hexdigest()[:12]
+
+
+def check_transform(**settings) -> None:
+    """Refuse bad task-transform settings (``relabel``, ``subsample``, ``label_noise``,
+    ``data_seed``, ``long_tail``, ``mixup``) by :class:`ProxySpec`'s own rules.
+
+    Raises:
+        ValueError: ``proxy field '<name>' must …; got <value>``.
+
+    Example:
+        >>> check_transform(label_noise=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: proxy field 'label_noise' must be a fraction in [0, 1) of training labels to corrupt; got 1.0
+    """
+    unknown = set(settings) - {*TRANSFORM_DEFAULTS, "mixup"}
+    if unknown:
+        raise TypeError(f"not a transform setting: {', '.join(sorted(unknown))}")
+    ProxySpec("transform", "", "", **settings)

@@ -39,19 +39,14 @@ import contextlib
 import dataclasses
 import math
 import time
-from typing import Callable
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 import torch
 
+from gp_search.lang import ExprError, Loss, loss_scale
 from gp_search.proxies import calibration, metrics, models
-from gp_search.proxies.data import dataset as data
-from gp_search.proxies.data import transforms as tasks
+from gp_search.proxies.data import Dataset, load, mix, mixup_plan, transform, validation_split
 from gp_search.proxies.spec import TRANSFORM_DEFAULTS, EvalResult, ProxySpec
-
-if TYPE_CHECKING:  # the proxies package never imports gp_search at import time (no cycle)
-    from gp_search.lang import Loss
 
 PARAM_LIMIT = 1e4
 """Largest parameter magnitude a healthy training reaches. Initial weights are below 1 and Adam
@@ -66,7 +61,7 @@ lr=SGD_LR)``): the best of {0.01, 0.03, 0.1, 0.3} for CE on digits-mlp and mnist
 TAIL_FRACTION = 0.1
 """``train_loss`` is the mean loss over this last fraction of the steps taken."""
 
-_DATA: dict[tuple, data.Dataset] = {}
+_DATA: dict[tuple, Dataset] = {}
 
 
 @contextlib.contextmanager
@@ -111,7 +106,7 @@ def resolve_device(device: str | torch.device = "auto") -> str:
     return str(dev)
 
 
-def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dataset:
+def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> Dataset:
     """The proxy's dataset as tensors on ``device``, loaded once per process.
 
     Args:
@@ -133,11 +128,11 @@ def dataset_for(spec: ProxySpec, device: str | torch.device = "cpu") -> data.Dat
         if spec.split == "val":
             untouched = dataclasses.replace(spec, split="test", **TRANSFORM_DEFAULTS)
             full = dataset_for(untouched, device)
-            base = data.validation_split(full)
+            base = validation_split(full)
         else:
-            base = data.load(spec.dataset, spec.data_root).to(device)
+            base = load(spec.dataset, spec.data_root).to(device)
         # After the validation cut: noise and subsampling touch only what trains.
-        _DATA[key] = tasks.transform(base, **task)
+        _DATA[key] = transform(base, **task)
     return _DATA[key]
 
 
@@ -185,13 +180,8 @@ def held_out_score(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
     at a time, one confusion matrix over all of them: :mod:`gp_search.proxies.metrics`); each
     chunk's logits are appended to ``kept`` (on the CPU) when a list is given."""
     model.eval()
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for start in range(0, len(x), chunk):
-        logits = model(x[start:start + chunk])
-        cm += metrics.confusion(logits.argmax(1), y[start:start + chunk], num_classes)
-        if kept is not None:
-            kept.append(logits.cpu())
-    return metrics.score(metric, cm)
+    return metrics.score(metric, metrics.chunked_confusion(model, x, y, num_classes, chunk,
+                                                           kept=kept))
 
 
 def slot_scores(spec: ProxySpec, cms: torch.Tensor, kept: list | None,
@@ -205,7 +195,7 @@ def slot_scores(spec: ProxySpec, cms: torch.Tensor, kept: list | None,
             for slot, cm in enumerate(cms)]
 
 
-def calibrates(spec: ProxySpec, ds: data.Dataset) -> bool:
+def calibrates(spec: ProxySpec, ds: Dataset) -> bool:
     """Whether a training measures calibration (:mod:`gp_search.proxies.calibration`): on a
     test split of one label per sample. A search's fitness trainings (the validation split)
     skip it: the temperature fit would cost up to 40 % of a 100-class proxy's training and
@@ -214,8 +204,8 @@ def calibrates(spec: ProxySpec, ds: data.Dataset) -> bool:
 
 
 def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
-              device: str | torch.device = "cpu", dataset: data.Dataset | None = None,
-              on_trained: Callable[[torch.nn.Module, data.Dataset], None] | None = None
+              device: str | torch.device = "cpu", dataset: Dataset | None = None,
+              on_trained: Callable[[torch.nn.Module, Dataset], None] | None = None
               ) -> EvalResult:
     """Train the proxy's model with ``loss`` for the budget and score it on its held-out split
     (``spec.split``: the test split, or the validation part of the training split).
@@ -271,8 +261,6 @@ def refusal(loss: "Loss") -> str | None:
     """
     if loss.expr is None:
         return None
-    from gp_search.lang import ExprError
-
     try:
         loss.expr.elementwise  # noqa: B018 - compiling refuses what float32 cannot hold
     except ExprError as exc:
@@ -302,15 +290,13 @@ class _Report:
 
 
 def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.device,
-           ds: data.Dataset, report: _Report, on_trained=None) -> EvalResult:
+           ds: Dataset, report: _Report, on_trained=None) -> EvalResult:
     model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                          **dict(spec.model_kw)).to(device)
     params = list(model.parameters())
     weights = [p for p in params if p.dim() > 1]
     scale = 1.0
     if spec.optimizer == "sgd":
-        from gp_search.lang import loss_scale
-
         try:
             scale = loss_scale(loss)
         except ValueError as exc:
@@ -324,13 +310,13 @@ def _train(spec: ProxySpec, loss: Loss, seed: int, budget: int, device: torch.de
     if spec.mixup:
         if y.dim() > 1:
             raise ValueError(f"mixup needs one label per sample; {ds.name} has per-pixel labels")
-        lam, partner = (t.to(device) for t in tasks.mixup_plan(spec.batch_size, budget,
+        lam, partner = (t.to(device) for t in mixup_plan(spec.batch_size, budget,
                                                                 spec.mixup, seed))
     history = []
     for step in range(budget):
         idx = batches[step]
         if spec.mixup:  # probability targets: every loss takes (N, C) targets as well as ids
-            xb, yb = tasks.mix(x[idx], y[idx], ds.num_classes, lam[step], partner[step])
+            xb, yb = mix(x[idx], y[idx], ds.num_classes, lam[step], partner[step])
             value = loss.fn(model(xb), yb)
         else:
             value = loss.fn(model(x[idx]), y[idx])

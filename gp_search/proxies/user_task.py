@@ -1,5 +1,9 @@
 """Your own task as a proxy: the :class:`Task` record, the strings that name its data and model
-inside a :class:`ProxySpec`, and how any process (loky, Dask worker) rebuilds them from those.
+inside a :class:`ProxySpec`, and how any process (loky, Dask worker) rebuilds them from those:
+on import this module registers its ``"file:"`` / ``"factory:"`` sources with
+:func:`gp_search.proxies.data.register_source` and its ``"py:"`` / ``"factory:"`` models with
+:func:`gp_search.proxies.models.register_builder` (the proxies face imports it, so every
+process that rebuilds a proxy has them).
 
 A task's data and model cross process boundaries as text, never as pickled arrays or objects:
 
@@ -19,7 +23,7 @@ A task's data and model cross process boundaries as text, never as pickled array
   forked and restored), so the seed alone decides the initial weights; user models train on the
   sequential path.
 
-Data are read once per process and cached (:func:`gp_search.proxies.data.dataset.load`).
+Data are read once per process and cached (:func:`gp_search.proxies.data.load`).
 
 Example:
     >>> import numpy as np
@@ -32,12 +36,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib
-import importlib.util
 import json
 import re
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,25 +46,39 @@ import numpy as np
 import torch
 from torch import nn
 
+from gp_search.core import rule, validate
 from gp_search.proxies import models
-from gp_search.proxies.data import dataset as data
-from gp_search.proxies.data import user_files as user_data
-from gp_search.proxies.spec import OPTIMIZERS, ProxySpec
-from gp_search.proxies.registry import SPECS, Proxy
-from gp_search.proxies.data import TaskDataError
+from gp_search.proxies.catalog import SPECS
+from gp_search.proxies.data import (
+    Dataset,
+    TaskDataError,
+    digest,
+    from_arrays,
+    load,
+    read_user_file,
+    register_source,
+    validation_split,
+)
+from gp_search.proxies.proxy import Proxy
+from gp_search.proxies.spec import METRIC_NAMES, ProxySpec
+from gp_search.proxies.user_code import PY, factory_result, import_object, import_path
 
-FILE, FACTORY, PY = "file:", "factory:", "py:"
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-"""The metrics a classification task can be scored by (``ProxySpec.metric``)."""
+FILE, FACTORY = "file:", "factory:"
+METRICS = tuple(m for m in METRIC_NAMES if m != "miou")
+"""The metrics a classification task can be scored by (``ProxySpec.metric`` but ``miou``, which
+scores dense tasks)."""
 TABLE_KEYS = ("name", "file", "factory", "label_column", "image_size", "split_seed", "model",
               "steps", "batch_size", "lr", "optimizer", "metric")
 """Keys of a task table (``tasks = [{file = "data.csv", label_column = "y"}]`` in a config)."""
-FACTORY_KEYS = ("x_train", "y_train", "x_test", "y_test", "model")
 DEFAULT_MODEL = {1: "mlp", 2: "cnn1d", 3: "cnn2d"}
 """Built-in model by the number of dimensions of one sample."""
 
-_RESOLVED: dict[str, object] = {}
-_FACTORIES: dict[str, dict] = {}
+_SPEC_FIELDS = {f.name: f for f in dataclasses.fields(ProxySpec)}
+
+
+def _as_in_spec(name: str, default, **rules):
+    """A Task field under the rule of the ProxySpec field it becomes (one rule, one place)."""
+    return dataclasses.field(default=default, metadata={**_SPEC_FIELDS[name].metadata, **rules})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,7 +86,7 @@ class Task:
     """A classification task of yours: data (a file, a factory, or arrays), a model, a budget.
 
     Attributes:
-        file: an ``.npz``, ``.csv``/``.tsv`` or image folder (:func:`user_data.read`).
+        file: an ``.npz``, ``.csv``/``.tsv`` or image folder (:func:`gp_search.proxies.data.read_user_file`).
         factory: ``"pkg.mod:make"``, a function returning the data (and a ``"model"``).
         x_train, y_train, x_test, y_test: arrays or tensors (test part optional).
         model: None (by input shape), a built-in kind, ``"pkg.mod:Net"``, or a callable
@@ -93,13 +107,13 @@ class Task:
     model: object = None
     name: str = ""
     label_column: str = ""
-    image_size: int = 32
+    image_size: int = rule(32, "image folders are resized to this side", min=1)
     split_seed: int = 0
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    metric: str = "accuracy"
+    steps: int = _as_in_spec("steps", 300)
+    batch_size: int = _as_in_spec("batch_size", 64)
+    lr: float = _as_in_spec("lr", 1e-3)
+    optimizer: str = _as_in_spec("optimizer", "adam")
+    metric: str = _as_in_spec("metric", "accuracy", choices=METRICS)
 
     def __post_init__(self):
         given = [k for k, v in (("file", self.file), ("factory", self.factory),
@@ -110,19 +124,12 @@ class Task:
                                 f"{given or 'none'}")
         if self.x_train is not None and self.y_train is None:
             raise TaskDataError("a Task from arrays needs y_train as well as x_train")
-        if self.optimizer not in OPTIMIZERS:
-            raise TaskDataError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got "
-                                f"{self.optimizer!r}")
-        if self.metric not in METRICS:
-            raise TaskDataError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
-        for key in ("steps", "batch_size", "image_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TaskDataError(f"{key} must be a positive integer; got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise TaskDataError(f"lr must be a positive number; got {self.lr!r}")
         if self.file:
             object.__setattr__(self, "file", str(Path(self.file).expanduser().resolve()))
+        try:
+            validate(self, "task field")
+        except ValueError as exc:
+            raise TaskDataError(str(exc)) from None
         if callable(self.model):
             object.__setattr__(self, "model", import_path(self.model))
         elif self.model is not None and not isinstance(self.model, str):
@@ -166,7 +173,7 @@ class Task:
         so nothing is written for bad arrays); file and factory tasks are returned as they are."""
         if self.x_train is None:
             return self
-        user_data.from_arrays(self.x_train, self.y_train, self.x_test, self.y_test,
+        from_arrays(self.x_train, self.y_train, self.x_test, self.y_test,
                               f"task {self.name!r}", self.split_seed)
         arrays = {k: _numpy(getattr(self, k)) for k in ("x_train", "y_train", "x_test", "y_test")
                   if getattr(self, k) is not None}
@@ -196,8 +203,8 @@ class Task:
         """
         task = self.saved(workdir or tempfile.mkdtemp(prefix="gp-search-task-"))
         if task.file:
-            found = user_data.digest(task.file)
-            ds, info = user_data.read(task.file, task.label_column, task.image_size,
+            found = digest(task.file)
+            ds, info = read_user_file(task.file, task.label_column, task.image_size,
                                       task.split_seed)
             dataset = FILE + json.dumps({"path": found["path"], "sha256": found["sha256"],
                                          "label_column": task.label_column,
@@ -206,7 +213,7 @@ class Task:
             record = {"source": "file", **found}
         else:
             dataset = FACTORY + task.factory
-            ds = data.load(dataset)
+            ds = load(dataset)
             info = {"n_train": ds.n_train, "n_test": ds.n_test, "input_shape": list(ds.input_shape)}
             record = {"source": "factory", "factory": task.factory}
         model = _model_name(task, ds)
@@ -218,7 +225,7 @@ class Task:
                                      f"model {model}")
         where = f"task {task.name!r} ({record.get('path') or 'factory ' + task.factory})"
         _check_model(spec, ds, where)
-        n_train = data.validation_split(ds).n_train if split == "val" else ds.n_train
+        n_train = validation_split(ds).n_train if split == "val" else ds.n_train
         if task.batch_size > n_train:
             raise TaskDataError(f"{where}: batch_size {task.batch_size} is larger than "
                                 f"its {n_train} training samples ({split} split); pass "
@@ -249,90 +256,9 @@ def _default_name(task: Task) -> str:
     return "task-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "data")
 
 
-def import_path(obj, what: str = "model builder", prefix: str = PY,
-                fix: str = "or return it from a factory (Task(factory='pkg.mod:make'))") -> str:
-    """The import path of a callable (``prefix`` + ``"pkg.mod:name"``, or
-    ``"/abs/script.py:name"`` for one defined in the running script), from which a worker
-    process can import it again (:func:`resolve`; in this process it resolves to ``obj``
-    itself, so a script is not imported a second time)."""
-    module, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or not qual or "<" in qual:
-        raise TaskDataError(f"the {what} {obj!r} cannot be imported by name in a worker "
-                            f"process (a lambda, or defined inside a function); define it at the "
-                            f"top level of a module, {fix}")
-    if module == "__main__":
-        main_file = getattr(sys.modules["__main__"], "__file__", None)
-        if not main_file:
-            raise TaskDataError(f"the {what} {qual} is defined in an interactive session, "
-                                f"which worker processes cannot import; define it in a module "
-                                f"file")
-        module = str(Path(main_file).resolve())
-    _RESOLVED[f"{module}:{qual}"] = obj
-    return f"{prefix}{module}:{qual}"
-
-
-def import_object(path: str, what: str = "import path") -> object:
-    """The object at ``"pkg.mod:attr"`` (or ``"/abs/file.py:attr"``), imported once per process.
-
-    Raises:
-        TaskDataError: the path is malformed, the module cannot be imported, or it has no such
-            attribute; the message names the path and says how to fix it.
-    """
-    if path in _RESOLVED:
-        return _RESOLVED[path]
-    module_name, sep, attr = path.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise TaskDataError(f"{what} {path!r} must look like 'package.module:name'")
-    try:
-        if module_name.endswith(".py"):
-            file = Path(module_name)
-            name = "gp_search_user_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or not file.is_file():
-                raise ImportError(f"no file {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - whatever the module raises, say which path failed
-        raise TaskDataError(f"{what} {path!r}: cannot import {module_name!r} ({type(exc).__name__}"
-                            f": {exc}); check the spelling and that it is on PYTHONPATH") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise TaskDataError(f"{what} {path!r}: {module_name!r} has no attribute "
-                                f"{attr!r}; check the name after the ':'")
-        obj = getattr(obj, part)
-    _RESOLVED[path] = obj
-    return obj
-
-
-def factory_result(path: str) -> dict:
-    """What the factory at ``path`` returns, checked, called once per process."""
-    if path not in _FACTORIES:
-        make = import_object(path, "factory")
-        if not callable(make):
-            raise TaskDataError(f"factory {path!r} is a {type(make).__name__}, not a function")
-        try:
-            out = make()
-        except Exception as exc:  # noqa: BLE001 - the user's code: report, do not crash
-            raise TaskDataError(f"factory {path!r} raised {type(exc).__name__}: {exc}") from None
-        if not isinstance(out, Mapping) or not {"x_train", "y_train"} <= set(out) \
-                or set(out) - set(FACTORY_KEYS):
-            got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
-            raise TaskDataError(f"factory {path!r} returned {got}; it must return a dict with "
-                                f"x_train, y_train and optionally x_test, y_test and model (a "
-                                f"callable (input_shape, num_classes) -> torch.nn.Module)")
-        if out.get("model") is not None and not callable(out["model"]):
-            raise TaskDataError(f"factory {path!r}: 'model' is a {type(out['model']).__name__}; "
-                                f"it must be a callable (input_shape, num_classes) -> nn.Module")
-        _FACTORIES[path] = dict(out)
-    return _FACTORIES[path]
-
-
-def load_dataset(name: str) -> data.Dataset:
-    """The dataset a ``"file:…"`` or ``"factory:…"`` name stands for (:func:`data.load` caches it).
+def load_dataset(name: str, _root=None) -> Dataset:
+    """The dataset a ``"file:…"`` or ``"factory:…"`` name stands for (:func:`load` caches it;
+    registered with :func:`gp_search.proxies.data.register_source` for both prefixes).
 
     Raises:
         TaskDataError: the file changed since the task was made, or fails a check.
@@ -340,15 +266,15 @@ def load_dataset(name: str) -> data.Dataset:
     if name.startswith(FACTORY):
         path = name[len(FACTORY):]
         out = factory_result(path)
-        return user_data.from_arrays(out["x_train"], out["y_train"], out.get("x_test"),
+        return from_arrays(out["x_train"], out["y_train"], out.get("x_test"),
                                      out.get("y_test"), f"factory {path!r}")[0]
     opts = json.loads(name[len(FILE):])
-    now = user_data.digest(opts["path"])
+    now = digest(opts["path"])
     if now["sha256"] != opts["sha256"]:
         raise TaskDataError(f"{opts['path']} changed since the task was made (SHA-256 "
                             f"{opts['sha256'][:12]}…, now {now['sha256'][:12]}…); put the old "
                             f"file back or make the task again")
-    return user_data.read(opts["path"], opts["label_column"], opts["image_size"],
+    return read_user_file(opts["path"], opts["label_column"], opts["image_size"],
                           opts["split_seed"])[0]
 
 
@@ -372,7 +298,7 @@ def build_model(kind: str, input_shape: tuple, num_classes: int, seed: int, **kw
     return model
 
 
-def _model_name(task: Task, ds: data.Dataset) -> str:
+def _model_name(task: Task, ds: Dataset) -> str:
     if task.model is None:
         if task.factory and factory_result(task.factory).get("model") is not None:
             return FACTORY + task.factory
@@ -385,7 +311,7 @@ def _model_name(task: Task, ds: data.Dataset) -> str:
                         f"({', '.join(models.KINDS)}) nor an import path 'pkg.mod:Net'")
 
 
-def _check_model(spec: ProxySpec, ds: data.Dataset, where: str) -> None:
+def _check_model(spec: ProxySpec, ds: Dataset, where: str) -> None:
     """Build the model and run two training samples through it: logits (2, K) or an error."""
     try:
         model = models.build(spec.model, ds.input_shape, ds.num_classes, 0, **dict(spec.model_kw))
@@ -401,3 +327,9 @@ def _check_model(spec: ProxySpec, ds: data.Dataset, where: str) -> None:
         raise TaskDataError(f"{where}: model {spec.model!r} gives outputs of shape "
                             f"{tuple(out.shape)} for 2 samples; it must give logits (2, "
                             f"{ds.num_classes}), one per class")
+
+
+register_source(FILE, load_dataset)
+register_source(FACTORY, load_dataset)
+models.register_builder(PY, build_model)
+models.register_builder(FACTORY, build_model)

@@ -1,24 +1,21 @@
-"""Tasks made from datasets (relabel, subsample, label noise) and the named held-out suites.
+"""Tasks made from datasets: relabel, subsample, long tail, label noise; mixup's soft targets.
 
 A search scores losses on a few proxies; a loss that wins there has to keep winning on tasks
-the search never saw. This module owns both halves of that check:
+the search never saw (the held-out suites of :mod:`gp_search.proxies.catalog`). This module makes
+those tasks out of an embedded dataset:
 
-* the **transforms** that make another task out of an embedded dataset — fewer classes
-  (:data:`RELABELS`), fewer training samples, a long-tailed training split (class counts
-  falling geometrically, the test split untouched), symmetric label noise on the training
-  labels only — set by :class:`gp_search.proxies.spec.ProxySpec` fields (``relabel``,
-  ``subsample``, ``long_tail``, ``label_noise``, ``data_seed``) whose defaults mean "no
-  transform", applied by the trainer (:func:`gp_search.proxies.train.dataset_for`) through
-  :func:`transform`;
+* the **transforms** — fewer classes (:data:`gp_search.proxies.spec.RELABELS`), fewer training
+  samples, a long-tailed training split (class counts falling geometrically, the test split
+  untouched), symmetric label noise on the training labels only — set by
+  :class:`gp_search.proxies.spec.ProxySpec` fields (``relabel``, ``subsample``, ``long_tail``,
+  ``label_noise``, ``data_seed``, checked by its rules) whose defaults mean "no transform",
+  applied by the trainer (:func:`gp_search.proxies.train.dataset_for`) through :func:`transform`;
 * **mixup** (``ProxySpec.mixup``): soft targets made per training batch
-  (:func:`mixup_plan`, :func:`mix`), applied in the training loop;
-* the **suites** (:data:`SUITES`): named lists of registered proxies that the search never
-  scores, for :func:`gp_search.analysis.transfer.transfer`. Each task and why it is there is
-  documented in :data:`TASK_NOTES`.
+  (:func:`mixup_plan`, :func:`mix`), applied in the training loop.
 
 Example:
-    >>> [name for name, _ in SUITES["transfer-test"]]
-    ['t-tabular2-mlp', 't-digits-mod3-mlp']
+    >>> relabel_map("mod3").tolist()
+    [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
 """
 
 from __future__ import annotations
@@ -29,14 +26,7 @@ import numpy as np
 import torch
 
 from gp_search.proxies.data.dataset import Dataset
-
-RELABELS: dict[str, tuple[int, str]] = {
-    "parity": (2, "even / odd class id (digits: even / odd digit)"),
-    "half": (2, "class id < 5 / >= 5"),
-    "mod3": (3, "class id mod 3"),
-    "mod5": (5, "class id mod 5"),
-}
-"""Named class maps of a 10-class dataset into fewer classes: name -> (classes, rule)."""
+from gp_search.proxies.spec import RELABELS, check_transform
 
 
 def relabel_map(name: str, num_classes: int = 10) -> np.ndarray:
@@ -53,35 +43,6 @@ def relabel_map(name: str, num_classes: int = 10) -> np.ndarray:
     old = np.arange(num_classes)
     return {"parity": old % 2, "half": (old >= 5).astype(np.int64), "mod3": old % 3,
             "mod5": old % 5}[name]
-
-
-def check_transform(relabel: str = "", subsample: int = 0, label_noise: float = 0.0,
-                    data_seed: int = 0, long_tail: float = 0.0) -> None:
-    """Refuse bad transform settings with the field, the rule and the value (ValueError)."""
-    if not isinstance(relabel, str) or (relabel and relabel not in RELABELS):
-        raise ValueError(f"relabel must be '' (none) or one of {', '.join(RELABELS)}, got "
-                         f"{relabel!r}")
-    if isinstance(subsample, bool) or not isinstance(subsample, int) or subsample < 0:
-        raise ValueError(f"subsample must be 0 (the whole training split) or a positive number "
-                         f"of training samples, got {subsample!r}")
-    if (isinstance(label_noise, bool) or not isinstance(label_noise, (int, float))
-            or not 0 <= label_noise < 1):
-        raise ValueError(f"label_noise must be a fraction in [0, 1) of training labels to "
-                         f"corrupt, got {label_noise!r}")
-    if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
-        raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
-    if (isinstance(long_tail, bool) or not isinstance(long_tail, (int, float))
-            or not (long_tail == 0 or 1 <= long_tail <= 1000)):
-        raise ValueError(f"long_tail must be 0 (balanced as loaded) or the ratio in [1, 1000] of "
-                         f"the most to the least frequent training class, got {long_tail!r}")
-
-
-def check_mixup(alpha: float) -> None:
-    """Refuse a bad mixup setting with the rule and the value (ValueError)."""
-    if (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
-            or not 0 <= alpha <= 100):
-        raise ValueError(f"mixup must be 0 (none) or the Beta(alpha, alpha) parameter alpha in "
-                         f"(0, 100], got {alpha!r}")
 
 
 def long_tail_counts(available: np.ndarray, ratio: float) -> np.ndarray:
@@ -120,7 +81,8 @@ def transform(ds: Dataset, relabel: str = "", subsample: int = 0, label_noise: f
         ValueError: a bad setting (:func:`check_transform`), or ``subsample`` outside
             ``num_classes .. n_train``.
     """
-    check_transform(relabel, subsample, label_noise, data_seed, long_tail)
+    check_transform(relabel=relabel, subsample=subsample, label_noise=label_noise,
+                    data_seed=data_seed, long_tail=long_tail)
     if not relabel and not subsample and not label_noise and not long_tail:
         return ds
     if ds.y_train.dim() > 1:  # per-pixel labels: a sample has no one class to stratify or flip
@@ -164,7 +126,6 @@ def transform(ds: Dataset, relabel: str = "", subsample: int = 0, label_noise: f
                                num_classes=k)
 
 
-
 def mixup_plan(batch_size: int, steps: int, alpha: float, seed: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup's draws for one training: a weight per batch and a partner per sample.
@@ -203,97 +164,3 @@ def mix(x: torch.Tensor, y: torch.Tensor, num_classes: int, lam: torch.Tensor,
     lam = lam.to(x.dtype)
     onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
     return (lam * x + (1 - lam) * x[partner], lam * onehot + (1 - lam) * onehot[partner])
-
-
-# ---------------------------------------------------------------- suites
-
-TASK_NOTES: dict[str, str] = {
-    "t-tabular2-mlp": "2 classes on tabular data: the class count where found losses collapsed "
-                      "(10 % accuracy) and data unlike any search proxy",
-    "t-tabular3-mlp": "3 classes on tabular data: a second small class count, same data family",
-    "t-tabular20-mlp": "20 classes: more classes than any proxy (the loss's K-dependence)",
-    "t-digits-parity-mlp": "2 classes by relabelling the search's own images (even / odd): "
-                           "separates 'new data' from 'new class count'",
-    "t-digits-mod3-mlp": "3 classes by relabelling digits (mod 3): merged, multi-modal classes",
-    "t-digits-small-mlp": "10 classes from 300 training samples: the small-data, overfitting "
-                          "regime where regularising losses should help",
-    "t-mnist1d-mod5-noisy": "5 classes with 30 % symmetric noise on the training labels: "
-                            "robustness to noise, NGL's claimed strength",
-    "t-mnist1d-mlp": "10 classes, the search's MNIST-1D with another architecture (MLP) and a "
-                     "longer training: does a loss transfer across architectures",
-    "t-digits-mlp-sgd": "SGD instead of Adam (10 classes, digits): under SGD a loss's scale is "
-                        "its learning rate, which Adam hides",
-    "t-mnist1d-cnn-sgd": "SGD on the search's MNIST-1D CNN: found losses lost 3-42 points to CE "
-                         "with SGD while matching NGL with Adam",
-    "t-digits-lt-mlp": "long-tailed training split (20:1), balanced test split, balanced "
-                       "accuracy: a loss whose logit gradient vanishes on hard examples wins "
-                       "short balanced tasks and fails the rare classes (issue 20: "
-                       "exp(-8.24*y_pred*y_real*cos(y_real)) lost 24 points to CE here)",
-    "t-tabular20-lt-mlp": "long-tailed again (20:1, 20 classes, 5 samples of the rarest) on "
-                          "other data: the imbalance check of the selection suites",
-    "t-digits-mixup-mlp": "soft targets (mixup, alpha 0.4): the loss must train on probability "
-                          "targets, as people train image models",
-    "t-tabular3-mixup-mlp": "soft targets on other data and 3 classes: the mixup check of the "
-                            "selection suites",
-}
-"""Why each held-out task is in a suite (what failure it is there to catch)."""
-
-_PAPER_SELECT = ("t-tabular3-mlp", "t-digits-parity-mlp", "t-digits-small-mlp", "t-mnist1d-mlp",
-                 "t-digits-mlp-sgd", "t-tabular20-lt-mlp", "t-tabular3-mixup-mlp")
-_PAPER_REPORT = ("t-tabular2-mlp", "t-tabular20-mlp", "t-digits-mod3-mlp", "t-mnist1d-mod5-noisy",
-                 "t-mnist1d-cnn-sgd", "t-digits-lt-mlp", "t-digits-mixup-mlp")
-_QUICK = {"steps": 300}  # the search proxies' budget (digits-mlp's)
-
-SUITES: dict[str, tuple[tuple[str, dict], ...]] = {
-    # The held-out suite: budgets 4x the search proxies' (1200 steps against digits-mlp's 300)
-    # for the MLP tasks; the MNIST-1D ones 2x / 3x (1000 / 1500 steps against 500), which is
-    # what was affordable. Measured (5 losses x 5 seeds, jobs 2, the shared 2-core VM under a
-    # load average of ~8): 741 s in all; seconds per training (the MLP tasks train the 5 losses
-    # of a seed as one batched population; each gets its share): tabular 1.3-2.2,
-    # digits 2.6-3.9, t-mnist1d-mlp 4.5, t-mnist1d-mod5-noisy (1-D CNN) 19-41.
-    # (Its ten tasks are the first ten of TASK_NOTES; later tasks are not added to it, so that
-    # a run or a table made with it means what it meant.)
-    "transfer": tuple((name, {}) for name in list(TASK_NOTES)[:10]),
-    # For the quick preset (its whole run in 10 min on 2 cores): 2, 3 and 5-noisy classes at
-    # the search proxies' budgets. Measured as above, 5 losses x 3 seeds, jobs 2: 115 s in all
-    # (128 s for the command); seconds per training 0.4 (MLP tasks), 9.4 (t-mnist1d-mod5-noisy).
-    "transfer-quick": (("t-tabular2-mlp", {"steps": 300}), ("t-digits-parity-mlp", {"steps": 300}),
-                       ("t-digits-mod3-mlp", {"steps": 300}),
-                       ("t-mnist1d-mod5-noisy", {"steps": 500})),
-    # Nested transfer (a run's stage: SearchConfig.transfer_suite picks best.py among the top k,
-    # SearchConfig.report_suite, used for no choice, gives the figures). Each pair is disjoint;
-    # both halves have 2-20 classes, Adam and SGD or imbalance and soft targets, on different
-    # data, so that the report suite asks what the selection suite asked of other tasks.
-    "transfer-select": tuple((name, {}) for name in _PAPER_SELECT),
-    "transfer-report": tuple((name, {}) for name in _PAPER_REPORT),
-    # The quick preset's: MLP tasks only at the search proxies' budget (the selection suite
-    # trains the top 5 and CE, the report suite the top 5 and 4 baselines; 1-2 min in all).
-    "transfer-quick-select": tuple((name, _QUICK) for name in (
-        "t-tabular2-mlp", "t-digits-mod3-mlp", "t-tabular20-lt-mlp", "t-tabular3-mixup-mlp")),
-    "transfer-quick-report": tuple((name, _QUICK) for name in (
-        "t-digits-parity-mlp", "t-tabular3-mlp", "t-digits-lt-mlp", "t-digits-mixup-mlp")),
-    # Tiny budgets for tests (seconds).
-    "transfer-test": (("t-tabular2-mlp", {"steps": 60}), ("t-digits-mod3-mlp", {"steps": 60})),
-    "transfer-test-report": (("t-digits-lt-mlp", {"steps": 60}),
-                             ("t-digits-mixup-mlp", {"steps": 60})),
-    # Dense prediction, held out from searches scored on seg-digits-unet: the same scenes but
-    # background ~93 % of the pixels and skewed classes (mIoU). Not in "transfer": 20-30 s a
-    # training on a loaded 2-core machine. The -test suite: tiny budget for tests.
-    "transfer-seg": (("t-seg-digits-imbalanced-unet", {}),),
-    "transfer-seg-test": (("t-seg-digits-imbalanced-unet", {"steps": 2}),),
-}
-"""Named suites: (registered proxy name, ProxySpec overrides) per task. None of these proxies may
-be a search's fitness proxy; :data:`HELD_OUT` lists them for a check in the search config."""
-
-HELD_OUT: frozenset[str] = frozenset(name for suite in SUITES.values() for name, _ in suite)
-"""Proxy names a search must never score (they are what its results are judged on)."""
-
-def suite_tasks(name: str) -> tuple[tuple[str, dict], ...]:
-    """The tasks of suite ``name`` as (proxy name, overrides) pairs.
-
-    Raises:
-        ValueError: unknown suite (the message lists the known ones).
-    """
-    if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
-    return SUITES[name]

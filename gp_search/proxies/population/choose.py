@@ -42,7 +42,7 @@ import warnings
 
 import torch
 
-from gp_search.lang import Loss
+from gp_search.lang import Loss, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import mlp as batched_mlp
 from gp_search.proxies.spec import EvalResult, ProxySpec
@@ -174,8 +174,6 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         return results
     scales = dict.fromkeys(todo, 1.0)
     if spec.optimizer == "sgd":
-        from gp_search.lang import loss_scale
-
         for i in list(todo):
             try:
                 scales[i] = loss_scale(losses[i])

@@ -223,15 +223,9 @@ class FuncPopulation:
         x, y, classes = self.ds.x_test, self.ds.y_test, self.ds.num_classes
         chunk = max(1, min(self.spec.eval_batch, self.spec.batch_size))
         self.skeleton.eval()  # as held_out_score (the same for every module that stacks)
-        cms = torch.zeros(self.n, classes, classes, dtype=torch.long)
         kept = [] if train.calibrates(self.spec, self.ds) else None
-        for s in range(0, len(x), chunk):
-            logits = self.forward(self.params, x[s:s + chunk])  # (n, B, C)
-            pred = logits.argmax(2)
-            for slot in range(self.n):
-                cms[slot] += metrics.confusion(pred[slot], y[s:s + chunk], classes)
-            if kept is not None:
-                kept.append(logits.cpu())
+        cms = metrics.chunked_confusion(lambda xb: self.forward(self.params, xb), x, y, classes,
+                                        chunk, population=self.n, kept=kept)  # logits (n, B, C)
         self.skeleton.train()
         return train.slot_scores(self.spec, cms, kept, y)
 

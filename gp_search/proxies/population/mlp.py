@@ -269,15 +269,10 @@ class MlpPopulation:
         x, y, classes = self.ds.x_test.reshape(self.ds.n_test, -1), self.ds.y_test, self.ds.num_classes
         # Chunk so one chunk's first-layer activations stay near 2**24 floats (memory only).
         chunk = max(1, min(self.spec.eval_batch, (1 << 24) // max(1, self.n * self.shapes[0][1])))
-        cms = torch.zeros(self.n, classes, classes, dtype=torch.long)
         kept = [] if train.calibrates(self.spec, self.ds) else None
-        for s in range(0, len(x), chunk):
-            logits = self._forward(x[s:s + chunk])[0]  # (n, C, B)
-            pred = logits.argmax(1)
-            for slot in range(self.n):
-                cms[slot] += metrics.confusion(pred[slot], y[s:s + chunk], classes)
-            if kept is not None:
-                kept.append(logits.transpose(1, 2).cpu())
+        # The stack's logits are (n, C, B); the scorer takes (n, B, C): a transposed view.
+        cms = metrics.chunked_confusion(lambda xb: self._forward(xb)[0].transpose(1, 2), x, y,
+                                        classes, chunk, population=self.n, kept=kept)
         return train.slot_scores(self.spec, cms, kept, y)
 
     def parameters(self, slot: int) -> list[torch.Tensor]:
