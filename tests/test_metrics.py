@@ -63,3 +63,29 @@ def test_the_ignore_label_is_a_class_when_there_are_more_classes_than_it():
     # As in the losses (gp_search.lang.expr.prepare_masked): with 256+ classes, 255 is a class.
     cm = metrics.confusion(torch.tensor([255, 0]), torch.tensor([255, 0]), 300)
     assert int(cm.sum()) == 2 and int(cm[255, 255]) == 1
+
+
+@pytest.mark.parametrize("classes, dense", [(10, False), (21, True), (300, False)])
+def test_one_bincount_for_a_population_counts_as_one_per_slot(classes, dense):
+    """The population scorer's one pass equals the per-slot confusion, ignore label included
+    (skipped below 256 classes, a class above)."""
+    g = torch.Generator().manual_seed(classes)
+    shape = (6, 4, 5) if dense else (97,)
+    target = torch.randint(0, classes, shape, generator=g)
+    target.view(-1)[::7] = 255 if classes > 255 else metrics.IGNORE_INDEX
+    pred = torch.randint(0, classes, (5, *shape), generator=g)
+    got = metrics.confusions(pred, target, classes)
+    assert got.shape == (5, classes, classes)
+    for slot in range(5):
+        assert torch.equal(got[slot], metrics.confusion(pred[slot], target, classes))
+
+
+def test_the_chunked_scorer_does_not_depend_on_the_chunk():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(50, 3, generator=g), torch.randint(0, 3, (50,), generator=g)
+    w = torch.randn(4, 3, 3, generator=g)
+    stacked = lambda xb: torch.einsum("bi,nij->nbj", xb, w)  # noqa: E731 - 4 linear 'models'
+    whole = metrics.chunked_confusion(stacked, x, y, 3, chunk=50, population=4)
+    assert torch.equal(whole, metrics.chunked_confusion(stacked, x, y, 3, chunk=7, population=4))
+    one = metrics.chunked_confusion(lambda xb: xb @ w[2], x, y, 3, chunk=9)
+    assert torch.equal(one, whole[2]) and int(one.sum()) == 50
