@@ -12,7 +12,8 @@ One script for a short GPU loan (its default run on one H100 is planned to fit 5
    rounding noise by ±lr either way, so after 5 steps one loss of ``digits-resnet`` already
    differed by 3e-5 on a CPU.)
 2. Speed, per proxy and population size P (``--sizes``): ``train_population`` with ``--steps``
-   steps, after a 3-step warm-up of the same P; the caching allocator is emptied before each
+   steps as a search trains (the validation split: held-out scoring without the per-candidate
+   calibration fits that ``evaluate``'s test split adds), after a 3-step warm-up of the same P; the caching allocator is emptied before each
    (so one run's cache does not shrink the next one's memory budget). Training and held-out
    scoring are timed apart (the device is synchronised around each ``scores()`` call), the number
    of chunks the memory budget split P into is counted, and the peak memory per candidate
@@ -192,7 +193,7 @@ def with_bridges(sizes: list[int], factor: int = MAX_JUMP) -> list[int]:
 
 def speed(name: str, pool: list, sizes: list[int], steps: int, n_seq: int, share: float,
           device: str, record: dict, save) -> None:
-    spec = spec_of(name, steps=steps)
+    spec = spec_of(name, steps=steps, split="val")  # as a search scores: no calibration fits
     ds = train.dataset_for(spec, device)
     model = models.build(spec.model, ds.input_shape, ds.num_classes, 0,
                          **dict(spec.model_kw)).to(device)
