@@ -339,10 +339,10 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> list
         gp_search.engine.rundir.RunFileError: not a readable run directory.
         OSError: ``out`` cannot be written.
     """
-    from gp_search.engine import load_run
+    from gp_search.engine import RunDir, load_run
 
     run = load_run(run_dir)
-    out = Path(out) if out is not None else run.path / "report"
+    out = Path(out) if out is not None else RunDir(run.path).report
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if run.generations:

@@ -6,10 +6,10 @@ fidelities, routes), seeds and job counts, the machine record, the version.
 
 from gp_search.core import environment
 from gp_search.core.checks import is_kind, rule, validate
-from gp_search.core.environment import command_line, versions, write_env
+from gp_search.core.environment import ENV_FILE, command_line, versions, write_env
 from gp_search.core.seeds import job_count, seed_list
 from gp_search.core.version import __version__
 from gp_search.core.vocab import Fidelity, Route, Status
 
-__all__ = ["Fidelity", "Route", "Status", "__version__", "command_line", "environment",
+__all__ = ["ENV_FILE", "Fidelity", "Route", "Status", "__version__", "command_line", "environment",
            "is_kind", "job_count", "rule", "seed_list", "validate", "versions", "write_env"]

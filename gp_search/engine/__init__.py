@@ -18,6 +18,7 @@ from gp_search.engine.objective import path_of as objective_path
 from gp_search.engine.objective import resume_command
 from gp_search.engine.rundir import (
     Run,
+    RunDir,
     RunFileError,
     finite_or_none,
     hof_csv,
@@ -42,7 +43,7 @@ from gp_search.engine.scoring import Evaluator, ProxyRef, Score, Scorer, ScorerP
 from gp_search.engine.user_tasks import config_fields, task_proxies
 
 __all__ = ["AGGREGATES", "PRESETS", "AskTellSearch", "Cache", "Candidate", "Evaluator", "Finish",
-           "Interrupted", "ProxyRef", "Run", "RunFileError", "Score", "Scorer",
+           "Interrupted", "ProxyRef", "Run", "RunDir", "RunFileError", "Score", "Scorer",
            "ScorerProtocol", "Search", "SearchConfig", "SearchFitnessBest", "build",
            "check_objective", "config_fields", "default_evaluator", "describe",
            "draw_training_seeds", "finite_or_none", "hof_csv", "load_file", "load_run",

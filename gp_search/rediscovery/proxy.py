@@ -105,7 +105,7 @@ def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
 def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[float]:
     """The search fitness of every candidate the run trained to the full budget on every proxy
     and seed (read from its cache; a failed training counts 0)."""
-    path = Path(cfg.cache) if cfg.cache else run.path / "cache.sqlite"
+    path = Path(cfg.cache) if cfg.cache else store.RunDir(run.path).cache
     if not path.exists():
         return []
     cache = Cache(path)

@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-from gp_search.core import versions, write_env
+from gp_search.core import ENV_FILE, versions, write_env
 
 LEVERS_DIR = "rediscovery_levers"
 """Subdirectory of ``--table`` whose ablation summaries the main table lists."""
@@ -122,7 +122,7 @@ def _levers(directory: Path, rcfg) -> list[str]:
     main = rcfg.to_dict()
     rows = []
     for path in sorted((directory / LEVERS_DIR).glob("*.json")):
-        if path.name == "env.json":  # the machine's record (environment.write_env), no table
+        if path.name == ENV_FILE:  # the machine's record (environment.write_env), no table
             continue
         s = json.loads(path.read_text())
         changed = ", ".join(f"{k} = {v}" for k, v in s["settings"].items()

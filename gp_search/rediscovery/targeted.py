@@ -296,9 +296,10 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     cfg = rcfg.search_config()
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(rcfg.out, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_atomic(run_dir / "config.json", cfg.to_json())
+    files = store.RunDir(run_dir)
+    store.write_atomic(files.config, cfg.to_json())
     write_env(run_dir)
-    store.write_atomic(run_dir / "rediscovery_config.json",
+    store.write_atomic(files.rediscovery_config,
                        json.dumps(rcfg.to_dict(), indent=2, sort_keys=True))
     random.seed(rcfg.seed)
     target = ngl_target(rcfg.term_weights)
@@ -327,14 +328,14 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
                   f"{tracker.restarts + 1} from a new random population", flush=True)
     entries = sorted({e["prefix"]: e for e in entries}.values(),
                      key=lambda e: (-e["fitness"], e["size"], e["canonical"]))[:cfg.hall_of_fame]
-    store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(entries))
+    store.write_atomic(files.hall_of_fame, store.hof_csv(entries))
     out = _outcome(rcfg, scorer, tracker)
     out.run_dir = str(run_dir)
     if rcfg.confirm:
         from gp_search.rediscovery.confirm import confirm
 
         confirm([out])
-    store.write_atomic(run_dir / "result.json", json.dumps(out.to_dict(), indent=2))
+    store.write_atomic(files.result, json.dumps(out.to_dict(), indent=2))
     return out
 
 
