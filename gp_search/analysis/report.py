@@ -29,8 +29,7 @@ from gp_search.analysis.compare import (
     Comparison,
     reliability,
 )
-from gp_search.core import write_env
-from gp_search.core import Route
+from gp_search.core import Route, Split, write_env
 from gp_search.proxies import metric_label
 from gp_search.engine import describe
 
@@ -310,7 +309,7 @@ def run_markdown(run) -> str:
     if run.hall_of_fame:
         proxy_flags = " ".join(f"--proxy {p}" for p in cfg.proxies)
         where = ("validation (a held-out fifth of each proxy's training split)"
-                 if cfg.fitness_split == "val" else "test")
+                 if cfg.fitness_split == Split.VAL else "test")
         md.append(f"Fitness: {describe(cfg.fitness_aggregate, where)}, mean ± sd over "
                   f"n training seeds (the search's own score); to compare the best with the "
                   f"baselines on the test splits: `gp-search compare {proxy_flags} --run "

@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
-from gp_search.core import rule, validate
-from gp_search.proxies.data import SUITES
+from gp_search.core import AGGREGATES, SPLITS, Aggregate, rule, validate
+from gp_search.lang import SET_NAMES
+from gp_search.parallel import BACKENDS
+from gp_search.proxies import HELD_OUT, SEARCH_SUITES, SUITES
 
 
 def _f(default, help: str, **rules):
@@ -30,8 +32,7 @@ def _shared_tasks(a: str, b: str) -> set[str]:
 
 
 def _held_out(names) -> list[str]:
-    """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
-    from gp_search.proxies.data import HELD_OUT
+    """The names among ``names`` that are held-out transfer tasks."""
     return sorted(set(names) & HELD_OUT)
 
 
@@ -98,7 +99,7 @@ class SearchConfig:
         "or 'softmin' (the soft minimum over tasks of that delta, -tau*log(sum_t w_t*exp(-d_t/"
         "tau)): a loss losing more than tau*log(tasks) to CE on any one task scores below CE, "
         "so breaking one task cannot be bought back elsewhere; the presets use it)",
-        choices=("weighted-mean-accuracy", "mean", "softmin"))
+        choices=AGGREGATES)
     fitness_temperature: float = _f(
         0.02, "softmin's tau, in accuracy points: 0.02 lets a loss trail CE by up to "
               "0.02*log(tasks) (0.036 with 6 tasks) on one task if it gains elsewhere, about "
@@ -109,16 +110,16 @@ class SearchConfig:
                              "bound (a task's delta + tau*log(1/weight)) is already below the "
                              "hall_of_fame-th best so far; it keeps that bound as its fitness, "
                              "marked short, and never enters the hall of fame",
-                      check=(lambda c, v: not v or c.fitness_aggregate == "softmin",
+                      check=(lambda c, v: not v or c.fitness_aggregate == Aggregate.SOFTMIN,
                              "be false unless fitness_aggregate is 'softmin'"))
     seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)",
                     min=1, max=100)
     fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
                                    "of each proxy's training split, held out; the test split "
                                    "stays unseen by the search) or 'test'",
-                            choices=("val", "test"))
+                            choices=SPLITS)
     primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'",
-                            choices=("paper", "extended"))
+                            choices=SET_NAMES)
     init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth",
                              check=(lambda c, v: 0 <= v <= c.init_max_depth,
                                     "satisfy 0 <= init_min_depth <= init_max_depth"))
@@ -157,7 +158,7 @@ class SearchConfig:
     seed: int = _f(0, "master seed: draws every training seed and drives the evolution")
     jobs: int = _f(1, "parallel training processes", min=1, max=1024)
     backend: str = _f("loky", "'loky' (joblib processes), 'sequential' or 'dask'",
-                      choices=("loky", "sequential", "dask"))
+                      choices=tuple(BACKENDS))
     scheduler: str = _f("", "Dask scheduler address tcp://HOST:PORT (empty: start a local cluster)",
                         check=(lambda c, v: not v or v.startswith(("tcp://", "tls://", "inproc://")),
                                "be empty or an address like tcp://HOST:PORT"))
@@ -239,13 +240,6 @@ class SearchConfig:
             raise ValueError(f"{source}: {exc}") from None
 
 
-# gp_search.proxies.registry.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
-# reading a config imports no torch; tests/test_suite.py checks they agree).
-_SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-synthetic100-mlp", "s-digits-half-mlp-sgd",
-                 "s-mnist1d-mod3-cnn")
-_SEARCH = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp",
-           "s-digits-half-mlp-sgd", "s-mnist1d-mod3-cnn", "s-mnist1d-cnn", "s-digits-cnn-sgd")
-
 PRESETS: dict[str, dict] = {
     # Under 10 minutes on 2 CPU cores, embedded data: the search suite, fitness the soft minimum
     # over its tasks of accuracy minus CE's (a loss that breaks one task cannot win).
@@ -256,16 +250,15 @@ PRESETS: dict[str, dict] = {
     # generation's overshoot and the stage within 10 minutes (not yet timed on an idle VM).
     # Niching at fingerprint distance 0.3 (its top 5 are alternatives, not one loss with five
     # constants) and a quarter of each generation as immigrants: results/strategy/ (issue 20).
-    "quick": dict(population=24, generations=1000, proxies=_SEARCH_QUICK, seeds=2,
-                  niche_radius=0.3, immigrants=0.25, hard_examples=True,
+    "quick": dict(population=24, generations=1000, proxies=SEARCH_SUITES["search-quick"],
+                  seeds=2, niche_radius=0.3, immigrants=0.25, hard_examples=True,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=360.0, transfer_suite="transfer-quick-select",
                   report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
     # The NGL search as far as it is known: the paper's primitive set; the rest our choices
     # (the paper searched on one task; this one scores the whole search suite, like quick).
-    "paper": dict(population=64, generations=20, proxies=_SEARCH, fitness_aggregate="softmin",
-                  racing=True,
-                  seeds=2, primitive_set="paper", init_max_depth=5,
+    "paper": dict(population=64, generations=20, proxies=SEARCH_SUITES["search"],
+                  fitness_aggregate="softmin", racing=True, seeds=2, primitive_set="paper", init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
                   optimize_constants=True, hard_examples=True, transfer_suite="transfer-select",

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gp_search.core import ENV_FILE, Fidelity, Route, is_kind
+from gp_search.core import ENV_FILE, Fidelity, Route, Split, is_kind
 from gp_search.proxies import STATUSES
 from gp_search.engine.config import SearchConfig
 
@@ -350,7 +350,7 @@ def load_config(run_dir: Path) -> SearchConfig:
     path = RunDir(run_dir).config
     data = read_json(path, "run config")
     if isinstance(data, dict) and "fitness_split" not in data:
-        data["fitness_split"] = "test"  # written before the field existed: scored on test
+        data["fitness_split"] = Split.TEST.value  # written before the field existed: scored on test
     if isinstance(data, dict) and "transfer_suite" not in data:
         data["transfer_suite"] = "none"  # written before the transfer stage existed
     try:

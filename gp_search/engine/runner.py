@@ -35,7 +35,7 @@ from gp_search.engine import objective
 from gp_search.engine import user_tasks
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.tune_constants import tune_constants
-from gp_search.core import write_env
+from gp_search.core import Split, write_env
 from gp_search.engine.evolve import Search, seed_expr
 from gp_search.lang import export
 from gp_search.lang import parse
@@ -383,7 +383,7 @@ def _check_state(state: dict, search: Search) -> None:
 def print_result(run_dir: Path, top: int = 5, finish: Finish | None = None) -> None:
     run = store.load_run(run_dir)
     print(f"\nrun directory: {run_dir}")
-    where = "validation" if run.config.fitness_split == "val" else "test"
+    where = "validation" if run.config.fitness_split == Split.VAL else "test"
     print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = "
           f"{fitness.describe(run.config.fitness_aggregate, where)}, n = seeds):")
     for e in run.hall_of_fame[:top]:

@@ -56,7 +56,7 @@ from gp_search.engine.fitness import AGGREGATES, WORST, WORST_DELTA, aggregate, 
 from gp_search.engine.screen import Verdict, screen
 from gp_search.engine.cache import Cache
 from gp_search.proxies import EvalResult
-from gp_search.core import Fidelity, Route, Status
+from gp_search.core import Aggregate, Fidelity, Route, Status
 
 REFERENCE = "ce"
 """The loss every task's accuracy is compared with (delta aggregates)."""
@@ -164,10 +164,10 @@ class Scorer:
         self.proxies, self.seeds, self.cache, self.evaluator = proxies, seeds, cache, evaluator
         self.eta, self.halving, self.dedup_fp = halving_eta, successive_halving, dedup_fingerprint
         self.how, self.temperature = aggregate, temperature
-        self.worst = WORST if aggregate == "weighted-mean-accuracy" else WORST_DELTA
+        self.worst = WORST if aggregate == Aggregate.WEIGHTED_MEAN_ACCURACY else WORST_DELTA
         self.reference: dict[tuple[str, int], list[float]] = {}  # (proxy key, budget) -> CE accs
         self.reference_trainings = 0
-        if race_top and aggregate != "softmin":
+        if race_top and aggregate != Aggregate.SOFTMIN:
             raise ValueError(f"racing needs the softmin aggregate (its bound), got {aggregate!r}")
         self.race_top = race_top
         self.raced = 0  # candidates stopped by racing before their last task
@@ -327,7 +327,7 @@ class Scorer:
                 self._race(p, budget, alive, results, bounds, bar, stopped)
         self.cache.put_many(rows)
         reference = None
-        if self.how != "weighted-mean-accuracy":
+        if self.how != Aggregate.WEIGHTED_MEAN_ACCURACY:
             reference = [self._reference(p, self._budget(p, fidelity)) for p in self.proxies]
         return {**{k: self._aggregate(results[k], fidelity, reference) for k in alive}, **stopped}
 

@@ -17,7 +17,8 @@ from gp_search.lang.expr import (
     prepare_masked,
 )
 from gp_search.lang.losses import NGL, NGL_PREFIX, REFERENCE, Loss, loss_scale, resolve
+from gp_search.lang.primitives import SET_NAMES
 
-__all__ = ["GRAD_FLOOR", "IGNORE_INDEX", "NGL", "NGL_PREFIX", "REFERENCE", "TARGETS", "ExprError",
-           "Loss", "LossExpr", "export", "float32_constant", "loss_scale", "losses",
+__all__ = ["GRAD_FLOOR", "IGNORE_INDEX", "NGL", "NGL_PREFIX", "REFERENCE", "SET_NAMES", "TARGETS",
+           "ExprError", "Loss", "LossExpr", "export", "float32_constant", "loss_scale", "losses",
            "masked_mean", "parse", "prepare_masked", "primitives", "resolve"]

@@ -106,6 +106,10 @@ def _safe(fn: Callable) -> Callable:
     return wrapped
 
 
+SET_NAMES = ("paper", "extended")
+"""The primitive sets, smallest first: a primitive is in every set unless its row says less."""
+
+
 @dataclass(frozen=True)
 class Primitive:
     """One row of the table.
@@ -140,7 +144,7 @@ class Primitive:
     source: dict
     torch_out: Callable
     torch_grad: Callable
-    sets: tuple = ("paper", "extended")
+    sets: tuple = SET_NAMES
 
 
 def _tensors(a, b) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +266,6 @@ TABLE: tuple[Primitive, ...] = (
 
 BY_NAME: dict[str, Primitive] = {p.name: p for p in TABLE}
 BY_SYMPY_HEAD: dict[type, Primitive] = {p.sympy_head: p for p in TABLE if p.sympy_head}
-SET_NAMES = ("paper", "extended")
 
 
 def names(set_name: str = "paper") -> tuple[str, ...]:

@@ -87,10 +87,10 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("dask", dask_batch.run, hard_limit=True,
-            help="a Dask cluster: a local one, or the one at --scheduler"),
     Backend("loky", _loky, hard_limit=False, help="joblib's local worker processes"),
     Backend("sequential", _sequential, hard_limit=False, help="every training in this process"),
+    Backend("dask", dask_batch.run, hard_limit=True,
+            help="a Dask cluster: a local one, or the one at --scheduler"),
 )}
 """Every backend by name; add a :class:`Backend` here to offer another."""
 
@@ -183,7 +183,7 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     seeds = seed_list(seeds)
     n_jobs = job_count(jobs)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     proxy = _proxy(proxy, proxy_overrides or {})
     device = resolve_device(device)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
