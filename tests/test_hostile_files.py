@@ -29,7 +29,7 @@ from gp_search.engine import config as C
 from gp_search.engine import rundir as store
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.runner import resume, run_search
-from gp_search.engine.scoring import Score
+from gp_search.engine import Score
 from gp_search.proxies.spec import EvalResult
 
 DEEP = "[" * 100_000 + "]" * 100_000

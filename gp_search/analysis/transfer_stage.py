@@ -44,18 +44,16 @@ from pathlib import Path
 
 from gp_search.engine import rundir as store
 from gp_search.analysis.compare import BASELINE, LossEntry
-from gp_search.analysis.report import json_safe
 from gp_search.analysis.transfer import (
     DEFAULT_BASELINES,
     OwnTask,
     Transfer,
-    format_transfer,
     nan_mean,
     pick_best,
     transfer,
-    write_transfer,
 )
-from gp_search.core import command_line
+from gp_search.analysis.transfer_tables import format_transfer, write_transfer
+from gp_search.core import command_line, json_safe
 from gp_search.engine import objective
 from gp_search.engine import SearchConfig
 from gp_search.engine import SearchFitnessBest, write_best

@@ -28,6 +28,14 @@ def add_jobs(p, extra: str = "") -> None:
                    help=f"worker processes (-1: one per core){extra} (default {JOBS_DEFAULT})")
 
 
+BATCHED = {"auto": "auto", "on": True, "off": False}
+"""``--batched`` as given → the ``batched`` argument of :func:`gp_search.parallel.evaluate`."""
+
+
+def add_batched(p, help: str) -> None:
+    p.add_argument("--batched", default="auto", choices=tuple(BATCHED), help=help)
+
+
 def add_device(p) -> None:
     """``--device``: where trainings run."""
     p.add_argument("--device", default=DEVICE_DEFAULT,

@@ -42,7 +42,7 @@ from pathlib import Path
 from gp_search.core import Status
 from gp_search.proxies import EvalResult
 from gp_search.engine.config import SearchConfig
-from gp_search.engine.scoring import Evaluator, ProxyRef
+from gp_search.engine.score import Evaluator, ProxyRef
 
 NAME = "objective"
 """The objective's task name (in results, messages and ``SearchConfig.scored_names``)."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -251,7 +250,7 @@ def _is(value, kind: str) -> bool:
         return value in FIDELITIES
     if kind == "int list":
         return isinstance(value, list) and all(_is(v, "int") for v in value)
-    if kind == "score":  # gp_search.engine.scoring.Score as JSON
+    if kind == "score":  # gp_search.engine.score.Score as JSON
         return isinstance(value, dict) and _is(value.get("fitness"), "number") and all(
             k in _SCORE and _is(v, _SCORE[k]) for k, v in value.items())
     if kind == "score list":
@@ -380,7 +379,3 @@ def load_run(path: "str | Path") -> Run:
                                f"config.json's population is {cfg.population}")
     return Run(path, cfg, read_generations(path),
                read_hof_csv(files.hall_of_fame) if files.hall_of_fame.exists() else [], ckpt)
-
-
-def finite_or_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

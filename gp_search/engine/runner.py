@@ -39,7 +39,8 @@ from gp_search.core import Split, write_env
 from gp_search.engine.evolve import Search, seed_expr
 from gp_search.lang import export
 from gp_search.lang import parse
-from gp_search.engine.scoring import Evaluator, ProxyRef, Scorer
+from gp_search.engine.score import Evaluator, ProxyRef
+from gp_search.engine.scoring import Scorer
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

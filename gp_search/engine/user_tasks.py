@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gp_search.engine import rundir as store
-from gp_search.engine.config import SearchConfig, build, replace
+from gp_search.engine.config import SearchConfig
 
 def task_proxies(cfg: SearchConfig, tables: Sequence | None = None) -> dict:
     """Each task of ``cfg`` (or of ``tables``, with ``cfg``'s budget) as ``name -> (Proxy,

@@ -22,7 +22,8 @@ import re
 import sympy
 
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import IGNORE_INDEX, ExprError, LossExpr, parse
+from gp_search.lang.apply import IGNORE_INDEX
+from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import SCALE_CLASSES, SCALE_ROWS, loss_scale
 from gp_search.core import __version__
 

@@ -34,11 +34,11 @@ from gp_search.engine import Cache
 from gp_search.analysis import plots
 from gp_search.engine import rundir as store
 from gp_search.engine import SearchConfig, preset
-from gp_search.core import write_env
+from gp_search.core import json_safe, write_env
 from gp_search.rediscovery.symbolic import exact_form, symbolic_distance
 from gp_search.lang import ExprError, parse
 from gp_search.lang import NGL
-from gp_search.analysis import json_safe, md_table, number
+from gp_search.analysis import md_table, number
 from gp_search.engine import default_evaluator, draw_training_seeds, proxy_refs, resume, run_search
 from gp_search.engine import per_seed_fitness
 from gp_search.analysis import paired, summarize
@@ -148,8 +148,8 @@ def closeness(text: str, primitive_set: str = "paper") -> dict:
         fit = _TARGET[0].distance(expr.tree)
     except (KeyError, ValueError):
         return out
-    out["distance"] = store.finite_or_none(fit.distance)
-    out["max_grad_error"] = store.finite_or_none(fit.max_grad_error)
+    out["distance"] = json_safe(fit.distance)
+    out["max_grad_error"] = json_safe(fit.max_grad_error)
     return out
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 
 import sympy
 
-from gp_search.lang import ExprError, LossExpr, parse
+from gp_search.lang import ExprError, LossExpr
 from gp_search.lang import NGL
 
 _FLOAT = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
