@@ -167,7 +167,8 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
         Python source (a standalone module) or, for ``"latex"``, a LaTeX formula.
 
     Example:
-        >>> "def ngl(logits, target)" in export(gp_search.NGL, "torch", name="ngl")
+        >>> from gp_search.lang import NGL
+        >>> "def ngl(logits, target)" in export(NGL, "torch", name="ngl")
         True
     """
     if isinstance(expr, str):
