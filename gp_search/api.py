@@ -74,8 +74,8 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
         **overrides: config fields, e.g. ``population=8, generations=2, jobs=2``.
 
     Returns:
-        The run (:class:`gp_search.engine.rundir.Run`): ``.hall_of_fame``, ``.best`` (its best loss),
-        ``.path`` (the run directory, with ``best.py`` and ``tasks.json``).
+        The run (:class:`gp_search.engine.rundir.Run`): ``.hall_of_fame``, ``.best`` (its best
+        loss), ``.path`` (the run directory, with ``best.py`` and ``tasks.json``).
 
     Raises:
         ValueError: bad config, task or objective; raised before anything is written.

@@ -1,11 +1,11 @@
 """The transfer stage: losses trained on a held-out suite of tasks, paired with CE task by task.
 
 A loss found by a search has only been seen to win on the search's proxies. :func:`transfer`
-trains it, with the baselines, on every task of a suite (:data:`gp_search.proxies.data.transforms.SUITES`:
-other data, other class counts, label noise, other architectures, longer trainings) and measures
-per task each loss's mean accuracy with its 95 % t-interval and its change against CE, paired
-seed by seed (:func:`gp_search.analysis.stats.paired`); then an aggregate per loss, the mean
-change over the tasks and the worst task. Its tables and files:
+trains it, with the baselines, on every task of a suite
+(:data:`gp_search.proxies.data.transforms.SUITES`: other data, other class counts, label noise,
+other architectures, longer trainings) and measures per task each loss's mean accuracy with its 95 %
+t-interval and its change against CE, paired seed by seed (:func:`gp_search.analysis.stats.paired`);
+then an aggregate per loss, the mean change over the tasks and the worst task. Its tables and files:
 :mod:`gp_search.analysis.transfer_tables`.
 
 A training that does not finish (``nan``, ``diverged``, ``timeout``, ``error``, ``rejected``)

@@ -55,7 +55,8 @@ def _ece_pair(raw: float, scaled: float) -> str:
 
 
 def detail_rows(res: Transfer, task: str) -> tuple[list[str], list[list[str]]]:
-    """One task: its metric (mean, CI), ECE, change vs CE (paired CI, p), ECE after T, T, n, not ok."""
+    """One task: its metric (mean, CI), ECE, change vs CE (paired CI, p), ECE after T, T, n,
+    not ok."""
     header = ["loss", f"{metric_of(res, task)} %", "95% CI", "ECE", "change vs CE (pp)",
               "95% CI (paired)", "p (paired t)", "ECE after T", "T", "n", "not ok"]
     out = [[code_label(r["loss"]), number(100 * r["acc_mean"], ".2f"),

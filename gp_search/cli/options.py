@@ -2,8 +2,8 @@
 options), declared once.
 
 Every command reads them as text and parses them with :func:`gp_search.core.seeds.seed_list` and
-:func:`gp_search.core.seeds.job_count` inside the command, so a bad value is one line and exit code 2
-(:func:`gp_search.cli.main.main`), whichever command it was given to.
+:func:`gp_search.core.seeds.job_count` inside the command, so a bad value is one line and exit code
+2 (:func:`gp_search.cli.main.main`), whichever command it was given to.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class Route(_Word):
 
 
 class Aggregate(_Word):
-    """How per-task results make one fitness (:mod:`gp_search.engine.fitness` says what each means)."""
+    """How per-task results make one fitness (:mod:`gp_search.engine.fitness`)."""
 
     WEIGHTED_MEAN_ACCURACY = "weighted-mean-accuracy"
     """The weighted mean of the tasks' accuracies."""

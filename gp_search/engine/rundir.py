@@ -1,4 +1,4 @@
-"""The run directory contract: every file name (:class:`RunDir`), and the files' readers and writers.
+"""The run directory contract: every file name (:class:`RunDir`), the files' readers and writers.
 
 ``DIR/<run-id>/`` holds (each name is a :class:`RunDir` attribute; old runs resume because the
 names and contents never change)
@@ -17,12 +17,14 @@ names and contents never change)
   file is used);
 * ``best.py`` — the best loss, exported as a standalone torch file;
 * ``tasks.json`` — with your own tasks (``SearchConfig.tasks``): each data file's path, size and
-  SHA-256 and how it was read (``resume`` refuses a changed file; :mod:`gp_search.engine.user_tasks`);
+  SHA-256 and how it was read (``resume`` refuses a changed file;
+  :mod:`gp_search.engine.user_tasks`);
 * ``tasks/`` — tasks given as arrays, one ``<name>.npz`` each (:func:`gp_search.api.search`);
 * ``transfer/`` — the transfer stage's tables and ``choice.json`` (its choice; its presence marks
   the stage as done), the report suite's tables in ``transfer/report/``
   (:mod:`gp_search.analysis.transfer_stage`);
-* ``report/`` — ``gp-search report``'s Markdown and PNGs (:func:`gp_search.analysis.write_run_report`);
+* ``report/`` — ``gp-search report``'s Markdown and PNGs
+  (:func:`gp_search.analysis.write_run_report`);
 * ``rediscovery_config.json``, ``result.json`` — a rediscovery run's settings and outcome
   (:mod:`gp_search.rediscovery`).
 

@@ -355,8 +355,8 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ExprError is a ValueError
         search.cache.close()
-        raise store.RunFileError(f"{store.RunDir(run_dir).checkpoint}: cannot restore the search from "
-                                 f"it ({type(exc).__name__}: {exc})") from None
+        raise store.RunFileError(f"{store.RunDir(run_dir).checkpoint}: cannot restore the search "
+                                 f"from it ({type(exc).__name__}: {exc})") from None
     if search.finished:  # in particular, constants are not tuned twice
         search.cache.close()
         if finish.pending(cfg, run_dir):
@@ -377,8 +377,8 @@ def _check_state(state: dict, search: Search) -> None:
     """A checkpoint whose training seeds are not config.json's is refused (store.load_run
     checks its generation and population size)."""
     if state.get("train_seeds") not in (None, search.scorer.seeds):
-        raise store.RunFileError(f"{store.RunDir(search.run_dir).checkpoint}: training seeds do not "
-                                 f"match config.json's seed")
+        raise store.RunFileError(f"{store.RunDir(search.run_dir).checkpoint}: training seeds do "
+                                 f"not match config.json's seed")
 
 
 def print_result(run_dir: Path, top: int = 5, finish: Finish | None = None) -> None:

@@ -2,12 +2,12 @@
 
 One row per primitive (PySR/gplearn style). Everything else is a view of this table: the DEAP
 primitive set (:func:`pset`), the SymPy builder used by :mod:`gp_search.lang.expr`, the torch
-functions used to compile trees, the source templates the exporters print, the forward and gradient kernels
-of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the
+functions used to compile trees, the source templates the exporters print, the forward and gradient
+kernels of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the
 derivatives (:mod:`gp_search.lang.derivatives`: the gradient column applied, and the NumPy
-derivatives of the rediscovery's behavioural distance, SymPy's derivative of the row's SymPy
-form). Adding a primitive means adding one row here; ``tests/test_primitives.py``
-checks every row's torch ≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
+derivatives of the rediscovery's behavioural distance, SymPy's derivative of the row's SymPy form).
+Adding a primitive means adding one row here; ``tests/test_primitives.py`` checks every row's torch
+≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
 
 Primitive sets, selectable by name:
 

@@ -7,8 +7,8 @@ torch thread, so a result depends on (loss, proxy, seed, steps, device) alone: `
 ``jobs=2`` give identical results.
 
 A task is either one loss with one seed (sequential training) or, when population-batched
-training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with one seed. Batches
-never depend on ``jobs`` either.
+training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with
+one seed. Batches never depend on ``jobs`` either.
 
 Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the CLI's
 ``--backend`` choices come from it). Each wraps one small function, ``run(fn, tasks, jobs,
@@ -37,8 +37,8 @@ def _run_task(loss_texts: list[str], proxy: dict, seed: int, steps: int | None, 
               batched: bool) -> list[EvalResult]:
     """One task, in a worker or in-process: rebuild everything from plain data and train.
 
-    ``Proxy.evaluate_many`` trains with one torch thread (``gp_search.proxies.train.one_thread``), whatever
-    the process had, so results do not depend on the worker count.
+    ``Proxy.evaluate_many`` trains with one torch thread (``gp_search.proxies.train.one_thread``),
+    whatever the process had, so results do not depend on the worker count.
     """
     return proxies.from_dict(proxy).evaluate_many(loss_texts, seed, steps, device, batched)
 

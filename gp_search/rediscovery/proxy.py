@@ -1,8 +1,8 @@
 """Proxy rediscovery of NGL: the paper preset from scratch, and how close its best comes to NGL.
 
 ``gp-search reproduce-ngl proxy`` runs the engine's ``paper`` preset
-(:data:`gp_search.engine.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
-and then measures, from the run directory alone:
+(:data:`gp_search.engine.config.PRESETS`) unchanged and from scratch (random trees, NGL not
+seeded) and then measures, from the run directory alone:
 
 * **NGL's proxy fitness**, scored exactly like every candidate of the run: the same proxies and
   weights, the same training seeds, the same budget; mean over those seeds with its 95 %
@@ -10,9 +10,10 @@ and then measures, from the run directory alone:
 * **when** the search reached it: the first generation (and seconds) whose best raw fitness is
   at least NGL's mean;
 * **how far** each generation's best is from NGL — symbolically
-  (:func:`gp_search.rediscovery.symbolic.symbolic_distance`, and whether :func:`gp_search.rediscovery.symbolic.exact_form`
-  matches up to a positive factor) and behaviourally (distance ``D`` and max relative gradient
-  error ``E`` of :mod:`gp_search.rediscovery.behaviour`, one positive scale, as in targeted rediscovery);
+  (:func:`gp_search.rediscovery.symbolic.symbolic_distance`, and whether
+  :func:`gp_search.rediscovery.symbolic.exact_form` matches up to a positive factor) and
+  behaviourally (distance ``D`` and max relative gradient error ``E`` of
+  :mod:`gp_search.rediscovery.behaviour`, one positive scale, as in targeted rediscovery);
 * **the final best against NGL on fresh training seeds** ``0 … n−1`` (the search draws its
   seeds from ``[0, 2³¹)``) and on each proxy's test split (which a search with the default
   ``fitness_split = "val"`` never scored on), paired by seed, per proxy and for the weighted
@@ -98,7 +99,8 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
 
 
 def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
-    """Per-seed fitness, as the search computes it (:func:`gp_search.engine.fitness.per_seed_fitness`)."""
+    """Per-seed fitness, as the search computes it
+    (:func:`gp_search.engine.fitness.per_seed_fitness`)."""
     return per_seed_fitness(by_proxy, cfg.weights()).tolist()
 
 
@@ -164,7 +166,8 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
         fresh_seeds: training seeds of the final comparison.
 
     Raises:
-        gp_search.engine.rundir.RunFileError: not a readable run directory, or no generation finished.
+        gp_search.engine.rundir.RunFileError: not a readable run directory, or no generation
+            finished.
     """
     run = store.load_run(run_dir)
     if not run.generations or not run.hall_of_fame:

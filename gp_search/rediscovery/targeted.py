@@ -1,13 +1,13 @@
 """Targeted rediscovery of NGL: behavioural-distance fitness and the harness that reports success.
 
 The engine's one generation loop (:class:`evolve.Search`, the DEAP operators of
-:mod:`gp_search.engine.variation`) evolves random trees over the ``paper`` primitive set — nothing about
-NGL in the operators, the constants or the start — with a :class:`BehaviourScorer`
-(:mod:`gp_search.rediscovery.scorer`) in place of proxy training. Fitness is the behavioural distance
-to NGL of :mod:`gp_search.rediscovery.behaviour`: relative errors of the loss values and of ``∂f/∂p`` on
-fixed probes (a grid of ``p`` for ``t = 0, 1`` and the elements of softmax rows, K = 10), after
-removing what cannot change training (``a·f + b + c·p + d·t``, a > 0), as ``−log10 D`` (digits
-of agreement).
+:mod:`gp_search.engine.variation`) evolves random trees over the ``paper`` primitive set — nothing
+about NGL in the operators, the constants or the start — with a :class:`BehaviourScorer`
+(:mod:`gp_search.rediscovery.scorer`) in place of proxy training. Fitness is the behavioural
+distance to NGL of :mod:`gp_search.rediscovery.behaviour`: relative errors of the loss values and of
+``∂f/∂p`` on fixed probes (a grid of ``p`` for ``t = 0, 1`` and the elements of softmax rows,
+K = 10), after removing what cannot change training (``a·f + b + c·p + d·t``, a > 0), as
+``−log10 D`` (digits of agreement).
 
 Levers (all generic; :class:`RediscoveryConfig` switches each):
 
@@ -23,10 +23,10 @@ Levers (all generic; :class:`RediscoveryConfig` switches each):
 
 Success levels: *behavioural* — max relative gradient error ``E ≤ 1e-2`` over the probes (and,
 when ``confirm`` is on, ``mnist1d-cnn`` accuracy within NGL's 95 % CI); *exact* — the same
-normal form as NGL (:func:`gp_search.rediscovery.symbolic.exact_form`), constants within 1e-3 relative; with
-term weights the proposed loss's overall positive factor is not identified by behaviour, so it
-is fixed by making one of its terms' coefficients ±1 (``2·NGL`` is exact, ``NGL + 0.3·p`` is
-not).
+normal form as NGL (:func:`gp_search.rediscovery.symbolic.exact_form`), constants within 1e-3
+relative; with term weights the proposed loss's overall positive factor is not identified by
+behaviour, so it is fixed by making one of its terms' coefficients ±1 (``2·NGL`` is exact,
+``NGL + 0.3·p`` is not).
 """
 
 from __future__ import annotations
@@ -59,20 +59,20 @@ class RediscoveryConfig:
     population: int = rule(1000, "individuals per generation (at most 1000)", min=2, max=1000)
     generations: int = rule(300, "generations after generation 0", min=0)
     time_budget: float = rule(540.0, "stop after the generation that passes this many seconds "
-                                   "(the floor is 10 minutes a seed; 0: none)",
-                            min=0.0, note="(0: none)")
+                                     "(the floor is 10 minutes a seed; 0: none)",
+                              min=0.0, note="(0: none)")
     fit_steps: int = rule(4, "Levenberg-Marquardt steps on the constants of each new tree "
-                           "(Lamarckian: written back, so a lineage keeps refining)",
-                        min=0, max=100)
+                             "(Lamarckian: written back, so a lineage keeps refining)",
+                          min=0, max=100)
     polish: bool = rule(True, "prune and simplify every tree that beats the best so far")
     term_weights: bool = rule(True, "fit one least-squares weight per top-level additive term "
-                                  "(linear scaling of additive terms) instead of one scale")
+                                    "(linear scaling of additive terms) instead of one scale")
     library_size: int = rule(3, "with term weights: try adding the best constant-free tree of at "
-                              "most this many nodes as a new term to every new tree (0: off; "
-                              "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
-                              "whole, which makes exact success a lookup)")
+                                "most this many nodes as a new term to every new tree (0: off; "
+                                "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
+                                "whole, which makes exact success a lookup)")
     parsimony: float = rule(0.05, "selection fitness = digits of agreement - parsimony * size",
-                          min=0.0)
+                            min=0.0)
     tournament_size: int = rule(5, "tournament selection size")
     crossover_prob: float = rule(0.8, "probability that a pair of offspring is crossed over")
     mutation_prob: float = rule(0.3, "probability that an offspring is mutated")
@@ -81,13 +81,13 @@ class RediscoveryConfig:
     max_height: int = rule(8, "static limit on tree height")
     max_size: int = rule(30, "static limit on tree size (nodes)")
     restart_after: int = rule(20, "restart from a new random population after this many "
-                                "generations without progress of the best (0: never)")
+                                  "generations without progress of the best (0: never)")
     behavioural_tol: float = rule(1e-2, "behavioural success: max relative gradient error",
-                                above=0.0)
+                                  above=0.0)
     exact_rtol: float = rule(1e-3, "exact success: relative tolerance on every constant",
-                           above=0.0)
+                             above=0.0)
     confirm: bool = rule(False, "train a behavioural success and NGL on mnist1d-cnn (5 seeds); "
-                              "it counts when its accuracy is within NGL's 95 % CI")
+                                "it counts when its accuracy is within NGL's 95 % CI")
     out: str = rule("results/runs", "parent directory of run directories")
 
     def __post_init__(self):
@@ -115,8 +115,8 @@ class Outcome:
     """What one seed found. ``level``: ``exact``, ``behavioural`` or ``none``; ``generation`` and
     ``seconds``: when that level was first reached (``None`` for ``none``); ``expression``: the
     exact / behavioural / closest expression (canonical form); ``loss``: the loss it proposes in
-    full precision (prefix), which :func:`gp_search.rediscovery.confirm.confirm` trains; ``confirmed``, ``accuracy``: the
-    proxy confirmation (``None`` when not run)."""
+    full precision (prefix), which :func:`gp_search.rediscovery.confirm.confirm` trains;
+    ``confirmed``, ``accuracy``: the proxy confirmation (``None`` when not run)."""
 
     seed: int
     level: str
