@@ -7,7 +7,8 @@ Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that
     per-sample indexing, an ``nn.Module``, ``torch.optim.Adam``, the loss from
     ``expr.to_torch()`` — one candidate at a time;
 (b) the project's sequential path, ``gp_search.proxies.train.train_one``, one candidate at a time;
-(c) the population-batched path, ``gp_search.proxies.population.choose.train_population``, all candidates at once;
+(c) the population-batched path, ``gp_search.proxies.population.choose.train_population``,
+    all candidates at once;
 (d) the joblib path, ``gp_search.evaluate(jobs=2, batched=False)`` (loky workers, one torch
     thread each; workers started and warmed before timing);
 (e) not a project path yet, a measured proposal: the batched path in 2 loky workers, one torch

@@ -7,8 +7,8 @@ the real one) and each torch thread count (``--threads``), it times on the same 
 random ``paper`` trees that depend on ``y_pred``, fixed seed), seed and ``--steps``:
 
 * one at a time: ``gp_search.proxies.train.train_one`` on ``--n-seq`` of them, in turn;
-* as a population: ``gp_search.proxies.population.choose.train_population`` on the first P of them, for
-  each P in ``--sizes`` (default 8, 32, 128), with the path it picks (the hand-written MLP stack
+* as a population: ``gp_search.proxies.population.choose.train_population`` on the first P of them,
+  for each P in ``--sizes`` (default 8, 32, 128), with the path it picks (the hand-written MLP stack
   for ``mlp``, ``torch.func`` for the others) and its default memory budget.
 
 Both include the held-out scoring (what an evaluation costs). Every measurement is warmed up

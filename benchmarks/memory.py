@@ -1,11 +1,11 @@
 """Memory over a long run: a 1000-generation search on a tiny proxy, RSS every 100 generations.
 
 The search (population 8, ``synthetic-mlp`` with 5 steps, one seed, sequential backend, seed 0)
-runs through :func:`gp_search.engine.runner.resume`'s machinery with one extra hook that records, every
-``--every`` generations: the process's resident set size (psutil), the size of the per-run memo
-state (the scorer's canonical-form and fingerprint maps, its screening memo, SymPy's cache) and
-of ``checkpoint.json``. It prints one row per sample, then the RSS growth from the first sample
-(the warm process) to the last, per 100 generations, and a least-squares slope.
+runs through :func:`gp_search.engine.runner.resume`'s machinery with one extra hook that records,
+every ``--every`` generations: the process's resident set size (psutil), the size of the per-run
+memo state (the scorer's canonical-form and fingerprint maps, its screening memo, SymPy's cache) and
+of ``checkpoint.json``. It prints one row per sample, then the RSS growth from the first sample (the
+warm process) to the last, per 100 generations, and a least-squares slope.
 
 What is expected to grow, and why: the scorer remembers every canonical form it has scored and
 every fingerprint (``by_key``, ``by_fingerprint``), because a resumed run must make the same

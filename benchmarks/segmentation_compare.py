@@ -29,7 +29,8 @@ import torch
 from gp_search import proxies
 from gp_search.core import environment
 from gp_search.analysis.compare import compare
-from gp_search.analysis.report import code_label, csv_text, md_table, number, write_comparison
+from gp_search.analysis.report import write_comparison
+from gp_search.analysis.tables import code_label, csv_text, md_table, number
 from gp_search.analysis.stats import paired, summarize
 from gp_search.lang.losses import REFERENCE
 from gp_search.proxies import metrics

@@ -17,6 +17,7 @@ from gp_search.engine import (
     AskTellSearch,
     Evaluator,
     Run,
+    RunDir,
     SearchConfig,
     build,
     check_objective,
@@ -73,8 +74,8 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
         **overrides: config fields, e.g. ``population=8, generations=2, jobs=2``.
 
     Returns:
-        The run (:class:`gp_search.engine.rundir.Run`): ``.hall_of_fame``, ``.best`` (its best loss),
-        ``.path`` (the run directory, with ``best.py`` and ``tasks.json``).
+        The run (:class:`gp_search.engine.rundir.Run`): ``.hall_of_fame``, ``.best`` (its best
+        loss), ``.path`` (the run directory, with ``best.py`` and ``tasks.json``).
 
     Raises:
         ValueError: bad config, task or objective; raised before anything is written.
@@ -109,5 +110,5 @@ def search(config: SearchConfig | dict | str | None = None, tasks: Sequence = ()
         with tempfile.TemporaryDirectory(prefix="gp-search-check-") as tmp:
             t.proxy(split=cfg.fitness_split, workdir=tmp)
     run_dir = new_run_dir(cfg.out, cfg)
-    tables += [t.saved(run_dir / "tasks").table() for t in arrays]
+    tables += [t.saved(RunDir(run_dir).tasks).table() for t in arrays]
     return load_run(run(replace(cfg, tasks=tuple(tables)), quiet=quiet, run_dir=run_dir))

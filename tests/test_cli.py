@@ -54,10 +54,12 @@ def test_export_errors(cli, tmp_path):
 
 def test_run_help_gives_the_value_each_preset_sets(cli):
     from gp_search.cli.search import DEFAULT_PRESET, defaults_text
-    from gp_search.engine.config import PRESETS, field_help
+    from dataclasses import fields
+
+    from gp_search.engine.config import PRESETS, SearchConfig
 
     text = " ".join(cli("run", "--help", env={"COLUMNS": "10000"}).stdout.split())
-    for name, (default, _) in field_help().items():
+    for name, default in ((f.name, f.default) for f in fields(SearchConfig)):
         if name in ("preset", "tasks"):
             continue
         said = defaults_text(name, default)

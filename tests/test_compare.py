@@ -10,12 +10,11 @@ from gp_search.analysis.compare import (
     DEFAULT_LOSSES,
     LossEntry,
     compare,
-    ece,
     loss_entries,
-    reliability,
     replay,
     run_best,
 )
+from gp_search.proxies import ece, reliability
 from gp_search.parallel.evaluate import evaluate
 from gp_search.lang.losses import resolve
 from gp_search.proxies.train import train_one

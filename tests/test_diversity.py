@@ -7,7 +7,7 @@ from gp_search import parse
 from gp_search.lang.losses import REFERENCE
 from gp_search.engine import diversity as D
 from gp_search.engine.evolve import HallOfFame
-from gp_search.engine.scoring import Score
+from gp_search.engine import Score
 
 from test_search import hof_text, small
 from gp_search.engine.runner import run_search

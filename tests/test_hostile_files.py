@@ -29,7 +29,7 @@ from gp_search.engine import config as C
 from gp_search.engine import rundir as store
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.runner import resume, run_search
-from gp_search.engine.scoring import Score
+from gp_search.engine import Score
 from gp_search.proxies.spec import EvalResult
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -319,7 +319,8 @@ FORBIDDEN = {
     "eval/exec": r"(?<![\w.])(?<!def )(eval|exec)\(",
     "code from text": r"\bsympify\(|\bparse_expr\(|__import__\(|(?<![\w.])compile\(|yaml\.load\(",
 }
-ALLOWED = {("pickle", "gp_search/proxies/data/readers.py")}  # the CIFAR batch reader's allow-list unpickler
+# The CIFAR batch reader's allow-list unpickler:
+ALLOWED = {("pickle", "gp_search/proxies/data/readers.py")}
 
 
 def _sources() -> list[Path]:
@@ -343,7 +344,8 @@ def _uses() -> dict[tuple[str, str], list[int]]:
 
 def test_no_pickle_eval_or_exec_outside_the_allowed_places():
     uses = _uses()
-    assert ("pickle", "gp_search/proxies/data/readers.py") in uses  # the scan does see the one allowed use
+    # The scan does see the one allowed use:
+    assert ("pickle", "gp_search/proxies/data/readers.py") in uses
     unexpected = {k: v for k, v in uses.items() if k not in ALLOWED}
     assert not unexpected, f"forbidden uses (kind, file): lines {unexpected}"
 

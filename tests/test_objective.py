@@ -17,6 +17,7 @@ from conftest import ROOT, run_cli
 
 import gp_search
 from gp_search.engine import rundir as store
+from gp_search.analysis import TransferStage
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.objective import ASK_TELL
 from gp_search.engine.runner import resume, run_search
@@ -217,8 +218,9 @@ def _rows(path) -> list[dict]:
 def test_the_transfer_stage_scores_the_top_and_the_baselines_through_the_objective(tmp_path):
     from gp_search.lang.losses import resolve
 
-    run_dir = run_search(SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
-                                              transfer_top=2, transfer_seeds=2)), quiet=True)
+    cfg = SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
+                               transfer_top=2, transfer_seeds=2))
+    run_dir = run_search(cfg, quiet=True, finish=TransferStage())
     out = run_dir / "transfer"
     md = (out / "transfer.md").read_text()
     assert "## objective" in md and "## t-tabular2-mlp" in md and fns.path("train") in md
@@ -247,9 +249,10 @@ def test_the_transfer_stage_scores_the_top_and_the_baselines_through_the_objecti
 
 
 def test_a_nested_stage_reports_the_objective_and_picks_without_it(tmp_path):
-    run_dir = run_search(SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
-                                              report_suite="transfer-test-report",
-                                              transfer_top=2, transfer_seeds=2)), quiet=True)
+    cfg = SearchConfig(**small(tmp_path, generations=0, transfer_suite="transfer-test",
+                               report_suite="transfer-test-report", transfer_top=2,
+                               transfer_seeds=2))
+    run_dir = run_search(cfg, quiet=True, finish=TransferStage())
     assert "## objective" not in (run_dir / "transfer" / "transfer.md").read_text()
     report = _rows(run_dir / "transfer" / "report" / "transfer.csv")
     assert {r["loss"] for r in report if r["task"] == "objective"} >= {"ce", "ngl", "hof-1"}

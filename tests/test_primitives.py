@@ -10,6 +10,7 @@ import sympy
 import torch
 from deap import gp
 
+from gp_search.lang import derivatives as D
 from gp_search.lang import primitives as P
 
 PROBES = [0.0, 1e-12, 0.3, 0.5, 1.0, -0.7, -3.0, 2.5, 10.0, 50.0]
@@ -70,7 +71,7 @@ def test_gradient_column_equals_autograd_and_sympy(prim):
     g = torch.linspace(0.5, 2.0, len(args[0]), dtype=torch.float64)  # a non-trivial upstream grad
     leaves = [a.clone().requires_grad_(True) for a in args]
     want = torch.autograd.grad(prim.torch_fn(*leaves), leaves, g)
-    got = P.gradients(prim.name, g, *args)
+    got = D.gradients(prim.name, g, *args)
     xs = sympy.symbols("x y", real=True)[: prim.arity]
     expr = prim.sympy_fn(*xs)
     for j, (mine, auto) in enumerate(zip(got, want)):
@@ -103,7 +104,7 @@ DERIVED = {"exp": 2, "sin": 2, "cos": 2, "tanh": 2, "neg": 2, "square": 2, "abs"
 
 @pytest.mark.parametrize("name,order", DERIVED.items())
 def test_numpy_derivatives_equal_torch_autograd(name, order):
-    fns = P.numpy_derivatives(name, order)
+    fns = D.numpy_derivatives(name, order)
     x = torch.tensor(GRAD_PROBES, dtype=torch.float64, requires_grad=True)
     y, want = P.BY_NAME[name].torch_fn(x), []
     for _ in range(order + 1):
@@ -117,20 +118,20 @@ def test_numpy_derivatives_equal_torch_autograd(name, order):
 
 def test_paper_unary_derivatives_are_the_textbook_ones():
     p = np.array(GRAD_PROBES)
-    assert [np.array_equal(f(p), r) for f, r in zip(P.numpy_derivatives("cos"),
+    assert [np.array_equal(f(p), r) for f, r in zip(D.numpy_derivatives("cos"),
                                                      (np.cos(p), -np.sin(p), -np.cos(p)))] == [True] * 3
-    assert all(np.array_equal(f(p), np.exp(p)) for f in P.numpy_derivatives("exp"))
+    assert all(np.array_equal(f(p), np.exp(p)) for f in D.numpy_derivatives("exp"))
 
 
 def test_numpy_derivatives_refuse_what_has_no_numpy_form():
     with pytest.raises(ValueError, match="derivative 2 of 'abs'.*no NumPy form; use order < 2"):
-        P.numpy_derivatives("abs", 2)
+        D.numpy_derivatives("abs", 2)
     with pytest.raises(ValueError, match="'plog' has no NumPy form"):
-        P.numpy_derivatives("plog")
+        D.numpy_derivatives("plog")
     with pytest.raises(ValueError, match="one-argument primitive; 'mul' has 2"):
-        P.numpy_derivatives("mul")
+        D.numpy_derivatives("mul")
     with pytest.raises(ValueError, match="unknown primitive 'log'"):
-        P.numpy_derivatives("log")
+        D.numpy_derivatives("log")
 
 
 @pytest.mark.parametrize("prim", P.TABLE, ids=lambda p: p.name)

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from gp_search.cli import main as cli
+from gp_search.cli import main as cli_main
 from gp_search.analysis.compare import ROW_FIELDS, LossEntry, compare, run_best
 from gp_search.lang.losses import resolve
 from gp_search.analysis.plots import element_form
@@ -162,7 +162,7 @@ def test_run_best_is_labelled_by_run_id(tiny_run):
     (["report", "/no/such/run"], "not a run directory"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(argv, says, capsys):
-    assert cli.main(argv) == 2
+    assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"gp-search {argv[0]}: error:")
     assert says in err

@@ -243,7 +243,7 @@ def test_both_scorers_implement_the_whole_scorer_protocol(tmp_path):
 
     from gp_search.rediscovery.scorer import BehaviourScorer
     from gp_search.rediscovery.targeted import ngl_target
-    from gp_search.engine.scoring import Scorer, ScorerProtocol
+    from gp_search.engine import Scorer, ScorerProtocol
 
     methods = ("score", "accept", "rewrite", "state", "restore")
     assert {m for m in methods if callable(getattr(ScorerProtocol, m, None))} == set(methods)
@@ -273,7 +273,7 @@ def test_the_loop_calls_only_the_scorer_protocol_and_discovers_nothing():
     import inspect
 
     from gp_search.engine import evolve
-    from gp_search.engine.scoring import ScorerProtocol
+    from gp_search.engine import ScorerProtocol
 
     tree = ast.parse(inspect.getsource(evolve))
     called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from gp_search import parse, proxies
-from gp_search.lang.expr import IGNORE_INDEX
+from gp_search.lang import IGNORE_INDEX
 from gp_search.lang.losses import NGL, REFERENCE, dice
 from gp_search.proxies import models
 from gp_search.proxies.data import dataset as data
@@ -206,8 +206,9 @@ def test_cli_evaluate_on_a_seg_proxy():
 
 
 def test_a_transfer_table_on_a_seg_task_names_miou():
-    from gp_search.analysis.transfer import (detail_rows, format_transfer, summary_rows,
-                                             transfer, transfer_markdown)
+    from gp_search.analysis.transfer import transfer
+    from gp_search.analysis.transfer_tables import (detail_rows, format_transfer,
+                                                    summary_rows, transfer_markdown)
 
     res = transfer(["ngl"], suite="transfer-seg-test", seeds=2)  # a paired test needs 2
     assert summary_rows(res)[1][0][0] == "CE (mIoU %)"

@@ -105,3 +105,15 @@ def test_generations_log_truncation(tmp_path):
     (tmp_path / "generations.jsonl").write_text('{"generation": 0}\nnot json\n')
     with pytest.raises(store.RunFileError, match="line 2"):
         store.read_generations(tmp_path)
+
+
+def test_run_dir_names_are_the_contract(tmp_path):
+    # Old runs resume only while these names stay as they were written.
+    files = store.RunDir(tmp_path)
+    names = {"config": "config.json", "env": "env.json", "generations": "generations.jsonl",
+             "hall_of_fame": "hall_of_fame.csv", "checkpoint": "checkpoint.json",
+             "cache": "cache.sqlite", "best": "best.py", "tasks_record": "tasks.json",
+             "tasks": "tasks", "transfer": "transfer", "report": "report",
+             "choice": "transfer/choice.json", "transfer_report": "transfer/report",
+             "rediscovery_config": "rediscovery_config.json", "result": "result.json"}
+    assert {k: getattr(files, k).relative_to(tmp_path).as_posix() for k in names} == names

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gp_search import proxies
-from gp_search.analysis import transfer as T
+from gp_search.analysis.transfer import DEFAULT_BASELINES, read_loss, scored, transfer
+from gp_search.analysis.transfer_tables import write_transfer
 from gp_search.analysis.stats import paired, summarize
 from gp_search.lang.export import export
 from gp_search.proxies.data import dataset as data
@@ -139,7 +140,7 @@ def test_suites_hold_registered_held_out_tasks():
 @pytest.fixture(scope="module")
 def tiny():
     # y_pred*y_real minimised pushes the target probability down: below chance at K = 2 and 3.
-    return T.transfer(["y_pred*y_real"], suite="transfer-test", seeds=3, jobs=1)
+    return transfer(["y_pred*y_real"], suite="transfer-test", seeds=3, jobs=1)
 
 
 def test_table_figures_are_stats_paired_on_the_same_numbers(tiny):
@@ -164,31 +165,32 @@ def test_a_loss_that_breaks_two_classes_shows_a_negative_change(tiny):
 
 def test_a_failed_training_scores_chance():
     bad = [proxies.EvalResult("nan"), proxies.EvalResult("ok", accuracy=0.9)]
-    assert T.scored(bad, 4) == [0.25, 0.9]
+    assert scored(bad, 4) == [0.25, 0.9]
 
 
 def test_results_do_not_depend_on_jobs(tiny):
-    two = T.transfer(["y_pred*y_real"], suite="transfer-test", seeds=3, jobs=2)
+    two = transfer(["y_pred*y_real"], suite="transfer-test", seeds=3, jobs=2)
     assert [r["acc_mean"] for r in two.rows] == [r["acc_mean"] for r in tiny.rows]
 
 
 def test_writers(tiny, tmp_path):
-    files = T.write_transfer(tiny, tmp_path, "gp-search transfer x")
+    files = write_transfer(tiny, tmp_path, "gp-search transfer x")
     assert {f.name for f in files} == {"transfer.md", "transfer.csv", "transfer_seeds.csv",
                                        "env.json"}
     rows = list(csv.DictReader(open(tmp_path / "transfer.csv")))
-    assert len(rows) == 2 * (len(T.DEFAULT_BASELINES) + 1) and float(rows[0]["acc_mean"]) == tiny.rows[0]["acc_mean"]
+    assert len(rows) == 2 * (len(DEFAULT_BASELINES) + 1)
+    assert float(rows[0]["acc_mean"]) == tiny.rows[0]["acc_mean"]
     md = (tmp_path / "transfer.md").read_text()
     assert "| `y_pred*y_real` |" in md and "worst task" in md
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="including 'ce'"):
-        T.transfer(["ngl"], suite="transfer-test", seeds=2, baselines=("ngl",))
+        transfer(["ngl"], suite="transfer-test", seeds=2, baselines=("ngl",))
     with pytest.raises(ValueError, match="at least 2"):
-        T.transfer(["ngl"], suite="transfer-test", seeds=1)
+        transfer(["ngl"], suite="transfer-test", seeds=1)
     with pytest.raises(ValueError):
-        T.read_loss("exp(y_pred")
+        read_loss("exp(y_pred")
 
 
 # --- exported files -------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def test_exported_file_is_read_without_running_it(tmp_path):
     text += f"\nopen({str(marker)!r}, 'w').write('ran')\n"
     path = tmp_path / "found.py"
     path.write_text(text)
-    entry = T.read_loss(str(path))
+    entry = read_loss(str(path))
     assert not marker.exists()
     assert entry.label == "found" and entry.origin == str(path)
     from gp_search.lang.expr import parse
@@ -211,10 +213,10 @@ def test_file_without_a_tree_line_is_refused(tmp_path):
     path = tmp_path / "evil.py"
     path.write_text(f"open({str(tmp_path / 'marker')!r}, 'w')\n")
     with pytest.raises(ValueError, match="exactly one 'Tree: <expression>' line"):
-        T.read_loss(str(path))
+        read_loss(str(path))
     assert not (tmp_path / "marker").exists()
     with pytest.raises(ValueError, match="does not exist"):
-        T.read_loss(str(tmp_path / "missing.py"))
+        read_loss(str(tmp_path / "missing.py"))
 
 
 # --- CLI ------------------------------------------------------------------------------------------

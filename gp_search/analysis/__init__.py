@@ -14,25 +14,14 @@ from gp_search.analysis.compare import (
     compare,
     loss_entries,
 )
-from gp_search.analysis.report import (
-    format_table,
-    json_safe,
-    md_table,
-    number,
-    write_comparison,
-    write_run_report,
-)
+from gp_search.analysis.report import format_table, write_comparison, write_run_report
 from gp_search.analysis.stats import paired, summarize
-from gp_search.analysis.transfer import (
-    DEFAULT_BASELINES,
-    Transfer,
-    format_transfer,
-    transfer,
-    write_transfer,
-)
+from gp_search.analysis.tables import evaluation_table, md_table, number
+from gp_search.analysis.transfer import DEFAULT_BASELINES, Transfer, transfer
 from gp_search.analysis.transfer_stage import TransferStage
+from gp_search.analysis.transfer_tables import format_transfer, write_transfer
 
 __all__ = ["BASELINE", "DEFAULT_BASELINES", "DEFAULT_LOSSES", "Comparison", "LossEntry",
-           "Transfer", "TransferStage", "compare", "format_table", "format_transfer",
-           "json_safe", "loss_entries", "md_table", "number", "paired", "plots", "summarize",
-           "transfer", "write_comparison", "write_run_report", "write_transfer"]
+           "Transfer", "TransferStage", "compare", "evaluation_table", "format_table",
+           "format_transfer", "loss_entries", "md_table", "number", "paired", "plots",
+           "summarize", "transfer", "write_comparison", "write_run_report", "write_transfer"]

@@ -43,7 +43,7 @@ from gp_search.analysis.stats import paired, summarize
 from gp_search.proxies import Proxy, from_dict
 from gp_search.proxies import get as get_proxy
 from gp_search.proxies import EvalResult, ProxySpec
-from gp_search.proxies import ECE_BINS, ece, reliability
+from gp_search.proxies import ece
 from gp_search.lang import IGNORE_INDEX
 from gp_search.proxies import dataset_for, one_thread, resolve_device, train_one
 

@@ -186,7 +186,7 @@ def plot_reliability(cmp, path: Path, min_count: int = 10) -> None:
         path: the PNG to write.
         min_count: bins with fewer pooled samples are not drawn (too noisy to read).
     """
-    from gp_search.analysis.compare import reliability
+    from gp_search.proxies import reliability
 
     fig, axes = plt.subplots(1, len(cmp.proxies), figsize=(5.2 * len(cmp.proxies) + 1, 7.0),
                              squeeze=False)

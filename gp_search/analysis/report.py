@@ -16,76 +16,15 @@ run directory (running, killed or finished). Nothing here trains; everything is 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 from gp_search.analysis import plots
-from gp_search.analysis.compare import (
-    BASELINE,
-    CONFIDENCE_BINS,
-    ROW_FIELDS,
-    Comparison,
-    reliability,
-)
-from gp_search.core import write_env
-from gp_search.core import Route
-from gp_search.proxies import metric_label
+from gp_search.analysis.compare import BASELINE, CONFIDENCE_BINS, ROW_FIELDS, Comparison
+from gp_search.analysis.tables import code_label, csv_text, md_table, number
+from gp_search.core import Route, Split, write_env
+from gp_search.proxies import metric_label, reliability
 from gp_search.engine import describe
-
-
-def json_safe(value):
-    """NaN/inf as null and tuples as lists, so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def number(x, spec: str, dash: str = "–") -> str:
-    """``x`` formatted with ``spec``, or ``dash`` where it is missing or not finite.
-
-    Example:
-        >>> number(0.81234, ".3f"), number(float("nan"), ".3f")
-        ('0.812', '–')
-    """
-    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else dash
-
-
-def _csv_value(v) -> str:
-    if isinstance(v, float):  # repr: the shortest text that reads back as the same float
-        return repr(v) if math.isfinite(v) else ""
-    return str(v)
-
-
-def csv_text(header, rows) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([_csv_value(v) for v in r])
-    return buf.getvalue()
-
-
-def md_table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
-    """A Markdown table as lines; ``align``: one ``l``/``r`` per column (default: the first
-    left, the rest right); ``|`` inside cells is escaped."""
-    align = align or "l" + "r" * (len(header) - 1)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    cells = [header, sep] + rows
-    return ["| " + " | ".join(c if i == 1 else c.replace("|", "\\|") for c in r) + " |"
-            for i, r in enumerate(cells)]
-
-
-def code_label(label: str) -> str:
-    return f"`{label}`" if any(ch in label for ch in "*()+-/ ") else label
-
-
-# The table helpers under public names, for the other report writers (analysis.transfer).
 
 
 # --- comparison ----------------------------------------------------------------------------------
@@ -310,7 +249,7 @@ def run_markdown(run) -> str:
     if run.hall_of_fame:
         proxy_flags = " ".join(f"--proxy {p}" for p in cfg.proxies)
         where = ("validation (a held-out fifth of each proxy's training split)"
-                 if cfg.fitness_split == "val" else "test")
+                 if cfg.fitness_split == Split.VAL else "test")
         md.append(f"Fitness: {describe(cfg.fitness_aggregate, where)}, mean ± sd over "
                   f"n training seeds (the search's own score); to compare the best with the "
                   f"baselines on the test splits: `gp-search compare {proxy_flags} --run "
@@ -339,10 +278,10 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> list
         gp_search.engine.rundir.RunFileError: not a readable run directory.
         OSError: ``out`` cannot be written.
     """
-    from gp_search.engine import load_run
+    from gp_search.engine import RunDir, load_run
 
     run = load_run(run_dir)
-    out = Path(out) if out is not None else run.path / "report"
+    out = Path(out) if out is not None else RunDir(run.path).report
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if run.generations:

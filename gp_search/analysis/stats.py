@@ -10,6 +10,7 @@ remains; callers report the failures separately.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,7 +54,8 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict:
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
-    """Paired t-test of ``a - b`` over the pairs where both are finite.
+    """Paired t-test of ``a - b`` over the pairs where both are finite (SciPy's ``ttest_rel``
+    and its confidence interval, with a rule for differences that are all the same).
 
     Args:
         a: values of one loss, by seed.
@@ -78,15 +80,19 @@ def paired(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> 
     if a.shape != b.shape:
         raise ValueError(f"paired values must have the same length (one per seed), got "
                          f"{len(a)} and {len(b)}")
-    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
-    s = summarize(d, confidence)
-    n = s["n"]
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    diff = float((a - b).mean()) if n else math.nan
     if n < 2:
-        p = math.nan
-    elif s["std"] == 0:
-        p = 1.0 if s["mean"] == 0 else 0.0
-    else:
-        t = s["mean"] / (s["std"] / math.sqrt(n))
-        p = float(2 * _st.t.sf(abs(t), n - 1))
-    return {"diff": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "p_value": p,
-            "n": n}
+        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
+                "n": n}
+    if float((a - b).std(ddof=1)) == 0:  # t is 0/0 or ±inf: its limit, and a zero-width interval
+        return {"diff": diff, "ci_low": diff, "ci_high": diff,
+                "p_value": 1.0 if diff == 0 else 0.0, "n": n}
+    with warnings.catch_warnings():  # nearly equal differences: SciPy warns of precision
+        warnings.simplefilter("ignore", RuntimeWarning)  # loss; t is what the formula gives
+        test = _st.ttest_rel(a, b)
+    ci = test.confidence_interval(confidence)
+    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "p_value": float(test.pvalue), "n": n}

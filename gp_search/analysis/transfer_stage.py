@@ -44,23 +44,20 @@ from pathlib import Path
 
 from gp_search.engine import rundir as store
 from gp_search.analysis.compare import BASELINE, LossEntry
-from gp_search.analysis.report import json_safe
 from gp_search.analysis.transfer import (
     DEFAULT_BASELINES,
     OwnTask,
     Transfer,
-    format_transfer,
     nan_mean,
     pick_best,
     transfer,
-    write_transfer,
 )
-from gp_search.core import command_line
+from gp_search.analysis.transfer_tables import format_transfer, write_transfer
+from gp_search.core import command_line, json_safe
 from gp_search.engine import objective
 from gp_search.engine import SearchConfig
 from gp_search.engine import SearchFitnessBest, write_best
 
-CHOICE = "choice.json"
 FIGURES = ("mean_diff", "worst_task", "worst_diff", "tasks_worse", "mean_ece", "mean_ece_scaled",
            "mean_temperature")
 """A loss's aggregate figures on a suite that a choice records."""
@@ -68,7 +65,7 @@ FIGURES = ("mean_diff", "worst_task", "worst_diff", "tasks_worse", "mean_ece", "
 
 def done(run_dir: Path) -> bool:
     """Whether the run's transfer stage has finished (its choice is written)."""
-    return (Path(run_dir) / "transfer" / CHOICE).is_file()
+    return store.RunDir(run_dir).choice.is_file()
 
 
 def transfer_rate(res: Transfer, labels: list[str]) -> int:
@@ -106,18 +103,19 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     losses = [LossEntry(f"hof-{i + 1}", e["prefix"], f"hall of fame #{i + 1}")
               for i, e in enumerate(top)]
     labels = [loss.label for loss in losses]
-    out = Path(run_dir) / "transfer"
+    files = store.RunDir(run_dir)
     own = _objective_task(cfg)
     seeds = _seeds(cfg, run_dir, bool(own))
     selection = _suite(cfg, cfg.transfer_suite, losses, ("ce",) if nested else DEFAULT_BASELINES,
-                       out, "selection suite, picks best.py" if nested else "held-out suite",
+                       files.transfer,
+                       "selection suite, picks best.py" if nested else "held-out suite",
                        quiet, seeds, () if nested else own)
     pick = pick_best(selection, labels)
     rank = labels.index(pick["loss"]) + 1
     chosen = {**top[rank - 1], "hof_rank": rank, "suite": cfg.transfer_suite,
               "transfers": pick["transfers"], **_figures(selection, pick["loss"])}
     if nested:
-        report = _suite(cfg, cfg.report_suite, losses, DEFAULT_BASELINES, out / "report",
+        report = _suite(cfg, cfg.report_suite, losses, DEFAULT_BASELINES, files.transfer_report,
                         "report suite, used for no choice", quiet, seeds, own)
         chosen = {**chosen, "selection_suite": cfg.transfer_suite,
                   "selection": {**_figures(selection, pick["loss"]),
@@ -128,7 +126,7 @@ def run_stage(cfg: SearchConfig, run_dir: Path, entries: list[dict], quiet: bool
     else:
         chosen.update(_ce_calibration(selection))
     chosen = json_safe(chosen)  # a figure nothing measured (NaN) is written as null
-    store.write_atomic(out / CHOICE, json.dumps(chosen, indent=2, sort_keys=True))
+    store.write_atomic(files.choice, json.dumps(chosen, indent=2, sort_keys=True))
     if not quiet:
         print(verdict(chosen), flush=True)
     return chosen
@@ -218,7 +216,7 @@ def calibration_note(chosen: dict) -> str:
 
 def load_choice(run_dir: Path) -> dict | None:
     """The recorded choice of a finished stage, or None."""
-    path = Path(run_dir) / "transfer" / CHOICE
+    path = store.RunDir(run_dir).choice
     if not path.is_file():
         return None
     data = store.read_json(path, "transfer choice")
@@ -247,6 +245,7 @@ class TransferStage:
         if chosen is None:
             return []
         note = calibration_note(chosen)
-        tables = Path(run_dir) / "transfer" / ("report" if "selection_suite" in chosen else "")
+        files = store.RunDir(run_dir)
+        tables = files.transfer_report if "selection_suite" in chosen else files.transfer
         return [verdict(chosen)] + ([note] if note else []) + \
             [f"transfer tables: {tables / 'transfer.md'}"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -91,41 +90,6 @@ def cmd_proxies(args) -> int:
     return 0
 
 
-def _num(x: float, fmt: str) -> str:
-    return format(x, fmt) if math.isfinite(x) else "-"
-
-
-def _evaluate_table(texts, results, n_seeds) -> tuple[list[list[str]], list[dict]]:
-    """Rows of the printed table and the per-loss summaries for --json."""
-    from collections import Counter
-
-    from gp_search.analysis import paired, summarize
-
-    acc = [[r.accuracy for r in results[i * n_seeds:(i + 1) * n_seeds]] for i in range(len(texts))]
-    first = texts[0] if len(texts[0]) <= 24 else texts[0][:21] + "..."
-    metric = metric_label(results[0].metric)
-    rows = [["loss", f"{metric} mean ± std", "95% CI", "n", f"diff vs {first}", "95% CI", "p",
-             "not ok"]]
-    summaries = []
-    for i, text in enumerate(texts):
-        own = results[i * n_seeds:(i + 1) * n_seeds]
-        s = summarize(acc[i])
-        vs = paired(acc[i], acc[0]) if i else None
-        bad = Counter(r.status for r in own if not r.ok)
-        row = [text if len(text) <= 40 else text[:37] + "...",
-               f"{_num(s['mean'], '.4f')} ± {_num(s['std'], '.4f')}",
-               f"[{_num(s['ci_low'], '.4f')}, {_num(s['ci_high'], '.4f')}]", str(s["n"])]
-        row += ([_num(vs["diff"], "+.4f"),
-                 f"[{_num(vs['ci_low'], '+.4f')}, {_num(vs['ci_high'], '+.4f')}]",
-                 _num(vs["p_value"], ".3g")] if vs else ["", "", ""])
-        row.append(", ".join(f"{k} x{v}" for k, v in bad.items()))
-        rows.append(row)
-        summaries.append({"loss": text, "name": own[0].loss, "metric": own[0].metric,
-                          "accuracy": s, "vs_first": vs,
-                          "statuses": dict(Counter(r.status for r in own))})
-    return rows, summaries
-
-
 def cmd_evaluate(args) -> int:
     import dataclasses
     import time
@@ -135,7 +99,7 @@ def cmd_evaluate(args) -> int:
     from gp_search import proxies
     from gp_search.parallel import evaluate
     from gp_search.lang import resolve
-    from gp_search.analysis import json_safe
+    from gp_search.core import json_safe
     from gp_search.proxies import resolve_device
 
     seeds = seed_list(args.seeds, what="--seeds")
@@ -156,7 +120,7 @@ def cmd_evaluate(args) -> int:
         proxy.check_data()
     except FileNotFoundError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
-    batched = {"auto": "auto", "on": True, "off": False}[args.batched]
+    batched = options.BATCHED[args.batched]
     bars = []  # opened at the first report, i.e. after evaluate() has checked its arguments
 
     def progress(done: int, total: int) -> None:
@@ -174,7 +138,9 @@ def cmd_evaluate(args) -> int:
         for bar in bars:
             bar.close()
     seconds = time.perf_counter() - start
-    rows, summaries = _evaluate_table(args.loss, results, len(seeds))
+    from gp_search.analysis import evaluation_table
+
+    rows, summaries = evaluation_table(args.loss, results, len(seeds))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     seed_text = (f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
                  else ",".join(map(str, seeds)))
@@ -231,12 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_jobs(p)
     options.add_device(p)
     p.add_argument("--backend", default="loky", choices=sorted(BACKENDS),
-                   help="; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()))
+                   help="; ".join(f"{n}: {BACKENDS[n].help}" for n in sorted(BACKENDS)))
     p.add_argument("--scheduler", default=None,
                    help="with --backend dask: address of a running Dask scheduler "
                         "(tcp://host:8786); without it a local cluster is started")
-    p.add_argument("--batched", default="auto", choices=("auto", "on", "off"),
-                   help="population-batched training (auto: where it pays)")
+    options.add_batched(p, "population-batched training (auto: where it pays)")
     p.add_argument("--steps", type=int, help="optimiser steps instead of the proxy's budget")
     p.add_argument("--data-root", help="directory of user-supplied datasets (default ./data)")
     p.add_argument("--json", help="also write the summary and every result to this JSON file")

@@ -2,8 +2,8 @@
 options), declared once.
 
 Every command reads them as text and parses them with :func:`gp_search.core.seeds.seed_list` and
-:func:`gp_search.core.seeds.job_count` inside the command, so a bad value is one line and exit code 2
-(:func:`gp_search.cli.main.main`), whichever command it was given to.
+:func:`gp_search.core.seeds.job_count` inside the command, so a bad value is one line and exit code
+2 (:func:`gp_search.cli.main.main`), whichever command it was given to.
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ def add_jobs(p, extra: str = "") -> None:
     """``--jobs``: worker processes, -1 for one per core."""
     p.add_argument("--jobs", default=JOBS_DEFAULT,
                    help=f"worker processes (-1: one per core){extra} (default {JOBS_DEFAULT})")
+
+
+BATCHED = {"auto": "auto", "on": True, "off": False}
+"""``--batched`` as given → the ``batched`` argument of :func:`gp_search.parallel.evaluate`."""
+
+
+def add_batched(p, help: str) -> None:
+    p.add_argument("--batched", default="auto", choices=tuple(BATCHED), help=help)
 
 
 def add_device(p) -> None:

@@ -36,7 +36,7 @@ def cmd_compare(args) -> int:
     entries = loss_entries(args.loss or (), args.run or (), baselines)
     start = time.perf_counter()
     cmp = compare(entries, names, seeds, jobs=jobs, device=args.device,
-                  batched={"auto": "auto", "on": True, "off": False}[args.batched],
+                  batched=options.BATCHED[args.batched],
                   steps=args.steps, data_root=args.data_root,
                   progress=lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - start
@@ -81,8 +81,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="results/compare", help="output directory (default "
                    "%(default)s)")
     options.add_device(p)
-    p.add_argument("--batched", default="auto", choices=("auto", "on", "off"),
-                   help="population-batched training, as in gp-search evaluate (default auto)")
+    options.add_batched(p, "population-batched training, as in gp-search evaluate (default auto)")
     p.add_argument("--steps", type=int, help="optimiser steps instead of each proxy's budget")
     p.add_argument("--data-root", help="directory of user-supplied datasets (default ./data)")
     options.add_task(p, steps=False)

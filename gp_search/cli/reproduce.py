@@ -25,6 +25,7 @@ from gp_search.core import environment
 from gp_search import rediscovery
 from gp_search.cli import options
 from gp_search.core import job_count, seed_list
+from gp_search.proxies import one_thread
 
 _OWN_FLAGS = ("seed", "population", "generations", "time_budget", "confirm", "out")
 MODES = ("target", "proxy")
@@ -102,6 +103,14 @@ def _mode(args) -> str:
 def cmd_reproduce(args) -> int:
     if _mode(args) == "proxy":
         return cmd_proxy(args)
+    # Scoring is NumPy on small arrays; torch (used by the hall of fame's fingerprints) would
+    # otherwise start one thread per core in every process and fight the other seeds.
+    with one_thread():
+        return _target(args)
+
+
+def _target(args) -> int:
+    """``reproduce-ngl target``: one seed, or the k/N table over ``--seeds``."""
     from gp_search.rediscovery import RediscoveryConfig, rediscover
 
     d = RediscoveryConfig()
@@ -118,7 +127,6 @@ def cmd_reproduce(args) -> int:
     seeds = None if args.seeds is None else seed_list(args.seeds, what="--seeds")
     if args.table and seeds is None:
         raise ValueError("--table needs --seeds N (it writes the k/N table)")
-    _one_thread()
     rcfg = RediscoveryConfig(seed=args.seed, population=population, generations=generations,
                              time_budget=time_budget, confirm=args.confirm, out=args.out,
                              **parse_settings(args.set))
@@ -159,6 +167,11 @@ def cmd_reproduce(args) -> int:
 
 def cmd_proxy(args) -> int:
     """``reproduce-ngl proxy``: the paper preset from scratch (or ``--run``), then the analysis."""
+    with one_thread():  # as for the target: one torch thread per process
+        return _proxy(args)
+
+
+def _proxy(args) -> int:
     from gp_search import rediscovery as PR
 
     for flag, given in (("seeds", args.seeds is not None), ("set", bool(args.set)),
@@ -173,7 +186,6 @@ def cmd_proxy(args) -> int:
     over = {k: v for k, v in (("population", args.population), ("generations", args.generations),
                               ("time_budget", args.time_budget)) if v is not None}
     cfg = PR.proxy_config(seed=args.seed, jobs=jobs, out=args.out, device=args.device, **over)
-    _one_thread()
     report = PR.proxy_rediscovery(cfg, args.run, jobs, fresh, quiet=args.quiet)
     command = environment.command_line()
     run_cfg = report["config"]
@@ -223,16 +235,8 @@ def parse_settings(items: list[str]) -> dict:
     return out
 
 
-def _one_thread() -> None:
-    # Scoring is NumPy on small arrays; torch (used by the hall of fame's fingerprints) would
-    # otherwise start one thread per core in every process and fight the other seeds.
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _run_quiet(rcfg):
     from gp_search.rediscovery import rediscover
 
-    _one_thread()
-    return rediscover(rcfg, quiet=True)
+    with one_thread():  # a loky worker: one torch thread, as in the caller
+        return rediscover(rcfg, quiet=True)

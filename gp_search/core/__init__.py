@@ -1,15 +1,18 @@
 """The core: what every layer may import and which imports nothing of gp-search.
 
 The one validator (:func:`rule`, :func:`validate`), the closed vocabularies (statuses,
-fidelities, routes), seeds and job counts, the machine record, the version.
+fidelities, routes, fitness aggregates, splits), seeds and job counts, strict JSON, the
+machine record, the version.
 """
 
 from gp_search.core import environment
 from gp_search.core.checks import is_kind, rule, validate
-from gp_search.core.environment import command_line, versions, write_env
+from gp_search.core.environment import ENV_FILE, command_line, versions, write_env
 from gp_search.core.seeds import job_count, seed_list
+from gp_search.core.strict_json import json_safe
 from gp_search.core.version import __version__
-from gp_search.core.vocab import Fidelity, Route, Status
+from gp_search.core.vocab import AGGREGATES, SPLITS, Aggregate, Fidelity, Route, Split, Status
 
-__all__ = ["Fidelity", "Route", "Status", "__version__", "command_line", "environment",
-           "is_kind", "job_count", "rule", "seed_list", "validate", "versions", "write_env"]
+__all__ = ["AGGREGATES", "ENV_FILE", "SPLITS", "Aggregate", "Fidelity", "Route", "Split", "Status",
+           "__version__", "command_line", "environment", "is_kind", "job_count", "json_safe",
+           "rule", "seed_list", "validate", "versions", "write_env"]

@@ -1,4 +1,4 @@
-"""The one validator of the package's dataclasses: rules declared on each field, checked by :func:`validate`.
+"""The one validator of the dataclasses: rules declared per field, checked by :func:`validate`.
 
 A field states its rules in its ``metadata`` (:func:`rule` builds it): its kind comes from the
 annotation (``int``, ``float``, ``str``, ``bool``, ``tuple``, optionally ``| None``), and

@@ -29,6 +29,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+ENV_FILE = "env.json"
+"""The file :func:`write_env` writes into a run or results directory."""
 CROSS_CPU_DRIFT = {"cnn": 12 / 1000, "mlp": 0.0}
 """Largest fraction of evaluated images whose prediction moved between two CPUs, per training,
 by model family (``mnist1d-cnn``: 12 of 1,000 test images; ``digits-mlp``: none of 360)."""
@@ -152,7 +154,7 @@ def versions() -> dict:
 def write_env(directory: "str | Path", argv: list[str] | None = None) -> Path:
     """Write ``directory/env.json``: the command line (:func:`command`) and
     :func:`cpu_fingerprint`. Returns its path."""
-    path = Path(directory) / "env.json"
+    path = Path(directory) / ENV_FILE
     record = {"command": command(argv), "fingerprint": cpu_fingerprint()}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
@@ -160,7 +162,7 @@ def write_env(directory: "str | Path", argv: list[str] | None = None) -> Path:
 
 def read_fingerprint(directory: "str | Path") -> dict | None:
     """The fingerprint recorded in ``directory/env.json``, or None where there is none."""
-    path = Path(directory) / "env.json"
+    path = Path(directory) / ENV_FILE
     if not path.exists():
         return None
     return json.loads(path.read_text()).get("fingerprint")

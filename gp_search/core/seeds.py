@@ -1,4 +1,4 @@
-"""Seeds and worker counts as a user gives them (a count, a list, text): one parser for every command and API.
+"""Seeds and worker counts as a user gives them (a count, a list, text): one parser for all callers.
 
 ``evaluate``, ``compare``, ``reproduce-ngl`` and the Python API all read ``--seeds`` /
 ``seeds=`` and ``--jobs`` / ``jobs=`` here, so they accept and refuse the same things with the

@@ -1,10 +1,11 @@
-"""The words results are written in: evaluation statuses, scoring fidelities and scoring routes.
+"""The closed vocabularies: statuses, fidelities, routes, fitness aggregates, splits.
 
 Each is a ``str`` enum (Optuna's ``TrialState`` habit, as a ``str`` mixin so a member *is* its
 plain string): ``Status.OK == "ok"``, ``json.dumps(Status.OK) == '"ok"'`` and ``f"{Status.OK}"``
 is ``ok``, so every JSON, CSV and SQLite file stays byte-identical to the files written with
-plain strings. Defined here, in :mod:`gp_search.lang` (which imports nothing else of the package),
-so that every sub-package, the proxies included, can use them.
+plain strings. Defined here, in :mod:`gp_search.core` (which imports nothing else of the package),
+so that every sub-package, the proxies included, can use them. A field's ``choices`` take the
+plain tuples (:data:`AGGREGATES`, :data:`SPLITS`), so that messages quote ``'val'``, not the member.
 
 Example:
     >>> Status("rejected") is Status.REJECTED and Status.REJECTED == "rejected"
@@ -63,4 +64,27 @@ class Route(_Word):
     SHORT = "short"
 
 
-__all__ = ["Fidelity", "Route", "Status"]
+class Aggregate(_Word):
+    """How per-task results make one fitness (:mod:`gp_search.engine.fitness`)."""
+
+    WEIGHTED_MEAN_ACCURACY = "weighted-mean-accuracy"
+    """The weighted mean of the tasks' accuracies."""
+    MEAN = "mean"
+    """The mean of each task's accuracy minus CE's on the same seeds."""
+    SOFTMIN = "softmin"
+    """A soft minimum over tasks of accuracy minus CE's."""
+
+
+class Split(_Word):
+    """What a proxy's score is measured on."""
+
+    VAL = "val"
+    """A fixed, stratified fifth of the training split, held out and not trained on."""
+    TEST = "test"
+    """The dataset's test split."""
+
+
+AGGREGATES = tuple(a.value for a in Aggregate)
+SPLITS = tuple(s.value for s in Split)
+
+__all__ = ["AGGREGATES", "SPLITS", "Aggregate", "Fidelity", "Route", "Split", "Status"]

@@ -3,8 +3,8 @@
 Data path: config → population → variation → screening / dedup / cache → scoring (proxy
 trainings through :mod:`gp_search.parallel`) → selection → hall of fame → run directory
 (:mod:`gp_search.engine.rundir`, a public namespace: the run-directory contract; so is
-:mod:`gp_search.engine.objective`, a user's training loop as the fitness). What a run does after its search is a hook
-(:class:`Finish`) passed in from above; the engine imports no analysis module.
+:mod:`gp_search.engine.objective`, a user's training loop as the fitness). What a run does after its
+search is a hook (:class:`Finish`) passed in from above; the engine imports no analysis module.
 """
 
 from gp_search.engine import objective, rundir
@@ -18,8 +18,8 @@ from gp_search.engine.objective import path_of as objective_path
 from gp_search.engine.objective import resume_command
 from gp_search.engine.rundir import (
     Run,
+    RunDir,
     RunFileError,
-    finite_or_none,
     hof_csv,
     load_run,
     new_run_dir,
@@ -38,14 +38,15 @@ from gp_search.engine.runner import (
     run_search,
     write_best,
 )
-from gp_search.engine.scoring import Evaluator, ProxyRef, Score, Scorer, ScorerProtocol
+from gp_search.engine.score import Evaluator, ProxyRef, Score, ScorerProtocol
+from gp_search.engine.scoring import Scorer
 from gp_search.engine.user_tasks import config_fields, task_proxies
 
 __all__ = ["AGGREGATES", "PRESETS", "AskTellSearch", "Cache", "Candidate", "Evaluator", "Finish",
-           "Interrupted", "ProxyRef", "Run", "RunFileError", "Score", "Scorer",
+           "Interrupted", "ProxyRef", "Run", "RunDir", "RunFileError", "Score", "Scorer",
            "ScorerProtocol", "Search", "SearchConfig", "SearchFitnessBest", "build",
            "check_objective", "config_fields", "default_evaluator", "describe",
-           "draw_training_seeds", "finite_or_none", "hof_csv", "load_file", "load_run",
-           "new_run_dir", "objective", "objective_path", "per_seed_fitness", "preset", "proxy_refs",
-           "read_checkpoint", "read_json", "replace", "resume", "resume_command", "run_search", "rundir",
+           "draw_training_seeds", "hof_csv", "load_file", "load_run", "new_run_dir", "objective",
+           "objective_path", "per_seed_fitness", "preset", "proxy_refs", "read_checkpoint",
+           "read_json", "replace", "resume", "resume_command", "run_search", "rundir",
            "task_proxies", "write_atomic", "write_best"]

@@ -135,7 +135,8 @@ class AskTellSearch:
 
     @property
     def run(self) -> store.Run:
-        """The finished run (:class:`gp_search.engine.rundir.Run`), as ``gp_search.search`` returns it."""
+        """The finished run (:class:`gp_search.engine.rundir.Run`), as ``gp_search.search``
+        returns it."""
         with self._cond:
             self._raise()
             if self._closed and self._run is None:

@@ -1,8 +1,8 @@
 """The SQLite fitness cache: one result per (loss key, proxy key, seed, budget), shared by runs.
 
-A run keeps it as ``RUN_DIR/cache.sqlite`` (:mod:`gp_search.engine.rundir`), or in a file that several
-runs share (``--cache PATH``). Results are stored as :class:`EvalResult` JSON, never pickle, and
-every read is checked; another program's database is refused untouched.
+A run keeps it as ``RUN_DIR/cache.sqlite`` (:mod:`gp_search.engine.rundir`), or in a file that
+several runs share (``--cache PATH``). Results are stored as :class:`EvalResult` JSON, never pickle,
+and every read is checked; another program's database is refused untouched.
 """
 
 from __future__ import annotations

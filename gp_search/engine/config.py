@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from gp_search.core import rule, validate
-from gp_search.proxies import SUITES
-
-
-def _f(default, help: str, **rules):
-    return rule(default, help, **rules)
+from gp_search.core import AGGREGATES, SPLITS, Aggregate, rule, validate
+from gp_search.lang import SET_NAMES
+from gp_search.parallel import BACKENDS
+from gp_search.proxies import HELD_OUT, SEARCH_SUITES, SUITES
 
 
 def _names(what: str):
@@ -30,8 +28,7 @@ def _shared_tasks(a: str, b: str) -> set[str]:
 
 
 def _held_out(names) -> list[str]:
-    """The names among ``names`` that are held-out transfer tasks (imported late: torch)."""
-    from gp_search.proxies import HELD_OUT
+    """The names among ``names`` that are held-out transfer tasks."""
     return sorted(set(names) & HELD_OUT)
 
 
@@ -43,160 +40,171 @@ class SearchConfig:
     :func:`gp_search.core.checks.validate` when the config is made.
     """
 
-    population: int = _f(32, "individuals per generation", min=2, max=100_000)
-    generations: int = _f(8, "generations after the initial population (generation 0)",
-                          min=0, max=100_000)
-    strategy: str = _f("gp", "'gp' (selection and variation) or 'random' (the random-search "
-                             "baseline: each generation drawn fresh from the initialiser, with "
-                             "the same screening, scoring, elitism and hall of fame)",
-                       choices=("gp", "random"))
-    niche_radius: float = _f(0.0, "behavioural niching (gp_search.engine.diversity): within this "
-                                  "fingerprint distance (Euclidean, between unit-norm logit "
-                                  "gradients on the probes; 0..2) of a better individual, an "
-                                  "individual is cleared for selection, and a loss may not enter "
-                                  "the hall of fame (0: off)", min=0.0, max=2.0)
-    immigrants: float = _f(0.0, "fraction of each generation's newcomers drawn fresh from the "
-                                "initialiser instead of bred (random immigrants; GP only)",
-                           min=0.0, max=1.0)
-    proxies: tuple = _f(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
-                        "aggregates them as fitness_aggregate says",
-                        check=(lambda c, v: len(v) + len(c.tasks) + bool(c.objective) >= 1
-                               and all(isinstance(p, str) for p in v) and not _held_out(v),
-                               "name at least one proxy (or give a task or an objective) and no "
-                               "held-out transfer task "
-                               "(gp_search.proxies.catalog.HELD_OUT: the t-* tasks judge what a "
-                               "search found, so a search must never score them; use the s-* "
-                               "search-suite tasks instead)"))
-    tasks: tuple = _f((), "your own tasks, scored after the proxies: tables of "
-                          "gp_search.proxies.user_task.TABLE_KEYS, each with a data 'file' "
-                          "(.npz, .csv/.tsv, image folder) or a 'factory' ('pkg.mod:make')",
-                      check=(lambda c, v: all(isinstance(t, dict) and ("file" in t) != (
-                          "factory" in t) for t in v), "be a list of tables, each with either "
-                          "'file' or 'factory'"))
-    objective: str = _f("", "your own training loop as the fitness: the import path "
-                            "'pkg.mod:fn' (or '/path/script.py:fn') of fn(loss, seed[, budget]) "
-                            "-> score in [0, 1] or a dict of metrics, scored after the proxies "
-                            "and tasks (gp_search.engine.objective); empty: none",
-                        # "<ask-tell>": gp_search.engine.objective.ASK_TELL (gp_search.Search)
-                        check=(lambda c, v: not v or ":" in v or v == "<ask-tell>",
-                               "be empty or an import path 'pkg.mod:fn'"))
-    objective_version: str = _f("", "your recipe's version, part of the objective's cache key: "
-                                    "change it when the training changes")
-    objective_metric: str = _f("", "the metric optimised when the objective returns a dict of "
-                                   "named metrics")
-    proxy_weights: tuple = _f((), "one weight per proxy, then per task, then for the objective "
-                                  "(empty: equal weights)",
-                              check=(lambda c, v: not v or (
-                                  len(v) == len(c.proxies) + len(c.tasks) + bool(c.objective)
-                                  and all(isinstance(w, (int, float)) and w > 0 for w in v)),
-                                  "be empty or one positive weight per proxy, task and "
-                                  "objective"))
-    fitness_aggregate: str = _f(
-        "weighted-mean-accuracy",
-        "how per-task results make one fitness: 'weighted-mean-accuracy' (the original: mean "
-        "accuracy), 'mean' (mean over tasks of accuracy minus CE's on the same task and seeds) "
-        "or 'softmin' (the soft minimum over tasks of that delta, -tau*log(sum_t w_t*exp(-d_t/"
-        "tau)): a loss losing more than tau*log(tasks) to CE on any one task scores below CE, "
-        "so breaking one task cannot be bought back elsewhere; the presets use it)",
-        choices=("weighted-mean-accuracy", "mean", "softmin"))
-    fitness_temperature: float = _f(
-        0.02, "softmin's tau, in accuracy points: 0.02 lets a loss trail CE by up to "
-              "0.02*log(tasks) (0.036 with 6 tasks) on one task if it gains elsewhere, about "
-              "the spread of a task's mean over 2 seeds; smaller is closer to the worst task",
-        above=0.0)
-    racing: bool = _f(False, "softmin only: train each promoted candidate task by task in "
-                             "the order of proxies (cheap first) and stop one whose fitness "
-                             "bound (a task's delta + tau*log(1/weight)) is already below the "
-                             "hall_of_fame-th best so far; it keeps that bound as its fitness, "
-                             "marked short, and never enters the hall of fame",
-                      check=(lambda c, v: not v or c.fitness_aggregate == "softmin",
-                             "be false unless fitness_aggregate is 'softmin'"))
-    seeds: int = _f(1, "training seeds per candidate and proxy (common to all candidates)",
-                    min=1, max=100)
-    fitness_split: str = _f("val", "what fitness is measured on: 'val' (a fixed, stratified fifth "
-                                   "of each proxy's training split, held out; the test split "
-                                   "stays unseen by the search) or 'test'",
-                            choices=("val", "test"))
-    primitive_set: str = _f("paper", "primitive set: 'paper' or 'extended'",
-                            choices=("paper", "extended"))
-    init_min_depth: int = _f(1, "ramped half-and-half: smallest initial tree depth",
-                             check=(lambda c, v: 0 <= v <= c.init_max_depth,
-                                    "satisfy 0 <= init_min_depth <= init_max_depth"))
-    init_max_depth: int = _f(4, "ramped half-and-half: largest initial tree depth",
-                             check=(lambda c, v: v <= c.max_height, "be <= max_height"))
-    max_height: int = _f(10, "static limit on tree height after variation", min=1, max=30)
-    max_size: int = _f(40, "static limit on tree size (nodes) after variation", min=3, max=500)
-    tournament_size: int = _f(3, "tournament selection size",
-                              check=(lambda c, v: 1 <= v <= c.population, "be in 1..population"))
-    crossover_prob: float = _f(0.7, "probability that a pair of offspring is crossed over",
-                               min=0.0, max=1.0)
-    mutation_prob: float = _f(0.3, "probability that an offspring is mutated", min=0.0, max=1.0)
-    repair_tries: int = _f(10, "offspring failing screening or cloning a tree are re-mutated up to this many times",
-                           min=0, max=1000)
-    elitism: int = _f(2, "best individuals copied unchanged into the next generation",
-                      check=(lambda c, v: 0 <= v < c.population, "be in 0..population-1"))
-    parsimony: float = _f(0.0005, "penalised fitness = accuracy - parsimony * size (selection only)",
-                          min=0.0)
-    const_range: float = _f(3.0, "ephemeral constants uniform on [-const_range, const_range]",
-                            above=0.0)
-    hall_of_fame: int = _f(10, "size of the hall of fame (distinct canonical forms)",
-                           min=1, max=10_000)
-    hard_examples: bool = _f(False, "the hall of fame admits only losses whose logit gradient "
-                                   "survives on hard examples (gp_search.engine.screen."
-                                   "hard_examples: on a 20:1 long tail every class keeps a third "
-                                   "of its frequency); on in both presets, off otherwise so "
-                                   "that old configs and runs keep their meaning")
-    successive_halving: bool = _f(True, "train all new candidates briefly, promote the best to full budget")
-    halving_eta: int = _f(3, "successive halving: short budget = steps / eta, promote the top 1/eta",
-                          min=2, max=100)
-    dedup_fingerprint: bool = _f(True, "reuse fitness of candidates with the same behavioural fingerprint")
-    optimize_constants: bool = _f(False, "after the search, tune the constants of the best losses")
-    constant_evals: int = _f(8, "constant optimisation: trainings per tuned loss", min=1, max=100_000)
-    seed_individuals: tuple = _f((), "losses put into generation 0 (names like 'ngl' or expressions)",
-                                 check=_names("be a list of loss names or expressions"))
-    seed: int = _f(0, "master seed: draws every training seed and drives the evolution")
-    jobs: int = _f(1, "parallel training processes", min=1, max=1024)
-    backend: str = _f("loky", "'loky' (joblib processes), 'sequential' or 'dask'",
-                      choices=("loky", "sequential", "dask"))
-    scheduler: str = _f("", "Dask scheduler address tcp://HOST:PORT (empty: start a local cluster)",
-                        check=(lambda c, v: not v or v.startswith(("tcp://", "tls://", "inproc://")),
-                               "be empty or an address like tcp://HOST:PORT"))
-    device: str = _f("auto", "'cpu', 'cuda' or 'auto'", choices=("cpu", "cuda", "auto"))
-    steps: int = _f(0, "override of every proxy's full step budget (0: the proxy's own)",
-                    min=0, max=10_000_000, note="(0 = the proxy's own budget)")
-    time_budget: float = _f(0.0, "stop after the generation that passes this many seconds (0: none)",
+    population: int = rule(32, "individuals per generation", min=2, max=100_000)
+    generations: int = rule(8, "generations after the initial population (generation 0)",
+                            min=0, max=100_000)
+    strategy: str = rule("gp", "'gp' (selection and variation) or 'random' (the random-search "
+                               "baseline: each generation drawn fresh from the initialiser, with "
+                               "the same screening, scoring, elitism and hall of fame)",
+                         choices=("gp", "random"))
+    niche_radius: float = rule(0.0, "behavioural niching (gp_search.engine.diversity): within this "
+                                    "fingerprint distance (Euclidean, between unit-norm logit "
+                                    "gradients on the probes; 0..2) of a better individual, an "
+                                    "individual is cleared for selection, and a loss may not enter "
+                                    "the hall of fame (0: off)", min=0.0, max=2.0)
+    immigrants: float = rule(0.0, "fraction of each generation's newcomers drawn fresh from the "
+                                  "initialiser instead of bred (random immigrants; GP only)",
+                             min=0.0, max=1.0)
+    proxies: tuple = rule(("digits-mlp",), "proxy task names (e.g. the s-* search suite); fitness "
+                          "aggregates them as fitness_aggregate says",
+                          check=(lambda c, v: len(v) + len(c.tasks) + bool(c.objective) >= 1
+                                 and all(isinstance(p, str) for p in v) and not _held_out(v),
+                                 "name at least one proxy (or give a task or an objective) and no "
+                                 "held-out transfer task (gp_search.proxies.HELD_OUT: the "
+                                 "t-* tasks judge what a search found, so a search must never "
+                                 "score them; use the s-* search-suite tasks instead)"))
+    tasks: tuple = rule((), "your own tasks, scored after the proxies: tables of "
+                            "gp_search.proxies.user_task.TABLE_KEYS, each with a data 'file' "
+                            "(.npz, .csv/.tsv, image folder) or a 'factory' ('pkg.mod:make')",
+                        check=(lambda c, v: all(isinstance(t, dict) and ("file" in t) != (
+                            "factory" in t) for t in v), "be a list of tables, each with either "
+                            "'file' or 'factory'"))
+    objective: str = rule("", "your own training loop as the fitness: the import path "
+                              "'pkg.mod:fn' (or '/path/script.py:fn') of fn(loss, seed[, budget]) "
+                              "-> score in [0, 1] or a dict of metrics, scored after the proxies "
+                              "and tasks (gp_search.engine.objective); empty: none",
+                          # "<ask-tell>": gp_search.engine.objective.ASK_TELL (gp_search.Search)
+                          check=(lambda c, v: not v or ":" in v or v == "<ask-tell>",
+                                 "be empty or an import path 'pkg.mod:fn'"))
+    objective_version: str = rule("", "your recipe's version, part of the objective's cache key: "
+                                      "change it when the training changes")
+    objective_metric: str = rule("", "the metric optimised when the objective returns a dict of "
+                                     "named metrics")
+    proxy_weights: tuple = rule((), "one weight per proxy, then per task, then for the objective "
+                                    "(empty: equal weights)",
+                                check=(lambda c, v: not v or (
+                                    len(v) == len(c.proxies) + len(c.tasks) + bool(c.objective)
+                                    and all(isinstance(w, (int, float)) and w > 0 for w in v)),
+                                    "be empty or one positive weight per proxy, task and "
+                                    "objective"))
+    fitness_aggregate: str = rule(
+          "weighted-mean-accuracy",
+          "how per-task results make one fitness: 'weighted-mean-accuracy' (the original: mean "
+          "accuracy), 'mean' (mean over tasks of accuracy minus CE's on the same task and seeds) "
+          "or 'softmin' (the soft minimum over tasks of that delta, -tau*log(sum_t w_t*exp(-d_t/"
+          "tau)): a loss losing more than tau*log(tasks) to CE on any one task scores below CE, "
+          "so breaking one task cannot be bought back elsewhere; the presets use it)",
+          choices=AGGREGATES)
+    fitness_temperature: float = rule(
+          0.02, "softmin's tau, in accuracy points: 0.02 lets a loss trail CE by up to "
+                "0.02*log(tasks) (0.036 with 6 tasks) on one task if it gains elsewhere, about "
+                "the spread of a task's mean over 2 seeds; smaller is closer to the worst task",
+          above=0.0)
+    racing: bool = rule(False, "softmin only: train each promoted candidate task by task in "
+                               "the order of proxies (cheap first) and stop one whose fitness "
+                               "bound (a task's delta + tau*log(1/weight)) is already below the "
+                               "hall_of_fame-th best so far; it keeps that bound as its fitness, "
+                               "marked short, and never enters the hall of fame",
+                        check=(lambda c, v: not v or c.fitness_aggregate == Aggregate.SOFTMIN,
+                               "be false unless fitness_aggregate is 'softmin'"))
+    seeds: int = rule(1, "training seeds per candidate and proxy (common to all candidates)",
+                      min=1, max=100)
+    fitness_split: str = rule("val", "what fitness is measured on: 'val' (a fixed, stratified "
+                                     "fifth of each proxy's training split, held out; the test "
+                                     "split stays unseen by the search) or 'test'",
+                              choices=SPLITS)
+    primitive_set: str = rule("paper", "primitive set: 'paper' or 'extended'",
+                              choices=SET_NAMES)
+    init_min_depth: int = rule(1, "ramped half-and-half: smallest initial tree depth",
+                               check=(lambda c, v: 0 <= v <= c.init_max_depth,
+                                      "satisfy 0 <= init_min_depth <= init_max_depth"))
+    init_max_depth: int = rule(4, "ramped half-and-half: largest initial tree depth",
+                               check=(lambda c, v: v <= c.max_height, "be <= max_height"))
+    max_height: int = rule(10, "static limit on tree height after variation", min=1, max=30)
+    max_size: int = rule(40, "static limit on tree size (nodes) after variation", min=3, max=500)
+    tournament_size: int = rule(3, "tournament selection size",
+                                check=(lambda c, v: 1 <= v <= c.population, "be in 1..population"))
+    crossover_prob: float = rule(0.7, "probability that a pair of offspring is crossed over",
+                                 min=0.0, max=1.0)
+    mutation_prob: float = rule(0.3, "probability that an offspring is mutated", min=0.0, max=1.0)
+    repair_tries: int = rule(10, "offspring failing screening or cloning a tree are re-mutated "
+                                 "up to this many times",
+                             min=0, max=1000)
+    elitism: int = rule(2, "best individuals copied unchanged into the next generation",
+                        check=(lambda c, v: 0 <= v < c.population, "be in 0..population-1"))
+    parsimony: float = rule(0.0005, "penalised fitness = accuracy - parsimony * size "
+                                    "(selection only)",
                             min=0.0)
-    train_timeout: float = _f(600.0, "seconds after which one training gets status 'timeout'",
+    const_range: float = rule(3.0, "ephemeral constants uniform on [-const_range, const_range]",
                               above=0.0)
-    data_root: str = _f("", "directory of user-supplied datasets (file-backed proxies)")
-    out: str = _f("results/runs", "parent directory of run directories",
-                  check=(lambda c, v: bool(v), "not be empty"))
-    cache: str = _f("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
-    transfer_suite: str = _f("none", "held-out suite (gp_search.proxies.catalog.SUITES) that the "
-                                     "hall of fame's best are retrained on when the search ends; "
-                                     "it picks best.py among them (the selection suite); "
-                                     "without a report_suite its figures are also the ones "
-                                     "reported, with CE, NGL and label smoothing beside them "
-                                     "('none': no transfer stage)",
-                             check=(lambda c, v: v == "none" or v in SUITES,
-                                    f"be 'none' or a suite of {sorted(SUITES)}"))
-    report_suite: str = _f("none", "held-out suite used for no choice: after transfer_suite "
-                                   "has picked best.py, the same top losses and the baselines "
-                                   "are retrained there, and its figures are what the run "
-                                   "prints and best.py states, with the transfer rate (how "
-                                   "many of the top are below CE on no report task); its tasks "
-                                   "must not be transfer_suite's ('none': the selection "
-                                   "suite's figures are reported, as before this field)",
-                           check=(lambda c, v: v == "none" or (
-                               v in SUITES and c.transfer_suite != "none"
-                               and not _shared_tasks(c.transfer_suite, v)),
-                               f"be 'none' or a suite of {sorted(SUITES)} that shares no task "
-                               f"with transfer_suite (which must not be 'none')"))
-    transfer_top: int = _f(5, "transfer stage: how many of the hall of fame's best it retrains",
-                           min=1, max=50)
-    transfer_seeds: int = _f(3, "transfer stage: training seeds per loss and task (paired by seed)",
-                             min=2, max=100)
-    preset: str = _f("", "preset the run started from (informational)")
+    hall_of_fame: int = rule(10, "size of the hall of fame (distinct canonical forms)",
+                             min=1, max=10_000)
+    hard_examples: bool = rule(False, "the hall of fame admits only losses whose logit gradient "
+                                     "survives on hard examples (gp_search.engine.screen."
+                                     "hard_examples: on a 20:1 long tail every class keeps a third "
+                                     "of its frequency); on in both presets, off otherwise so "
+                                     "that old configs and runs keep their meaning")
+    successive_halving: bool = rule(True, "train all new candidates briefly, promote the best "
+                                          "to full budget")
+    halving_eta: int = rule(3, "successive halving: short budget = steps / eta, promote the "
+                               "top 1/eta",
+                            min=2, max=100)
+    dedup_fingerprint: bool = rule(True, "reuse fitness of candidates with the same "
+                                         "behavioural fingerprint")
+    optimize_constants: bool = rule(False, "after the search, tune the constants of the best "
+                                           "losses")
+    constant_evals: int = rule(8, "constant optimisation: trainings per tuned loss", min=1,
+                               max=100_000)
+    seed_individuals: tuple = rule((), "losses put into generation 0 (names like 'ngl' or "
+                                       "expressions)",
+                                   check=_names("be a list of loss names or expressions"))
+    seed: int = rule(0, "master seed: draws every training seed and drives the evolution")
+    jobs: int = rule(1, "parallel training processes", min=1, max=1024)
+    backend: str = rule("loky", "'loky' (joblib processes), 'sequential' or 'dask'",
+                        choices=tuple(BACKENDS))
+    scheduler: str = rule("", "Dask scheduler address tcp://HOST:PORT (empty: start a local "
+                              "cluster)",
+                          check=(lambda c, v: not v or v.startswith(("tcp://", "tls://",
+                                                                     "inproc://")),
+                                 "be empty or an address like tcp://HOST:PORT"))
+    device: str = rule("auto", "'cpu', 'cuda' or 'auto'", choices=("cpu", "cuda", "auto"))
+    steps: int = rule(0, "override of every proxy's full step budget (0: the proxy's own)",
+                      min=0, max=10_000_000, note="(0 = the proxy's own budget)")
+    time_budget: float = rule(0.0, "stop after the generation that passes this many seconds "
+                                   "(0: none)",
+                              min=0.0)
+    train_timeout: float = rule(600.0, "seconds after which one training gets status 'timeout'",
+                                above=0.0)
+    data_root: str = rule("", "directory of user-supplied datasets (file-backed proxies)")
+    out: str = rule("results/runs", "parent directory of run directories",
+                    check=(lambda c, v: bool(v), "not be empty"))
+    cache: str = rule("", "shared SQLite fitness cache (empty: cache.sqlite in the run directory)")
+    transfer_suite: str = rule("none", "held-out suite (gp_search.proxies.SUITES) that the "
+                                       "hall of fame's best are retrained on when the search ends; "
+                                       "it picks best.py among them (the selection suite); "
+                                       "without a report_suite its figures are also the ones "
+                                       "reported, with CE, NGL and label smoothing beside them "
+                                       "('none': no transfer stage)",
+                               check=(lambda c, v: v == "none" or v in SUITES,
+                                      f"be 'none' or a suite of {sorted(SUITES)}"))
+    report_suite: str = rule("none", "held-out suite used for no choice: after transfer_suite "
+                                     "has picked best.py, the same top losses and the baselines "
+                                     "are retrained there, and its figures are what the run "
+                                     "prints and best.py states, with the transfer rate (how "
+                                     "many of the top are below CE on no report task); its tasks "
+                                     "must not be transfer_suite's ('none': the selection "
+                                     "suite's figures are reported, as before this field)",
+                             check=(lambda c, v: v == "none" or (
+                                 v in SUITES and c.transfer_suite != "none"
+                                 and not _shared_tasks(c.transfer_suite, v)),
+                                 f"be 'none' or a suite of {sorted(SUITES)} that shares no task "
+                                 f"with transfer_suite (which must not be 'none')"))
+    transfer_top: int = rule(5, "transfer stage: how many of the hall of fame's best it retrains",
+                             min=1, max=50)
+    transfer_seeds: int = rule(3, "transfer stage: training seeds per loss and task (paired "
+                                  "by seed)",
+                               min=2, max=100)
+    preset: str = rule("", "preset the run started from (informational)")
 
     def __post_init__(self):
         self.validate()
@@ -228,7 +236,8 @@ class SearchConfig:
     def from_dict(cls, data: dict, source: str = "config") -> "SearchConfig":
         """Build from a dict; unknown keys and bad values name the source and the field."""
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a table/object of fields, got {type(data).__name__}")
+            raise ValueError(f"{source}: expected a table/object of fields, got "
+                             f"{type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -238,13 +247,6 @@ class SearchConfig:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {exc}") from None
 
-
-# gp_search.proxies.catalog.SEARCH_SUITES["search-quick"] and ["search"] (written out so that
-# reading a config imports no torch; tests/test_suite.py checks they agree).
-_SEARCH_QUICK = ("s-synthetic-noisy-mlp", "s-synthetic100-mlp", "s-digits-half-mlp-sgd",
-                 "s-mnist1d-mod3-cnn")
-_SEARCH = ("s-synthetic-noisy-mlp", "s-digits-half-mlp", "s-synthetic100-mlp",
-           "s-digits-half-mlp-sgd", "s-mnist1d-mod3-cnn", "s-mnist1d-cnn", "s-digits-cnn-sgd")
 
 PRESETS: dict[str, dict] = {
     # Under 10 minutes on 2 CPU cores, embedded data: the search suite, fitness the soft minimum
@@ -256,16 +258,16 @@ PRESETS: dict[str, dict] = {
     # generation's overshoot and the stage within 10 minutes (not yet timed on an idle VM).
     # Niching at fingerprint distance 0.3 (its top 5 are alternatives, not one loss with five
     # constants) and a quarter of each generation as immigrants: results/strategy/ (issue 20).
-    "quick": dict(population=24, generations=1000, proxies=_SEARCH_QUICK, seeds=2,
-                  niche_radius=0.3, immigrants=0.25, hard_examples=True,
+    "quick": dict(population=24, generations=1000, proxies=SEARCH_SUITES["search-quick"],
+                  seeds=2, niche_radius=0.3, immigrants=0.25, hard_examples=True,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=360.0, transfer_suite="transfer-quick-select",
                   report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
     # The NGL search as far as it is known: the paper's primitive set; the rest our choices
     # (the paper searched on one task; this one scores the whole search suite, like quick).
-    "paper": dict(population=64, generations=20, proxies=_SEARCH, fitness_aggregate="softmin",
-                  racing=True,
-                  seeds=2, primitive_set="paper", init_max_depth=5,
+    "paper": dict(population=64, generations=20, proxies=SEARCH_SUITES["search"],
+                  fitness_aggregate="softmin", racing=True, seeds=2, primitive_set="paper",
+                  init_max_depth=5,
                   max_height=12, max_size=40, tournament_size=4, crossover_prob=0.8,
                   mutation_prob=0.3, elitism=2, parsimony=0.0002, const_range=3.0,
                   optimize_constants=True, hard_examples=True, transfer_suite="transfer-select",
@@ -311,7 +313,8 @@ def load_file(path: "str | Path") -> dict:
         raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: "
                          f"{exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: expected a table of fields, got {type(data).__name__}")
+        raise ValueError(f"config file {path}: expected a table of fields, got "
+                         f"{type(data).__name__}")
     return data
 
 
@@ -348,10 +351,4 @@ def _files_from(tasks, base: Path):
             if isinstance(t, dict) and isinstance(t.get("file"), str) else t for t in tasks]
 
 
-def field_help() -> dict[str, tuple[object, str]]:
-    """Field name -> (default, help) for the CLI."""
-    return {f.name: (f.default if f.default is not MISSING else None, f.metadata["help"])
-            for f in fields(SearchConfig)}
-
-
-__all__ = ["PRESETS", "SearchConfig", "build", "field_help", "load_file", "preset", "replace"]
+__all__ = ["PRESETS", "SearchConfig", "build", "load_file", "preset", "replace"]

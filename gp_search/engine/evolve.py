@@ -43,7 +43,7 @@ from gp_search.engine import screen
 from gp_search.engine import variation as ops
 from gp_search.engine.config import SearchConfig
 from gp_search.lang import ExprError, LossExpr, parse
-from gp_search.engine.scoring import Score, ScorerProtocol
+from gp_search.engine.score import Score, ScorerProtocol
 from gp_search.engine.cache import Cache
 from gp_search.engine.rundir import random_state_to_json
 
@@ -239,6 +239,8 @@ class Search:
         return self._repair(offspring, parents, elite) + self._draw(immigrants)
 
     def _penalised(self, ind) -> tuple[float]:
+        """Selection's fitness: the raw score minus ``parsimony`` per node (gplearn's habit:
+        the raw score stays in ``ind.score``, the hall of fame ranks on it)."""
         return (ind.score.fitness - self.cfg.parsimony * len(ind),)
 
     def _clear(self) -> None:
@@ -346,7 +348,7 @@ class Search:
                                        self.cfg.const_range).tree)
             score = Score(**sc) if sc else Score(float(item["fitness"]))
             ind.score = score
-            ind.fitness.values = (score.fitness - self.cfg.parsimony * len(ind),)
+            ind.fitness.values = self._penalised(ind)
             self.population.append(ind)
         self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"],
                               self.cfg.niche_radius, self.cfg.hard_examples)

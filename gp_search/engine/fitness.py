@@ -11,20 +11,18 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from gp_search.core import AGGREGATES, Aggregate
+
 WORST = 0.0
 """Fitness of a failed candidate under ``weighted-mean-accuracy`` (no accuracy is lower)."""
 WORST_DELTA = -1.0
 """Fitness of a failed candidate under a delta aggregate (no accuracy delta can be lower)."""
 
-AGGREGATES = ("weighted-mean-accuracy", "mean", "softmin")
-"""How per-task results make one fitness (:mod:`gp_search.engine.scoring` says what each means)."""
-
-
 def describe(how: str, where: str) -> str:
     """In words, what fitness ``how`` measures on the ``where`` split (reports, summaries)."""
-    return {"weighted-mean-accuracy": f"mean {where} accuracy",
-            "mean": f"mean {where} accuracy minus CE's",
-            "softmin": f"soft minimum over tasks of {where} accuracy minus CE's"}[how]
+    return {Aggregate.WEIGHTED_MEAN_ACCURACY: f"mean {where} accuracy",
+            Aggregate.MEAN: f"mean {where} accuracy minus CE's",
+            Aggregate.SOFTMIN: f"soft minimum over tasks of {where} accuracy minus CE's"}[how]
 
 
 def per_seed_fitness(by_proxy: list, weights: list) -> np.ndarray:
@@ -66,12 +64,12 @@ def aggregate(by_proxy: list, weights: list, how: str = "weighted-mean-accuracy"
     """
     if how not in AGGREGATES:
         raise ValueError(f"fitness aggregate must be one of {', '.join(AGGREGATES)}, got {how!r}")
-    if how == "weighted-mean-accuracy":
+    if how == Aggregate.WEIGHTED_MEAN_ACCURACY:
         per_seed = per_seed_fitness(by_proxy, weights)
         fitness = float(per_seed.mean())
     else:
         deltas = np.array(by_proxy, dtype=float) - np.array(reference, dtype=float)
-        if how == "mean":
+        if how == Aggregate.MEAN:
             per_seed = per_seed_fitness(deltas, weights)
             fitness = float(per_seed.mean())
         else:  # the soft minimum of the tasks' mean deltas (not the mean of per-seed minima)

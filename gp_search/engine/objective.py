@@ -42,7 +42,7 @@ from pathlib import Path
 from gp_search.core import Status
 from gp_search.proxies import EvalResult
 from gp_search.engine.config import SearchConfig
-from gp_search.engine.scoring import Evaluator, ProxyRef
+from gp_search.engine.score import Evaluator, ProxyRef
 
 NAME = "objective"
 """The objective's task name (in results, messages and ``SearchConfig.scored_names``)."""
@@ -80,7 +80,7 @@ def load(path: str):
         gp_search.proxies.data.user_files.TaskDataError: a ValueError naming the path and the fix.
     """
     from gp_search.proxies import import_object
-    from gp_search.proxies.data import TaskDataError
+    from gp_search.proxies import TaskDataError
 
     fn = import_object(path, "objective")
     if not callable(fn):

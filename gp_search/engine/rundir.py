@@ -1,8 +1,10 @@
-"""The run directory contract and its files: config, generations log, hall of fame, checkpoint.
+"""The run directory contract: every file name (:class:`RunDir`), the files' readers and writers.
 
-``DIR/<run-id>/`` holds
+``DIR/<run-id>/`` holds (each name is a :class:`RunDir` attribute; old runs resume because the
+names and contents never change)
 
 * ``config.json`` — the :class:`SearchConfig`, written before generation 0;
+* ``env.json`` — the command line and the machine (:func:`gp_search.core.write_env`);
 * ``generations.jsonl`` — append-only, one JSON line per finished generation: ``hof_best``
   and ``best_canonical``, the hall of fame's best (full-budget trainings only; null while it is
   empty; runs made before ``hof_best`` was logged lack it), ``best`` and ``median`` of the
@@ -15,7 +17,16 @@
   file is used);
 * ``best.py`` — the best loss, exported as a standalone torch file;
 * ``tasks.json`` — with your own tasks (``SearchConfig.tasks``): each data file's path, size and
-  SHA-256 and how it was read (``resume`` refuses a changed file; :mod:`gp_search.engine.user_tasks`).
+  SHA-256 and how it was read (``resume`` refuses a changed file;
+  :mod:`gp_search.engine.user_tasks`);
+* ``tasks/`` — tasks given as arrays, one ``<name>.npz`` each (:func:`gp_search.api.search`);
+* ``transfer/`` — the transfer stage's tables and ``choice.json`` (its choice; its presence marks
+  the stage as done), the report suite's tables in ``transfer/report/``
+  (:mod:`gp_search.analysis.transfer_stage`);
+* ``report/`` — ``gp-search report``'s Markdown and PNGs
+  (:func:`gp_search.analysis.write_run_report`);
+* ``rediscovery_config.json``, ``result.json`` — a rediscovery run's settings and outcome
+  (:mod:`gp_search.rediscovery`).
 
 Nothing on disk is pickle, and every reader checks what it reads and names the file on error.
 """
@@ -25,14 +36,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gp_search.core import is_kind
-from gp_search.core import Fidelity, Route
+from gp_search.core import ENV_FILE, Fidelity, Route, Split, is_kind
 from gp_search.proxies import STATUSES
 from gp_search.engine.config import SearchConfig
 
@@ -45,6 +54,28 @@ the behavioural distance to the nearest better entry (:mod:`gp_search.engine.div
 
 class RunFileError(ValueError):
     """A run file that is missing, unreadable or not what gp-search wrote."""
+
+
+class RunDir:
+    """The paths of one run directory's files (what each holds: the module docstring)."""
+
+    CONFIG, ENV, GENERATIONS = "config.json", ENV_FILE, "generations.jsonl"
+    HALL_OF_FAME, CHECKPOINT, CACHE, BEST = ("hall_of_fame.csv", "checkpoint.json",
+                                             "cache.sqlite", "best.py")
+    TASKS_RECORD, TASKS, TRANSFER, CHOICE = "tasks.json", "tasks", "transfer", "choice.json"
+    REPORT, REDISCOVERY_CONFIG, RESULT = "report", "rediscovery_config.json", "result.json"
+
+    def __init__(self, path: "str | Path"):
+        self.path = path = Path(path)
+        self.config, self.env = path / self.CONFIG, path / self.ENV
+        self.generations, self.hall_of_fame = path / self.GENERATIONS, path / self.HALL_OF_FAME
+        self.checkpoint, self.cache, self.best = (path / self.CHECKPOINT, path / self.CACHE,
+                                                  path / self.BEST)
+        self.tasks_record, self.tasks = path / self.TASKS_RECORD, path / self.TASKS
+        self.transfer, self.report = path / self.TRANSFER, path / self.REPORT
+        self.choice, self.transfer_report = self.transfer / self.CHOICE, self.transfer / self.REPORT
+        self.rediscovery_config = path / self.REDISCOVERY_CONFIG
+        self.result = path / self.RESULT
 
 
 def new_run_dir(parent: "str | Path", cfg: SearchConfig) -> Path:
@@ -164,13 +195,13 @@ def random_state_from_json(data, path: Path) -> tuple:
 
 
 def write_checkpoint(run_dir: Path, state: dict) -> None:
-    write_atomic(run_dir / "checkpoint.json", json.dumps({"format": CHECKPOINT_FORMAT, **state},
+    write_atomic(RunDir(run_dir).checkpoint, json.dumps({"format": CHECKPOINT_FORMAT, **state},
                                                           allow_nan=False))
 
 
 def read_checkpoint(run_dir: Path) -> dict:
     """Read and check ``checkpoint.json``; a corrupt one is an error, never skipped."""
-    path = Path(run_dir) / "checkpoint.json"
+    path = RunDir(run_dir).checkpoint
     data = read_json(path, "checkpoint")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise RunFileError(f"{path}: not a gp-search checkpoint (format must be "
@@ -221,7 +252,7 @@ def _is(value, kind: str) -> bool:
         return value in FIDELITIES
     if kind == "int list":
         return isinstance(value, list) and all(_is(v, "int") for v in value)
-    if kind == "score":  # gp_search.engine.scoring.Score as JSON
+    if kind == "score":  # gp_search.engine.score.Score as JSON
         return isinstance(value, dict) and _is(value.get("fitness"), "number") and all(
             k in _SCORE and _is(v, _SCORE[k]) for k, v in value.items())
     if kind == "score list":
@@ -239,14 +270,14 @@ def _is(value, kind: str) -> bool:
 # --- generations log -----------------------------------------------------------------------------
 
 def append_generation(run_dir: Path, record: dict) -> None:
-    with open(Path(run_dir) / "generations.jsonl", "a") as f:
+    with open(RunDir(run_dir).generations, "a") as f:
         f.write(json.dumps(record, allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_generations(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "generations.jsonl"
+    path = RunDir(run_dir).generations
     if not path.exists():
         return []
     try:
@@ -291,7 +322,7 @@ _MAY_BE_NULL = ("best_canonical", "hof_best")
 def truncate_generations(run_dir: Path, last_generation: int) -> None:
     """Drop log lines after the checkpointed generation (a kill can fall between the two)."""
     recs = [r for r in read_generations(run_dir) if r["generation"] <= last_generation]
-    write_atomic(Path(run_dir) / "generations.jsonl",
+    write_atomic(RunDir(run_dir).generations,
                  "".join(json.dumps(r, allow_nan=False) + "\n" for r in recs))
 
 
@@ -317,10 +348,10 @@ class Run:
 
 
 def load_config(run_dir: Path) -> SearchConfig:
-    path = Path(run_dir) / "config.json"
+    path = RunDir(run_dir).config
     data = read_json(path, "run config")
     if isinstance(data, dict) and "fitness_split" not in data:
-        data["fitness_split"] = "test"  # written before the field existed: scored on test
+        data["fitness_split"] = Split.TEST.value  # written before the field existed: scored on test
     if isinstance(data, dict) and "transfer_suite" not in data:
         data["transfer_suite"] = "none"  # written before the transfer stage existed
     try:
@@ -338,11 +369,10 @@ def load_run(path: "str | Path") -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RunFileError(f"{path}: not a run directory")
-    cfg = load_config(path)
-    hof_path = path / "hall_of_fame.csv"
-    ckpt = read_checkpoint(path) if (path / "checkpoint.json").exists() else None
+    cfg, files = load_config(path), RunDir(path)
+    ckpt = read_checkpoint(path) if files.checkpoint.exists() else None
     if ckpt is not None:  # a checkpoint that does not belong to this config.json
-        where = path / "checkpoint.json"
+        where = files.checkpoint
         if ckpt["generation"] > cfg.generations:
             raise RunFileError(f"{where}: generation {ckpt['generation']} is past config.json's "
                                f"{cfg.generations} generations")
@@ -350,8 +380,4 @@ def load_run(path: "str | Path") -> Run:
             raise RunFileError(f"{where}: {len(ckpt['population'])} individuals, but "
                                f"config.json's population is {cfg.population}")
     return Run(path, cfg, read_generations(path),
-               read_hof_csv(hof_path) if hof_path.exists() else [], ckpt)
-
-
-def finite_or_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+               read_hof_csv(files.hall_of_fame) if files.hall_of_fame.exists() else [], ckpt)

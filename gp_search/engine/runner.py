@@ -35,11 +35,12 @@ from gp_search.engine import objective
 from gp_search.engine import user_tasks
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.tune_constants import tune_constants
-from gp_search.core import write_env
+from gp_search.core import Split, write_env
 from gp_search.engine.evolve import Search, seed_expr
 from gp_search.lang import export
 from gp_search.lang import parse
-from gp_search.engine.scoring import Evaluator, ProxyRef, Scorer
+from gp_search.engine.score import Evaluator, ProxyRef
+from gp_search.engine.scoring import Scorer
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -169,12 +170,12 @@ def make_scorer(cfg: SearchConfig, cache: Cache, evaluator: Evaluator | None = N
 
 def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None,
           tasks: dict | None = None) -> Search:
-    cache = Cache(cfg.cache or run_dir / "cache.sqlite")
+    cache = Cache(cfg.cache or store.RunDir(run_dir).cache)
     search = Search(cfg, run_dir, make_scorer(cfg, cache, evaluator, not quiet, tasks), cache)
 
     def log(record: dict) -> None:
         store.append_generation(run_dir, record)
-        store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+        store.write_atomic(store.RunDir(run_dir).hall_of_fame, store.hof_csv(search.hof.entries))
 
     def checkpoint(record: dict) -> None:
         store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
@@ -201,7 +202,7 @@ def _finish(search: Search, quiet: bool, finish: Finish) -> None:
         tuned = tune_constants(search, cfg.constant_evals)
         if tuned and not quiet:
             print(f"constant tuning: {tuned}", flush=True)
-    store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(search.hof.entries))
+    store.write_atomic(store.RunDir(run_dir).hall_of_fame, store.hof_csv(search.hof.entries))
     store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
     finish(cfg, run_dir, search.hof.entries, quiet)
 
@@ -229,7 +230,7 @@ def write_best(cfg: SearchConfig, run_dir: Path, best: dict, notes: list[str]) -
     origin = textwrap.fill(origin, width=92, break_long_words=False, break_on_hyphens=False)
     text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
                   name="best_loss", origin=origin)
-    store.write_atomic(run_dir / "best.py", text)
+    store.write_atomic(store.RunDir(run_dir).best, text)
 
 
 class SearchFitnessBest:
@@ -314,7 +315,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     objective.check(cfg, evaluator is not None)  # likewise an objective that cannot be imported
     _reach_cluster(cfg, evaluator)
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
-    store.write_atomic(run_dir / "config.json", cfg.to_json())
+    store.write_atomic(store.RunDir(run_dir).config, cfg.to_json())
     user_tasks.write_record(run_dir, tasks)  # each data file's path, size and SHA-256
     write_env(run_dir)  # the command line and the machine (its CPU decides the last bits)
     if not quiet:
@@ -344,7 +345,7 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
     if state is None:  # killed before generation 0 finished
         if not quiet:
             print(f"{run_dir} has no checkpoint yet: starting it from generation 0", flush=True)
-        (run_dir / "generations.jsonl").unlink(missing_ok=True)
+        store.RunDir(run_dir).generations.unlink(missing_ok=True)
         return _drive(search, quiet, finish)
     try:
         _check_state(state, search)
@@ -354,8 +355,8 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ExprError is a ValueError
         search.cache.close()
-        raise store.RunFileError(f"{run_dir / 'checkpoint.json'}: cannot restore the search from "
-                                 f"it ({type(exc).__name__}: {exc})") from None
+        raise store.RunFileError(f"{store.RunDir(run_dir).checkpoint}: cannot restore the search "
+                                 f"from it ({type(exc).__name__}: {exc})") from None
     if search.finished:  # in particular, constants are not tuned twice
         search.cache.close()
         if finish.pending(cfg, run_dir):
@@ -376,14 +377,14 @@ def _check_state(state: dict, search: Search) -> None:
     """A checkpoint whose training seeds are not config.json's is refused (store.load_run
     checks its generation and population size)."""
     if state.get("train_seeds") not in (None, search.scorer.seeds):
-        raise store.RunFileError(f"{search.run_dir / 'checkpoint.json'}: training seeds do not "
-                                 f"match config.json's seed")
+        raise store.RunFileError(f"{store.RunDir(search.run_dir).checkpoint}: training seeds do "
+                                 f"not match config.json's seed")
 
 
 def print_result(run_dir: Path, top: int = 5, finish: Finish | None = None) -> None:
     run = store.load_run(run_dir)
     print(f"\nrun directory: {run_dir}")
-    where = "validation" if run.config.fitness_split == "val" else "test"
+    where = "validation" if run.config.fitness_split == Split.VAL else "test"
     print(f"top {min(top, len(run.hall_of_fame))} losses (fitness = "
           f"{fitness.describe(run.config.fitness_aggregate, where)}, n = seeds):")
     for e in run.hall_of_fame[:top]:
@@ -391,6 +392,6 @@ def print_result(run_dir: Path, top: int = 5, finish: Finish | None = None) -> N
               f"size {e['size']:>2}  {e['canonical']}")
     for line in (finish.summary(run_dir) if finish is not None else []):
         print(line)
-    best = run_dir / "best.py"
+    best = store.RunDir(run_dir).best
     if best.exists():
         print(f"best loss exported to: {best}")

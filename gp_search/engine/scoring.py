@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -55,104 +53,17 @@ from gp_search.lang import ExprError, LossExpr
 from gp_search.engine.fitness import AGGREGATES, WORST, WORST_DELTA, aggregate, softmin_bound
 from gp_search.engine.screen import Verdict, screen
 from gp_search.engine.cache import Cache
-from gp_search.proxies import EvalResult
-from gp_search.core import Fidelity, Route, Status
+from gp_search.engine.score import Evaluator, ProxyRef, Score
+from gp_search.core import Aggregate, Fidelity, Route, Status
 
 REFERENCE = "ce"
 """The loss every task's accuracy is compared with (delta aggregates)."""
 REFERENCE_KEY = "<reference>ce"
 """Its cache key (not a canonical form: no candidate can share it)."""
 
-Evaluator = Callable[[list[str], str, list[int], int], list[EvalResult]]
-"""``(loss_texts, proxy_name, seeds, steps) -> results`` in loss-major order."""
-
-
-@dataclass(frozen=True)
-class Score:
-    """The fitness of one canonical form.
-
-    Attributes:
-        fitness: raw fitness (as :func:`aggregate` makes it), the scorer's worst (``WORST``
-            or ``WORST_DELTA``) for any failure.
-        std: standard deviation over seeds of the per-seed fitness.
-        n: seeds per proxy.
-        status: ``ok`` or the first failure status (``rejected``, ``nan``, …).
-        fidelity: ``full`` or ``short`` (stopped by successive halving) or ``none`` (untrained).
-        message: why, when not ok.
-    """
-
-    fitness: float
-    std: float = 0.0
-    n: int = 0
-    status: str = Status.OK
-    fidelity: str = Fidelity.FULL
-    message: str = ""
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ProxyRef:
-    """A proxy as the scorer needs it: name, cache key, full budget, weight."""
-
-    name: str
-    key: str
-    steps: int
-    weight: float
-
-
-@runtime_checkable
-class ScorerProtocol(Protocol):
-    """What :class:`gp_search.engine.evolve.Search` needs of a scorer, and all it calls.
-
-    Two implementations: :class:`Scorer` (proxy trainings, the search's) and
-    ``gp_search.rediscovery.scorer.BehaviourScorer`` (behavioural distance to a target). Each
-    defines every method below itself, with the same signature (structural typing: they do not
-    inherit these stubs, so ``isinstance(x, ScorerProtocol)`` fails for one that lacks a method;
-    a test checks both, signatures included).
-
-    Contract:
-
-    * :meth:`score` — one :class:`Score` per candidate, in order, and the counts by route
-      (``rejected``, ``duplicate``, ``cached``, ``trained``, ``short``; ``seconds_training``
-      optional). A bad candidate is a status in its Score, never an exception. ``halving=False``
-      asks for every new candidate at the full budget (constant tuning); a scorer without
-      budgets ignores it.
-    * :meth:`accept` — would this tree be worth scoring? The search redraws initial trees and
-      re-mutates offspring until it says yes (or the tries run out). Cheap; no training.
-    * :meth:`rewrite` — called right after :meth:`score` on the same batch: for each candidate,
-      the tree (node list) its score belongs to, or ``None`` when it is the candidate's own.
-      A scorer that fits constants or simplifies trees returns them here, and the individual
-      takes them over (Lamarckian); one that does not returns ``None`` for each.
-    * :meth:`state` / :meth:`restore` — the scorer's memory as JSON-ready data for the
-      checkpoint, and back; ``restore({})`` is a fresh scorer.
-    """
-
-    def score(self, exprs: list[LossExpr], halving: bool = True) -> tuple[list[Score], dict]:
-        """Score a batch of candidates; see the class contract."""
-        ...
-
-    def accept(self, expr: LossExpr) -> bool:
-        """Whether a tree is usable (initial trees, repaired offspring)."""
-        ...
-
-    def rewrite(self, exprs: list[LossExpr]) -> list[list | None]:
-        """The tree each score of the last :meth:`score` belongs to (``None``: unchanged)."""
-        ...
-
-    def state(self) -> dict:
-        """The scorer's memory for the checkpoint (JSON-ready)."""
-        ...
-
-    def restore(self, state: dict) -> None:
-        """Take back what :meth:`state` gave."""
-        ...
-
-
 class Scorer:
     """Scores candidates by proxy training for one run; remembers every canonical form and
-    fingerprint it saw. Implements :class:`ScorerProtocol`."""
+    fingerprint it saw. Implements :class:`gp_search.engine.score.ScorerProtocol`."""
 
     def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
                  evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
@@ -164,10 +75,10 @@ class Scorer:
         self.proxies, self.seeds, self.cache, self.evaluator = proxies, seeds, cache, evaluator
         self.eta, self.halving, self.dedup_fp = halving_eta, successive_halving, dedup_fingerprint
         self.how, self.temperature = aggregate, temperature
-        self.worst = WORST if aggregate == "weighted-mean-accuracy" else WORST_DELTA
+        self.worst = WORST if aggregate == Aggregate.WEIGHTED_MEAN_ACCURACY else WORST_DELTA
         self.reference: dict[tuple[str, int], list[float]] = {}  # (proxy key, budget) -> CE accs
         self.reference_trainings = 0
-        if race_top and aggregate != "softmin":
+        if race_top and aggregate != Aggregate.SOFTMIN:
             raise ValueError(f"racing needs the softmin aggregate (its bound), got {aggregate!r}")
         self.race_top = race_top
         self.raced = 0  # candidates stopped by racing before their last task
@@ -327,7 +238,7 @@ class Scorer:
                 self._race(p, budget, alive, results, bounds, bar, stopped)
         self.cache.put_many(rows)
         reference = None
-        if self.how != "weighted-mean-accuracy":
+        if self.how != Aggregate.WEIGHTED_MEAN_ACCURACY:
             reference = [self._reference(p, self._budget(p, fidelity)) for p in self.proxies]
         return {**{k: self._aggregate(results[k], fidelity, reference) for k in alive}, **stopped}
 

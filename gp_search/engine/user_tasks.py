@@ -16,11 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gp_search.engine import rundir as store
-from gp_search.engine.config import SearchConfig, build, replace
-
-RECORD = "tasks.json"
-"""The run-directory file that records each task's data source."""
-
+from gp_search.engine.config import SearchConfig
 
 def task_proxies(cfg: SearchConfig, tables: Sequence | None = None) -> dict:
     """Each task of ``cfg`` (or of ``tables``, with ``cfg``'s budget) as ``name -> (Proxy,
@@ -49,7 +45,7 @@ def task_proxies(cfg: SearchConfig, tables: Sequence | None = None) -> dict:
 def write_record(run_dir: Path, built: dict) -> None:
     """``tasks.json``: what each task's data are (written once, when the run starts)."""
     if built:
-        store.write_atomic(Path(run_dir) / RECORD,
+        store.write_atomic(store.RunDir(run_dir).tasks_record,
                            json.dumps([rec for _, rec in built.values()], indent=2) + "\n")
 
 
@@ -69,9 +65,9 @@ def check_unchanged(run_dir: Path, cfg: SearchConfig) -> None:
     """
     if not cfg.tasks:
         return
-    from gp_search.proxies.data import TaskDataError, digest
+    from gp_search.proxies import TaskDataError, digest
 
-    path = Path(run_dir) / RECORD
+    path = store.RunDir(run_dir).tasks_record
     records = store.read_json(path, "record of the run's task data")
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise store.RunFileError(f"{path}: not a list of task records")

@@ -22,7 +22,8 @@ import re
 import sympy
 
 from gp_search.lang import primitives as P
-from gp_search.lang.expr import IGNORE_INDEX, ExprError, LossExpr, parse
+from gp_search.lang.apply import IGNORE_INDEX
+from gp_search.lang.expr import ExprError, LossExpr, parse
 from gp_search.lang.losses import SCALE_CLASSES, SCALE_ROWS, loss_scale
 from gp_search.core import __version__
 
@@ -166,7 +167,8 @@ def export(expr: "LossExpr | str", target: str = "torch", name: str = "loss",
         Python source (a standalone module) or, for ``"latex"``, a LaTeX formula.
 
     Example:
-        >>> "def ngl(logits, target)" in export(gp_search.NGL, "torch", name="ngl")
+        >>> from gp_search.lang import NGL
+        >>> "def ngl(logits, target)" in export(NGL, "torch", name="ngl")
         True
     """
     if isinstance(expr, str):

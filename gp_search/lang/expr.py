@@ -2,9 +2,8 @@
 
 A loss is an element-wise expression ``f(y_pred, y_real)`` of the softmax probabilities and the
 one-hot target; the training loss is its mean over all elements (batch × classes, and the spatial
-positions of dense outputs), as in the published NGL code. Target positions holding
-:data:`IGNORE_INDEX` (255, Pascal VOC's "void") count nowhere: the mean is then taken over the
-kept positions × classes (:func:`prepare_masked`, :func:`masked_mean`).
+positions of dense outputs), as in the published NGL code; how a loss meets logits and targets
+(softmax, one-hot, positions left out) is :mod:`gp_search.lang.apply`'s.
 
 * :func:`parse` reads the DEAP prefix form or ordinary infix text (see :mod:`gp_search.lang.parsing`:
   the text is parsed, never evaluated).
@@ -48,6 +47,7 @@ from gp_search.lang import budget
 # tree_to_sympy and KEY_DIGITS: public here before gp_search.lang.algebra held them
 from gp_search.lang.algebra import (KEY_DIGITS, algebra_of, fallback_key, fold,  # noqa: F401
                                     leaf_value, round_floats, tree_to_sympy)
+from gp_search.lang.apply import masked_mean, prepare_masked
 from gp_search.lang.budget import OverBudget, within_budget
 from gp_search.lang.parsing import ExprError, parse_tree
 
@@ -55,9 +55,6 @@ GRAD_FLOOR = 1e-9
 """Probe-gradient norm below which a loss counts as not moving the logits at all."""
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 """Largest magnitude a constant handed to torch may have: losses train in float32."""
-IGNORE_INDEX = 255
-"""Target class id that every loss leaves out (dense tasks' unlabelled pixels), wherever the
-logits have at most 255 classes, so that 255 cannot be a class of its own."""
 
 
 def parse(text: str, primitive_set: str = "auto",
@@ -143,75 +140,6 @@ def compile_elementwise(tree: gp.PrimitiveTree) -> Callable[[torch.Tensor, torch
         return lambda p, t: torch.broadcast_to(out(p, t), p.shape)
     value = float32_constant(out)
     return lambda p, t: torch.full_like(p, value)
-
-
-def prepare(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities over dim 1 and a float target of the same shape.
-
-    Args:
-        logits: ``(N, C)`` or dense ``(N, C, *spatial)``.
-        target: integer class indices ``(N,)`` / ``(N, *spatial)``, or one-hot / probabilities
-            shaped like ``logits``.
-
-    Raises:
-        ValueError: when the shapes do not fit together.
-    """
-    if logits.dim() < 2:
-        raise ValueError(f"logits must be (N, C) or (N, C, ...); got shape {tuple(logits.shape)}")
-    p = torch.softmax(logits, dim=1)
-    if target.shape == logits.shape and target.is_floating_point():
-        return p, target.to(p.dtype)
-    if target.is_floating_point() or target.dim() != logits.dim() - 1 or \
-            target.shape[0] != logits.shape[0] or target.shape[1:] != logits.shape[2:]:
-        raise ValueError(
-            f"target must be class indices shaped {(logits.shape[0], *logits.shape[2:])} or "
-            f"probabilities shaped {tuple(logits.shape)}; got {tuple(target.shape)} "
-            f"{target.dtype}")
-    onehot = torch.nn.functional.one_hot(target.long(), num_classes=logits.shape[1])
-    return p, onehot.movedim(-1, 1).to(p.dtype)
-
-
-def prepare_masked(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """:func:`prepare` that also leaves out the positions whose target is ``ignore_index``.
-
-    Args:
-        logits: ``(N, C)`` or dense ``(N, C, *spatial)``.
-        target: as for :func:`prepare`; integer entries equal to ``ignore_index`` are ignored
-            when ``C <= ignore_index`` (where the id cannot be a class).
-
-    Returns:
-        ``(p, t, keep)``: as :func:`prepare` (an ignored position gets a placeholder one-hot of
-        class 0), and ``keep``, bool ``(N, *spatial)`` of the positions that count, or None when
-        every position counts (then nothing changes: losses keep their plain mean, bit for bit).
-    """
-    keep = None
-    if (not target.is_floating_point() and logits.dim() >= 2
-            and logits.shape[1] <= ignore_index and bool((target == ignore_index).any())):
-        keep = target != ignore_index
-        target = torch.where(keep, target, torch.zeros_like(target))
-    p, t = prepare(logits, target)
-    return p, t, keep
-
-
-def masked_mean(values: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``values`` over the kept positions (all of them when ``keep`` is None).
-
-    Args:
-        values: per position ``(N, *spatial)``, or per position and class ``(N, C, *spatial)``
-            (the mean is then over kept positions × classes).
-        keep: bool ``(N, *spatial)`` from :func:`prepare_masked`, or None.
-
-    Returns:
-        The scalar mean; NaN when no position is kept (as ``F.cross_entropy`` gives).
-    """
-    if keep is None:
-        return values.mean()
-    per_class = values.dim() == keep.dim() + 1
-    mask = keep.unsqueeze(1) if per_class else keep
-    # where, not a product: an ignored position's value never reaches the sum, even if not finite.
-    total = torch.where(mask, values, torch.zeros((), dtype=values.dtype)).sum()
-    return total / (keep.sum() * (values.shape[1] if per_class else 1))
 
 
 # --- fingerprint probes --------------------------------------------------------------------------
@@ -350,8 +278,8 @@ class LossExpr:
 
     def to_torch(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The training loss ``(logits, target) -> scalar``: softmax over dim 1, ``f``, mean over
-        all elements, positions whose target is :data:`IGNORE_INDEX` left out. ``target``: class
-        indices, or one-hot/probabilities shaped like logits."""
+        all elements, positions whose target is :data:`gp_search.lang.apply.IGNORE_INDEX` left
+        out. ``target``: class indices, or one-hot/probabilities shaped like logits."""
         f = self.elementwise
 
         def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,8 @@ import statistics
 
 import torch
 
-from gp_search.lang.expr import LossExpr, masked_mean, parse, prepare_masked
+from gp_search.lang.apply import masked_mean, prepare_masked
+from gp_search.lang.expr import LossExpr, parse
 
 NGL_PREFIX = "sub(exp(sub(2.4092, mul(y_pred, add(1, y_real)))), cos(cos(sin(y_pred))))"
 """The NGL tree in the paper's primitive set (Akhmedova & Körber 2024)."""

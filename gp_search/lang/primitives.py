@@ -1,12 +1,13 @@
 """The primitive table: every operator a loss can use, with its torch, SymPy and source forms.
 
 One row per primitive (PySR/gplearn style). Everything else is a view of this table: the DEAP
-primitive set (:func:`pset`), the SymPy builder used by :mod:`gp_search.lang.expr`, the torch functions
-used to compile trees, the source templates the exporters print, the forward and gradient kernels
-of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the NumPy derivatives of
-the rediscovery's behavioural distance (:func:`numpy_derivatives`, SymPy's derivative of the
-row's SymPy form). Adding a primitive means adding one row here; ``tests/test_primitives.py``
-checks every row's torch ≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
+primitive set (:func:`pset`), the SymPy builder used by :mod:`gp_search.lang.expr`, the torch
+functions used to compile trees, the source templates the exporters print, the forward and gradient
+kernels of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the
+derivatives (:mod:`gp_search.lang.derivatives`: the gradient column applied, and the NumPy
+derivatives of the rediscovery's behavioural distance, SymPy's derivative of the row's SymPy form).
+Adding a primitive means adding one row here; ``tests/test_primitives.py`` checks every row's torch
+≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
 
 Primitive sets, selectable by name:
 
@@ -33,7 +34,6 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import sympy
 import torch
 from deap import gp
@@ -106,6 +106,10 @@ def _safe(fn: Callable) -> Callable:
     return wrapped
 
 
+SET_NAMES = ("paper", "extended")
+"""The primitive sets, smallest first: a primitive is in every set unless its row says less."""
+
+
 @dataclass(frozen=True)
 class Primitive:
     """One row of the table.
@@ -140,7 +144,7 @@ class Primitive:
     source: dict
     torch_out: Callable
     torch_grad: Callable
-    sets: tuple = ("paper", "extended")
+    sets: tuple = SET_NAMES
 
 
 def _tensors(a, b) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +266,6 @@ TABLE: tuple[Primitive, ...] = (
 
 BY_NAME: dict[str, Primitive] = {p.name: p for p in TABLE}
 BY_SYMPY_HEAD: dict[type, Primitive] = {p.sympy_head: p for p in TABLE if p.sympy_head}
-SET_NAMES = ("paper", "extended")
 
 
 def names(set_name: str = "paper") -> tuple[str, ...]:
@@ -280,79 +283,11 @@ def _check_set(set_name: str) -> None:
         raise ValueError(f"unknown primitive set {set_name!r}; choose one of {list(SET_NAMES)}")
 
 
-def _row(name: str) -> Primitive:
+def row(name: str) -> Primitive:
+    """The table's row for primitive ``name`` (ValueError naming the known ones otherwise)."""
     if name not in BY_NAME:
         raise ValueError(f"unknown primitive {name!r}; choose one of {sorted(BY_NAME)}")
     return BY_NAME[name]
-
-
-# --- derivative views --------------------------------------------------------------------------
-
-def gradients(name: str, g: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Gradients of a primitive's arguments by its ``torch_grad`` column.
-
-    Args:
-        name: the primitive.
-        g: the gradient of its value (broadcastable to the value's shape).
-        args: its arguments, as tensors.
-
-    Returns:
-        One gradient per argument; equal to torch autograd of ``torch_fn`` to rounding.
-
-    Example:
-        >>> x = torch.tensor([0.0, 1.0])
-        >>> gradients("sin", torch.ones(2), x)[0]
-        tensor([1.0000, 0.5403])
-    """
-    prim = _row(name)
-    y = prim.torch_fn(*args)
-    return prim.torch_grad(g, *args, y, (True,) * prim.arity, (None,) * prim.arity)
-
-
-_X = sympy.Symbol("x", real=True)
-"""The table's own variable for the derivatives lambdified from the SymPy column."""
-
-
-@functools.cache
-def numpy_derivatives(name: str, order: int = 2) -> tuple[Callable, ...]:
-    """A one-argument primitive and its derivatives as NumPy functions, from its SymPy form.
-
-    Derived once per (name, order) by ``sympy.diff`` and ``sympy.lambdify`` of the table's own
-    SymPy column (never of user text), so no derivative is written twice.
-
-    Args:
-        name: a one-argument primitive whose SymPy derivatives have NumPy forms (``exp``, ``sin``,
-            ``cos``, ``tanh``, ``neg``, ``square``; ``abs`` to order 1).
-        order: highest derivative.
-
-    Returns:
-        ``(f, f', …, f^(order))``, each mapping a float64 array to an array (a constant
-        derivative returns a scalar, which broadcasts).
-
-    Raises:
-        ValueError: an unknown or two-argument primitive, or a derivative with no NumPy form.
-
-    Example:
-        >>> f, d1, d2 = numpy_derivatives("cos")
-        >>> float(d1(0.5)) == -math.sin(0.5)
-        True
-    """
-    prim = _row(name)
-    if prim.arity != 1:
-        raise ValueError(f"numpy_derivatives takes a one-argument primitive; {name!r} has "
-                         f"{prim.arity} arguments")
-    expr, out = prim.sympy_fn(_X), []
-    for k in range(order + 1):
-        fn = sympy.lambdify(_X, expr, modules="numpy")
-        try:
-            fn(np.array([0.5, -0.5]))
-        except (NameError, TypeError) as exc:  # e.g. plog, or DiracDelta in abs''
-            what = f"derivative {k} of {name!r} ({expr})" if k else f"{name!r}"
-            raise ValueError(f"{what} has no NumPy form" + (f"; use order < {k}" if k else ""))\
-                from exc
-        out.append(fn)
-        expr = sympy.diff(expr, _X)
-    return tuple(out)
 
 
 # --- DEAP view -----------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ torch thread, so a result depends on (loss, proxy, seed, steps, device) alone: `
 ``jobs=2`` give identical results.
 
 A task is either one loss with one seed (sequential training) or, when population-batched
-training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with one seed. Batches
-never depend on ``jobs`` either.
+training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with
+one seed. Batches never depend on ``jobs`` either.
 
 Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the CLI's
 ``--backend`` choices come from it). Each wraps one small function, ``run(fn, tasks, jobs,
@@ -37,8 +37,8 @@ def _run_task(loss_texts: list[str], proxy: dict, seed: int, steps: int | None, 
               batched: bool) -> list[EvalResult]:
     """One task, in a worker or in-process: rebuild everything from plain data and train.
 
-    ``Proxy.evaluate_many`` trains with one torch thread (``gp_search.proxies.train.one_thread``), whatever
-    the process had, so results do not depend on the worker count.
+    ``Proxy.evaluate_many`` trains with one torch thread (``gp_search.proxies.train.one_thread``),
+    whatever the process had, so results do not depend on the worker count.
     """
     return proxies.from_dict(proxy).evaluate_many(loss_texts, seed, steps, device, batched)
 
@@ -87,10 +87,10 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("dask", dask_batch.run, hard_limit=True,
-            help="a Dask cluster: a local one, or the one at --scheduler"),
     Backend("loky", _loky, hard_limit=False, help="joblib's local worker processes"),
     Backend("sequential", _sequential, hard_limit=False, help="every training in this process"),
+    Backend("dask", dask_batch.run, hard_limit=True,
+            help="a Dask cluster: a local one, or the one at --scheduler"),
 )}
 """Every backend by name; add a :class:`Backend` here to offer another."""
 
@@ -183,7 +183,7 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     seeds = seed_list(seeds)
     n_jobs = job_count(jobs)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     proxy = _proxy(proxy, proxy_overrides or {})
     device = resolve_device(device)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):

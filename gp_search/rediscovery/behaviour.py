@@ -28,7 +28,7 @@ A tree is folded once, in float64 NumPy over all probes, into its value, ``∂/�
 constants ``θ`` are fitted — ``∂/∂θ`` and ``∂²/∂p∂θ`` (forward-mode hyper-dual arithmetic), so
 the constant fit (Levenberg–Marquardt on ``θ`` and ``a``; ``b, c, d`` projected out) needs no
 autograd and no code generation per tree (each primitive's φ' and φ'' come from the primitive
-table, :func:`gp_search.lang.primitives.numpy_derivatives`). Trees over the ``paper`` primitive
+table, :func:`gp_search.lang.derivatives.numpy_derivatives`). Trees over the ``paper`` primitive
 set only. A :class:`Library` holds the columns of all small constant-free trees, so the best extra term for a
 candidate is one matrix product away.
 """
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from deap import gp
 
+from gp_search.lang import derivatives
 from gp_search.lang import primitives as P
 
 GRID = 66
@@ -52,7 +53,7 @@ MAX_CONSTANT = 1e4
 
 # name -> (φ, φ', φ''): the paper set's one-argument primitives, their derivatives derived from
 # the primitive table's SymPy column. add, sub and mul are the hyper-dual sum and product rules.
-UNARY = {name: P.numpy_derivatives(name, 2) for name in P.names("paper")
+UNARY = {name: derivatives.numpy_derivatives(name, 2) for name in P.names("paper")
          if P.BY_NAME[name].arity == 1}
 BINARY = ("add", "sub", "mul")
 

@@ -1,8 +1,8 @@
 """Proxy rediscovery of NGL: the paper preset from scratch, and how close its best comes to NGL.
 
 ``gp-search reproduce-ngl proxy`` runs the engine's ``paper`` preset
-(:data:`gp_search.engine.config.PRESETS`) unchanged and from scratch — random trees, NGL not seeded —
-and then measures, from the run directory alone:
+(:data:`gp_search.engine.config.PRESETS`) unchanged and from scratch (random trees, NGL not
+seeded) and then measures, from the run directory alone:
 
 * **NGL's proxy fitness**, scored exactly like every candidate of the run: the same proxies and
   weights, the same training seeds, the same budget; mean over those seeds with its 95 %
@@ -10,9 +10,10 @@ and then measures, from the run directory alone:
 * **when** the search reached it: the first generation (and seconds) whose best raw fitness is
   at least NGL's mean;
 * **how far** each generation's best is from NGL — symbolically
-  (:func:`gp_search.rediscovery.symbolic.symbolic_distance`, and whether :func:`gp_search.rediscovery.symbolic.exact_form`
-  matches up to a positive factor) and behaviourally (distance ``D`` and max relative gradient
-  error ``E`` of :mod:`gp_search.rediscovery.behaviour`, one positive scale, as in targeted rediscovery);
+  (:func:`gp_search.rediscovery.symbolic.symbolic_distance`, and whether
+  :func:`gp_search.rediscovery.symbolic.exact_form` matches up to a positive factor) and
+  behaviourally (distance ``D`` and max relative gradient error ``E`` of
+  :mod:`gp_search.rediscovery.behaviour`, one positive scale, as in targeted rediscovery);
 * **the final best against NGL on fresh training seeds** ``0 … n−1`` (the search draws its
   seeds from ``[0, 2³¹)``) and on each proxy's test split (which a search with the default
   ``fitness_split = "val"`` never scored on), paired by seed, per proxy and for the weighted
@@ -34,11 +35,11 @@ from gp_search.engine import Cache
 from gp_search.analysis import plots
 from gp_search.engine import rundir as store
 from gp_search.engine import SearchConfig, preset
-from gp_search.core import write_env
+from gp_search.core import json_safe, write_env
 from gp_search.rediscovery.symbolic import exact_form, symbolic_distance
 from gp_search.lang import ExprError, parse
 from gp_search.lang import NGL
-from gp_search.analysis import json_safe, md_table, number
+from gp_search.analysis import md_table, number
 from gp_search.engine import default_evaluator, draw_training_seeds, proxy_refs, resume, run_search
 from gp_search.engine import per_seed_fitness
 from gp_search.analysis import paired, summarize
@@ -98,14 +99,15 @@ def accuracies(texts: list[str], cfg: SearchConfig, seeds: list[int]) -> dict:
 
 
 def weighted(by_proxy: list, cfg: SearchConfig) -> list[float]:
-    """Per-seed fitness, as the search computes it (:func:`gp_search.engine.fitness.per_seed_fitness`)."""
+    """Per-seed fitness, as the search computes it
+    (:func:`gp_search.engine.fitness.per_seed_fitness`)."""
     return per_seed_fitness(by_proxy, cfg.weights()).tolist()
 
 
 def full_trainings(run: store.Run, cfg: SearchConfig, seeds: list[int]) -> list[float]:
     """The search fitness of every candidate the run trained to the full budget on every proxy
     and seed (read from its cache; a failed training counts 0)."""
-    path = Path(cfg.cache) if cfg.cache else run.path / "cache.sqlite"
+    path = Path(cfg.cache) if cfg.cache else store.RunDir(run.path).cache
     if not path.exists():
         return []
     cache = Cache(path)
@@ -148,8 +150,8 @@ def closeness(text: str, primitive_set: str = "paper") -> dict:
         fit = _TARGET[0].distance(expr.tree)
     except (KeyError, ValueError):
         return out
-    out["distance"] = store.finite_or_none(fit.distance)
-    out["max_grad_error"] = store.finite_or_none(fit.max_grad_error)
+    out["distance"] = json_safe(fit.distance)
+    out["max_grad_error"] = json_safe(fit.max_grad_error)
     return out
 
 
@@ -164,7 +166,8 @@ def analyse(run_dir: str | Path, jobs: int = 2, fresh_seeds: int = FRESH_SEEDS) 
         fresh_seeds: training seeds of the final comparison.
 
     Raises:
-        gp_search.engine.rundir.RunFileError: not a readable run directory, or no generation finished.
+        gp_search.engine.rundir.RunFileError: not a readable run directory, or no generation
+            finished.
     """
     run = store.load_run(run_dir)
     if not run.generations or not run.hall_of_fame:

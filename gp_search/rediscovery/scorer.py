@@ -1,6 +1,6 @@
 """The scorer of targeted rediscovery: fitted, extended, polished trees, scored by behaviour.
 
-:class:`BehaviourScorer` implements :class:`gp_search.engine.scoring.ScorerProtocol`, so that the
+:class:`BehaviourScorer` implements :class:`gp_search.engine.score.ScorerProtocol`, so that the
 engine's one generation loop, :class:`gp_search.engine.evolve.Search`, drives it: ``accept``
 (what a usable tree is, for the start and for repairing offspring) and ``rewrite`` (Lamarckian:
 the trees the scores belong to) do real work here. Each new tree is
@@ -121,7 +121,7 @@ def with_constants(tree, theta) -> list:
 
 class BehaviourScorer:
     """Fitness = digits of agreement with a target's behaviour; implements
-    :class:`gp_search.engine.scoring.ScorerProtocol`.
+    :class:`gp_search.engine.score.ScorerProtocol`.
 
     Each new tree has its variable-free subtrees folded to constants, then its constants fitted
     (``fit_steps`` LM steps from its own values) and written back (:meth:`rewrite`, the

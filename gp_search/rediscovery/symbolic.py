@@ -15,7 +15,7 @@ from collections import Counter
 
 import sympy
 
-from gp_search.lang import ExprError, LossExpr, parse
+from gp_search.lang import ExprError, LossExpr
 from gp_search.lang import NGL
 
 _FLOAT = re.compile(r"(?<![\w.])\d+\.\d*(?:e[+-]?\d+)?|(?<![\w.])\d+e[+-]?\d+")
@@ -93,6 +93,7 @@ def is_exact(expr: LossExpr, target: LossExpr = NGL, rtol: float = 1e-3,
     """Whether :func:`exact_form` finds a match.
 
     Example:
+        >>> from gp_search.lang import parse
         >>> is_exact(parse("exp(2.4092 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"))
         True
     """
@@ -116,6 +117,7 @@ def symbolic_distance(expr: LossExpr, target: LossExpr = NGL) -> float:
     fraction of shared pieces, not an edit count; ``exact_form`` decides equality.
 
     Example:
+        >>> from gp_search.lang import parse
         >>> symbolic_distance(parse("exp(1.5 - y_pred - y_pred*y_real) - cos(cos(sin(y_pred)))"))
         0.0
     """

@@ -14,7 +14,8 @@ import io
 import json
 from pathlib import Path
 
-from gp_search.core import versions, write_env
+from gp_search.analysis import number
+from gp_search.core import ENV_FILE, versions, write_env
 
 LEVERS_DIR = "rediscovery_levers"
 """Subdirectory of ``--table`` whose ablation summaries the main table lists."""
@@ -22,10 +23,6 @@ CSV_COLUMNS = ("seed", "level", "generation", "seconds", "expression", "max_rel_
                "distance", "size", "behavioural_generation", "behavioural_seconds",
                "exact_generation", "exact_seconds", "generations_run", "seconds_total",
                "restarts", "confirmed", "accuracy", "loss")
-
-
-def _fmt(x, spec: str) -> str:
-    return "–" if x is None else format(x, spec)
 
 
 def behavioural(outcomes: list) -> list:
@@ -55,10 +52,10 @@ def table_markdown(outcomes: list, reference: dict | None = None) -> str:
              f"|---:|---|---:|---:|---:|---:|---:|{acc[1]}---:|---|"]
     for o in outcomes:
         cell = "" if reference is None else \
-            f" {_fmt(o.accuracy, '.4f')}{'' if o.confirmed is not False else ' (outside)'} |"
+            f" {number(o.accuracy, '.4f')}{'' if o.confirmed is not False else ' (outside)'} |"
         lines.append(
-            f"| {o.seed} | {o.level} | {_fmt(o.generation, 'd')} | {_fmt(o.seconds, '.1f')} | "
-            f"{_fmt(o.behavioural_generation, 'd')}, {_fmt(o.behavioural_seconds, '.1f')} | "
+            f"| {o.seed} | {o.level} | {number(o.generation, 'd')} | {number(o.seconds, '.1f')} | "
+            f"{number(o.behavioural_generation, 'd')}, {number(o.behavioural_seconds, '.1f')} | "
             f"{o.restarts} | {o.max_grad_error:.2e} |{cell} {o.size} | `{o.expression}` |")
     return "\n".join(lines)
 
@@ -122,7 +119,7 @@ def _levers(directory: Path, rcfg) -> list[str]:
     main = rcfg.to_dict()
     rows = []
     for path in sorted((directory / LEVERS_DIR).glob("*.json")):
-        if path.name == "env.json":  # the machine's record (environment.write_env), no table
+        if path.name == ENV_FILE:  # the machine's record (environment.write_env), no table
             continue
         s = json.loads(path.read_text())
         changed = ", ".join(f"{k} = {v}" for k, v in s["settings"].items()

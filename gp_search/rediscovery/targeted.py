@@ -1,13 +1,13 @@
 """Targeted rediscovery of NGL: behavioural-distance fitness and the harness that reports success.
 
 The engine's one generation loop (:class:`evolve.Search`, the DEAP operators of
-:mod:`gp_search.engine.variation`) evolves random trees over the ``paper`` primitive set — nothing about
-NGL in the operators, the constants or the start — with a :class:`BehaviourScorer`
-(:mod:`gp_search.rediscovery.scorer`) in place of proxy training. Fitness is the behavioural distance
-to NGL of :mod:`gp_search.rediscovery.behaviour`: relative errors of the loss values and of ``∂f/∂p`` on
-fixed probes (a grid of ``p`` for ``t = 0, 1`` and the elements of softmax rows, K = 10), after
-removing what cannot change training (``a·f + b + c·p + d·t``, a > 0), as ``−log10 D`` (digits
-of agreement).
+:mod:`gp_search.engine.variation`) evolves random trees over the ``paper`` primitive set — nothing
+about NGL in the operators, the constants or the start — with a :class:`BehaviourScorer`
+(:mod:`gp_search.rediscovery.scorer`) in place of proxy training. Fitness is the behavioural
+distance to NGL of :mod:`gp_search.rediscovery.behaviour`: relative errors of the loss values and of
+``∂f/∂p`` on fixed probes (a grid of ``p`` for ``t = 0, 1`` and the elements of softmax rows,
+K = 10), after removing what cannot change training (``a·f + b + c·p + d·t``, a > 0), as
+``−log10 D`` (digits of agreement).
 
 Levers (all generic; :class:`RediscoveryConfig` switches each):
 
@@ -23,10 +23,10 @@ Levers (all generic; :class:`RediscoveryConfig` switches each):
 
 Success levels: *behavioural* — max relative gradient error ``E ≤ 1e-2`` over the probes (and,
 when ``confirm`` is on, ``mnist1d-cnn`` accuracy within NGL's 95 % CI); *exact* — the same
-normal form as NGL (:func:`gp_search.rediscovery.symbolic.exact_form`), constants within 1e-3 relative; with
-term weights the proposed loss's overall positive factor is not identified by behaviour, so it
-is fixed by making one of its terms' coefficients ±1 (``2·NGL`` is exact, ``NGL + 0.3·p`` is
-not).
+normal form as NGL (:func:`gp_search.rediscovery.symbolic.exact_form`), constants within 1e-3
+relative; with term weights the proposed loss's overall positive factor is not identified by
+behaviour, so it is fixed by making one of its terms' coefficients ±1 (``2·NGL`` is exact,
+``NGL + 0.3·p`` is not).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 from gp_search.lang import primitives as P
 from gp_search.engine import rundir as store
 from gp_search.engine import SearchConfig
-from gp_search.core import write_env
+from gp_search.core import json_safe, write_env
 from gp_search.core import rule, validate
 from gp_search.engine import Search
 from gp_search.rediscovery.symbolic import exact_form
@@ -51,48 +51,44 @@ from gp_search.rediscovery.scorer import BehaviourScorer, materialise
 from gp_search.rediscovery.library import Library
 
 
-def _f(default, help: str, **rules):
-    return rule(default, help, **rules)
-
-
 @dataclass(frozen=True)
 class RediscoveryConfig:
     """One targeted-rediscovery run. Every number is our choice (the paper published none)."""
 
-    seed: int = _f(0, "seed of Python's random, which drives the whole search")
-    population: int = _f(1000, "individuals per generation (at most 1000)", min=2, max=1000)
-    generations: int = _f(300, "generations after generation 0", min=0)
-    time_budget: float = _f(540.0, "stop after the generation that passes this many seconds "
-                                   "(the floor is 10 minutes a seed; 0: none)",
-                            min=0.0, note="(0: none)")
-    fit_steps: int = _f(4, "Levenberg-Marquardt steps on the constants of each new tree "
-                           "(Lamarckian: written back, so a lineage keeps refining)",
-                        min=0, max=100)
-    polish: bool = _f(True, "prune and simplify every tree that beats the best so far")
-    term_weights: bool = _f(True, "fit one least-squares weight per top-level additive term "
-                                  "(linear scaling of additive terms) instead of one scale")
-    library_size: int = _f(3, "with term weights: try adding the best constant-free tree of at "
-                              "most this many nodes as a new term to every new tree (0: off; "
-                              "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
-                              "whole, which makes exact success a lookup)")
-    parsimony: float = _f(0.05, "selection fitness = digits of agreement - parsimony * size",
-                          min=0.0)
-    tournament_size: int = _f(5, "tournament selection size")
-    crossover_prob: float = _f(0.8, "probability that a pair of offspring is crossed over")
-    mutation_prob: float = _f(0.3, "probability that an offspring is mutated")
-    elitism: int = _f(5, "best individuals (by penalised fitness) copied unchanged")
-    init_max_depth: int = _f(4, "ramped half-and-half: largest initial depth (smallest: 1)")
-    max_height: int = _f(8, "static limit on tree height")
-    max_size: int = _f(30, "static limit on tree size (nodes)")
-    restart_after: int = _f(20, "restart from a new random population after this many "
-                                "generations without progress of the best (0: never)")
-    behavioural_tol: float = _f(1e-2, "behavioural success: max relative gradient error",
-                                above=0.0)
-    exact_rtol: float = _f(1e-3, "exact success: relative tolerance on every constant",
-                           above=0.0)
-    confirm: bool = _f(False, "train a behavioural success and NGL on mnist1d-cnn (5 seeds); "
-                              "it counts when its accuracy is within NGL's 95 % CI")
-    out: str = _f("results/runs", "parent directory of run directories")
+    seed: int = rule(0, "seed of Python's random, which drives the whole search")
+    population: int = rule(1000, "individuals per generation (at most 1000)", min=2, max=1000)
+    generations: int = rule(300, "generations after generation 0", min=0)
+    time_budget: float = rule(540.0, "stop after the generation that passes this many seconds "
+                                     "(the floor is 10 minutes a seed; 0: none)",
+                              min=0.0, note="(0: none)")
+    fit_steps: int = rule(4, "Levenberg-Marquardt steps on the constants of each new tree "
+                             "(Lamarckian: written back, so a lineage keeps refining)",
+                          min=0, max=100)
+    polish: bool = rule(True, "prune and simplify every tree that beats the best so far")
+    term_weights: bool = rule(True, "fit one least-squares weight per top-level additive term "
+                                    "(linear scaling of additive terms) instead of one scale")
+    library_size: int = rule(3, "with term weights: try adding the best constant-free tree of at "
+                                "most this many nodes as a new term to every new tree (0: off; "
+                                "3 by default: at 4 the library holds NGL's cos(cos(sin(p))) "
+                                "whole, which makes exact success a lookup)")
+    parsimony: float = rule(0.05, "selection fitness = digits of agreement - parsimony * size",
+                            min=0.0)
+    tournament_size: int = rule(5, "tournament selection size")
+    crossover_prob: float = rule(0.8, "probability that a pair of offspring is crossed over")
+    mutation_prob: float = rule(0.3, "probability that an offspring is mutated")
+    elitism: int = rule(5, "best individuals (by penalised fitness) copied unchanged")
+    init_max_depth: int = rule(4, "ramped half-and-half: largest initial depth (smallest: 1)")
+    max_height: int = rule(8, "static limit on tree height")
+    max_size: int = rule(30, "static limit on tree size (nodes)")
+    restart_after: int = rule(20, "restart from a new random population after this many "
+                                  "generations without progress of the best (0: never)")
+    behavioural_tol: float = rule(1e-2, "behavioural success: max relative gradient error",
+                                  above=0.0)
+    exact_rtol: float = rule(1e-3, "exact success: relative tolerance on every constant",
+                             above=0.0)
+    confirm: bool = rule(False, "train a behavioural success and NGL on mnist1d-cnn (5 seeds); "
+                                "it counts when its accuracy is within NGL's 95 % CI")
+    out: str = rule("results/runs", "parent directory of run directories")
 
     def __post_init__(self):
         validate(self, "rediscovery field")
@@ -119,8 +115,8 @@ class Outcome:
     """What one seed found. ``level``: ``exact``, ``behavioural`` or ``none``; ``generation`` and
     ``seconds``: when that level was first reached (``None`` for ``none``); ``expression``: the
     exact / behavioural / closest expression (canonical form); ``loss``: the loss it proposes in
-    full precision (prefix), which :func:`gp_search.rediscovery.confirm.confirm` trains; ``confirmed``, ``accuracy``: the
-    proxy confirmation (``None`` when not run)."""
+    full precision (prefix), which :func:`gp_search.rediscovery.confirm.confirm` trains;
+    ``confirmed``, ``accuracy``: the proxy confirmation (``None`` when not run)."""
 
     seed: int
     level: str
@@ -145,8 +141,7 @@ class Outcome:
     run_dir: str = ""
 
     def to_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
     def line(self) -> str:
         """The one-line verdict the command prints."""
@@ -237,7 +232,7 @@ class _Tracker:
         best_key, best_fit = fits[0]
         record = {**payload, "generation": gen, "seconds": secs, "restarts": self.restarts,
                   "best_distance": best_fit.distance,
-                  "best_max_grad_error": _finite(best_fit.max_grad_error),
+                  "best_max_grad_error": json_safe(best_fit.max_grad_error),
                   "best_size": len(pop[0]), "best_expression": self.proposed(best_key).canonical,
                   "behavioural": self.behavioural is not None, "exact": self.exact is not None,
                   "evaluations": self.scorer.evaluations, "polishes": self.scorer.polishes,
@@ -268,10 +263,6 @@ def _expr(prefix: str) -> LossExpr:
     return parse(prefix, "paper")
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
                run_dir: "str | Path | None" = None) -> Outcome:
     """Run one targeted rediscovery of NGL and report which level of success it reached.
@@ -296,9 +287,10 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
     cfg = rcfg.search_config()
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(rcfg.out, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_atomic(run_dir / "config.json", cfg.to_json())
+    files = store.RunDir(run_dir)
+    store.write_atomic(files.config, cfg.to_json())
     write_env(run_dir)
-    store.write_atomic(run_dir / "rediscovery_config.json",
+    store.write_atomic(files.rediscovery_config,
                        json.dumps(rcfg.to_dict(), indent=2, sort_keys=True))
     random.seed(rcfg.seed)
     target = ngl_target(rcfg.term_weights)
@@ -327,14 +319,14 @@ def rediscover(rcfg: RediscoveryConfig, quiet: bool = False,
                   f"{tracker.restarts + 1} from a new random population", flush=True)
     entries = sorted({e["prefix"]: e for e in entries}.values(),
                      key=lambda e: (-e["fitness"], e["size"], e["canonical"]))[:cfg.hall_of_fame]
-    store.write_atomic(run_dir / "hall_of_fame.csv", store.hof_csv(entries))
+    store.write_atomic(files.hall_of_fame, store.hof_csv(entries))
     out = _outcome(rcfg, scorer, tracker)
     out.run_dir = str(run_dir)
     if rcfg.confirm:
         from gp_search.rediscovery.confirm import confirm
 
         confirm([out])
-    store.write_atomic(run_dir / "result.json", json.dumps(out.to_dict(), indent=2))
+    store.write_atomic(files.result, json.dumps(out.to_dict(), indent=2))
     return out
 
 
