@@ -13,7 +13,7 @@ Paths, on the same proxy, seed and candidates (NGL + random ``paper`` trees that
     thread each; workers started and warmed before timing);
 (e) not a project path yet, a measured proposal: the batched path in 2 loky workers, one torch
     thread each, each training half of the population (batched results do not depend on how the
-    population is split: ``tests/test_batched.py::test_chunks_give_the_same_results``);
+    population is split: ``tests/proxies/population/test_batched.py::test_chunks_give_the_same_results``);
 (f) the library way to train a population, beside (c): ``torch.func.stack_module_state`` of P
     copies of the proxy's model, ``torch.func.vmap(torch.func.functional_call)`` for the forward
     pass, autograd for the backward pass and ``torch.optim.Adam(fused=True)`` over the stacked

@@ -1,13 +1,13 @@
-"""Fuzz the loss pipeline at scale: tests/test_fuzz.py's generators, counts per outcome, seconds.
+"""Fuzz the loss pipeline at scale: tests/lang/test_fuzz.py's generators, counts per outcome, seconds.
 
 Every input goes through parse -> LossExpr (canonical form, fingerprint, ``to_torch()`` on
 float32 logits) -> screen -> one
-training step on ``synthetic-mlp`` (see ``tests/test_fuzz.py::outcome``), under a per-input
+training step on ``synthetic-mlp`` (see ``tests/lang/test_fuzz.py::outcome``), under a per-input
 time limit. The script stops at the first crash or broken invariant and prints the input;
 otherwise it prints how many inputs ended in each outcome (``parse-error``, ``no-finite-value``,
 ``screen:<verdict>/train:<status>``, ``over-limit``), the five slowest inputs with their times,
 and the time taken; it exits 1 if any input ran over the limit. With the defaults it runs the
-inputs of the slow test ``tests/test_fuzz.py::test_ten_thousand_random_inputs_all_get_an_outcome``.
+inputs of the slow test ``tests/lang/test_fuzz.py::test_ten_thousand_random_inputs_all_get_an_outcome``.
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--n 10000] [--seed 2] [--limit 20] [--shard K/N]

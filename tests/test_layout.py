@@ -233,3 +233,14 @@ def test_the_old_top_level_proxies_package_is_gone(tmp_path):
                          timeout=300, cwd=tmp_path)
     assert out.returncode != 0 and "ModuleNotFoundError" in out.stderr, out.stderr
     assert gp_search.__version__ >= "0.2.0"
+
+
+def test_tests_mirror_the_package():
+    """Tests sit in ``tests/<sub-package>/`` (``tests/e2e/`` for golden, shipped-result and
+    end-to-end tests); only this file, about the whole package, stays at the top."""
+    tests = Path(__file__).parent
+    folders = {p.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")
+               if p.parent != tests}
+    subpackages = {f.replace(".", "/") for f in FACES} | {"e2e"}
+    assert folders and all(Path(f).parent.as_posix() in subpackages for f in folders), folders
+    assert [p.name for p in tests.glob("test_*.py")] == ["test_layout.py"]

@@ -7,7 +7,7 @@ positively scaled or shifted copy), ``sqrt(2)`` for orthogonal signals, 2 for op
 loss whose gradient vanishes or is not finite on the probes has no direction: it is at distance
 2 from everything (never a neighbour).
 
-What the distances look like (``tests/test_diversity.py`` checks them): the quick preset's old
+What the distances look like (``tests/engine/test_diversity.py`` checks them): the quick preset's old
 top 5, ``exp(-c*y_pred*y_real*cos(y_real))`` for c = 4.9 ... 13.4, lie within 0.3 of each
 other; CE, NGL, label smoothing and focal loss lie 0.3 or more apart.
 

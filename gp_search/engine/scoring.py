@@ -34,7 +34,7 @@ or on the test split: ``fitness_split``) is one of :data:`AGGREGATES`:
   itself scores 0, so a loss that loses more than ``tau * log(1 / w_min)`` (``tau * log K``
   with K equal weights: 0.032 for tau 0.02 and 5 tasks) to CE on *any single* task scores below
   CE, however much it wins elsewhere. The plain ``mean`` lets gains on some tasks buy a
-  collapse on another; an ablation (tests/test_suite.py) shows the two disagree.
+  collapse on another; an ablation (tests/engine/test_suite.py) shows the two disagree.
 
 With a delta aggregate a failed training makes the fitness :data:`WORST_DELTA` (-1, below any
 delta). CE's trainings (the reference) run once per (task, seed, budget) and are kept in the

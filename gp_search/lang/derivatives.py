@@ -2,7 +2,7 @@
 derivatives derived from each row's SymPy column.
 
 :func:`gradients` is what the population trainings' gradient kernels compute, callable one
-primitive at a time (``tests/test_primitives.py`` checks it against torch autograd);
+primitive at a time (``tests/lang/test_primitives.py`` checks it against torch autograd);
 :func:`numpy_derivatives` serves the rediscovery's behavioural distance
 (:mod:`gp_search.rediscovery.behaviour`). No derivative is written by hand twice: the gradient
 column is the table's, the NumPy forms come from ``sympy.diff``.

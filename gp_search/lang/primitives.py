@@ -6,7 +6,7 @@ functions used to compile trees, the source templates the exporters print, the f
 kernels of the batched loss programs (:mod:`gp_search.proxies.population.programs`), and the
 derivatives (:mod:`gp_search.lang.derivatives`: the gradient column applied, and the NumPy
 derivatives of the rediscovery's behavioural distance, SymPy's derivative of the row's SymPy form).
-Adding a primitive means adding one row here; ``tests/test_primitives.py`` checks every row's torch
+Adding a primitive means adding one row here; ``tests/lang/test_primitives.py`` checks every row's torch
 ≡ SymPy ≡ math, and its gradient against torch autograd and SymPy.
 
 Primitive sets, selectable by name:

@@ -15,7 +15,7 @@ scores each with ``spec.metric``. Two paths, same contract:
   train on class ids, so mixup tasks are routed to ``train_one``, one candidate at a time
   (:data:`MIXUP_ALONE` in each result's message; :func:`pays_off` says False for them).
 
-Results equal ``train_one``'s to rounding (``tests/test_batched.py``, ``tests/test_batched_func.py``:
+Results equal ``train_one``'s to rounding (``tests/proxies/population/test_batched.py``, ``tests/proxies/population/test_batched_func.py``:
 parameters and losses within 1e-5 after a few steps, every model kind, Adam and SGD). A candidate
 that goes non-finite leaves its stack and is re-run alone by ``train_one`` (its status, step and
 message are then exactly the sequential ones); the others are untouched, bit for bit

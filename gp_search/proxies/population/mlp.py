@@ -16,7 +16,7 @@ sequential :func:`gp_search.proxies.train.train_one`) are trained together, each
   called per candidate on their slice with autograd. ``loss.l2`` adds ``λ/2·Σ‖W‖²`` per candidate.
 * **One fused Adam step** over the flat buffer: ``torch._fused_adam_``, the kernel behind
   ``torch.optim.Adam(fused=True)`` (same math as the default ``Adam``: bias corrections, ``eps``
-  outside the square root; equal to it to 1 ulp, ``tests/test_batched.py``), one pass over memory
+  outside the square root; equal to it to 1 ulp, ``tests/proxies/population/test_batched.py``), one pass over memory
   instead of the seven of a step written with tensor operations: 0.40 ms against 5.8 ms per step
   for the 1.23 M parameters of 128 ``digits-mlp`` candidates (one thread, best of 50). Every
   torch this project supports (the pin is 2.13) has the kernel on CPU and CUDA.
@@ -36,7 +36,7 @@ with test accuracies equal to one test image (``--paths c,f --threads 1 --candid
 --repeat 2``, then ``--candidates 128 --repeat 4``; at load 10-11, P = 128: 1.36x, 0.67-2.05).
 
 Results equal ``train_one``'s to rounding (parameters and losses within 1e-5 after 5 steps,
-``tests/test_batched.py``). The general path
+``tests/proxies/population/test_batched.py``). The general path
 (:mod:`gp_search.proxies.population.func`) covers every other model and SGD.
 
 Against one-at-a-time training, measured on this 2-core CPU (AMD EPYC, AVX-512, torch 2.13)

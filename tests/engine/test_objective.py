@@ -1,7 +1,7 @@
 """Your own training loop as the fitness: backends agree, failures are statuses, the cache key
 holds the version, ask/tell equals search(objective=…), bad --objective is refused up front,
 kill and resume equals unbroken. Every objective is a real (tiny) torch training
-(tests/objective_fns.py) in real worker processes."""
+(tests/engine/objective_fns.py) in real worker processes."""
 
 import json
 import os

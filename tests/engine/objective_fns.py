@@ -1,5 +1,5 @@
 """User objectives for the tests: a real, short torch training on generated data, and ones
-that raise, return NaN or hang. Imported by name (``/abs/tests/objective_fns.py:train``) in
+that raise, return NaN or hang. Imported by name (``/abs/tests/engine/objective_fns.py:train``) in
 loky, Dask and killable worker processes."""
 
 import time

@@ -4,8 +4,8 @@ runs and no file of the run is changed. Also: a full disk is refused before any 
 the project reads or writes is pickle (a scan of the source).
 
 Cases already covered elsewhere are not repeated: a truncated checkpoint and an unwritable output
-directory (tests/test_search.py), a non-SQLite cache and a bad hall-of-fame row
-(tests/test_store.py), code in an expression (tests/test_cli.py, tests/test_fuzz.py).
+directory (tests/engine/test_search.py), a non-SQLite cache and a bad hall-of-fame row
+(tests/engine/test_store.py), code in an expression (tests/cli/test_cli.py, tests/lang/test_fuzz.py).
 """
 
 import csv
