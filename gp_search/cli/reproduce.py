@@ -10,9 +10,10 @@ such as ``3,7``) runs those seeds (``--jobs`` at a time) and prints the success 
 command and environment. ``--set FIELD=VALUE`` changes any other :class:`RediscoveryConfig`
 field (the levers), so an ablation is the same command: ``--set library_size=0 --table
 DIR/rediscovery_levers --table-name no-library``; the main table lists every such summary it
-finds there. ``--mode target|proxy`` is the deprecated spelling of the mode (kept for one
-release). The command lines written into the tables are the ones given
-(:func:`gp_search.core.environment.command_line`), never rebuilt from the parsed arguments.
+finds there. ``--mode target|proxy`` is the old spelling of the mode (deprecated since 0.1.0,
+removed in 0.3.0: :data:`MODE_FLAG_REMOVED_IN`). The command lines written into the tables are
+the ones given (:func:`gp_search.core.environment.command_line`), never rebuilt from the parsed
+arguments.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from gp_search.proxies import one_thread
 
 _OWN_FLAGS = ("seed", "population", "generations", "time_budget", "confirm", "out")
 MODES = ("target", "proxy")
+MODE_FLAG_REMOVED_IN = "0.3.0"
+"""The release that drops ``--mode`` (deprecated since 0.1.0)."""
 
 
 def add_commands(sub) -> None:
@@ -47,7 +50,8 @@ def add_commands(sub) -> None:
                    help="target: fitness is the behavioural distance to NGL; proxy: the paper "
                         "preset's proxy trainings")
     p.add_argument("--mode", dest="mode_flag", choices=MODES,
-                   help="deprecated spelling of the mode: use `reproduce-ngl target|proxy`")
+                   help="deprecated since 0.1.0, removed in 0.3.0: the mode's old spelling; "
+                        "use `reproduce-ngl target|proxy`")
     p.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
     options.add_seeds(p, default=None, extra="; target: run these seeds instead of --seed and "
                                               "print the k/N table")
@@ -91,8 +95,9 @@ def _mode(args) -> str:
         raise ValueError(f"reproduce-ngl {args.mode} and --mode {args.mode_flag} disagree; give "
                          f"only `reproduce-ngl {args.mode}`")
     if args.mode_flag and not args.mode:
-        print(f"gp-search reproduce-ngl: --mode is deprecated; use `gp-search reproduce-ngl "
-              f"{args.mode_flag}`", file=sys.stderr)
+        print(f"gp-search reproduce-ngl: --mode is deprecated since 0.1.0 and will be removed in "
+              f"{MODE_FLAG_REMOVED_IN}; use `gp-search reproduce-ngl {args.mode_flag}`",
+              file=sys.stderr)
     mode = args.mode or args.mode_flag
     if mode is None:
         raise ValueError("give the mode: `gp-search reproduce-ngl target` or "

@@ -341,7 +341,9 @@ def test_deprecated_mode_flag_still_runs_and_the_table_records_the_command_given
     argv = ["reproduce-ngl", "--mode", "target", "--seeds", "1", "--population", "30",
             "--generations", "1", "--out", str(tmp_path / "runs"), "--table", str(table)]
     assert reproduce_cli(argv) == 0
-    assert "--mode is deprecated; use `gp-search reproduce-ngl target`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--mode is deprecated since 0.1.0 and will be removed in 0.3.0" in err
+    assert "use `gp-search reproduce-ngl target`" in err
     md = (table / "rediscovery.md").read_text()
     assert "gp-search reproduce-ngl --mode target --seeds 1 --population 30" in md  # as given
     assert json.loads((table / "env.json").read_text())["command"] == ["gp-search", *argv]
