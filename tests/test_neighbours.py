@@ -29,8 +29,9 @@ def _same(a, b) -> bool:
     return a.same_outcome(b)
 
 
-@pytest.mark.parametrize("name, path, steps", [("digits-mlp", "mlp-stack", 60),
-                                               ("mnist1d-cnn", "sequential", 25)])
+@pytest.mark.parametrize("name, path, steps", [
+    ("digits-mlp", "mlp-stack", 30),
+    pytest.param("mnist1d-cnn", "sequential", 10, marks=pytest.mark.slow)])
 def test_alone_beside_others_and_across_workers_agree(name, path, steps):
     proxy = proxies.get(name)
     assert proxies.path_for(proxy.spec, "cpu") == path
