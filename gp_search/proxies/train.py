@@ -21,7 +21,7 @@ Failure is a status (see :mod:`gp_search.proxies.spec`), decided by these rules:
   (:func:`device_fault`: out of device memory, a sticky CUDA error, a device that cannot be used).
 
 Precision on CUDA is chosen, not inherited: TF32 is off unless ``GP_SEARCH_TF32=1``
-(:func:`tf32_enabled`; off keeps float32 arithmetic, as on the CPU), set at the start of each
+(:func:`gp_search.core.environment.tf32_enabled`; off keeps float32 arithmetic, as on the CPU), set at the start of each
 training (:func:`apply_tf32`) and recorded in the cache key and ``env.json``.
 
 The checks cost one fused max-norm over the parameters and one host synchronisation per step
@@ -45,12 +45,12 @@ import contextlib
 import dataclasses
 import gc
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 
 import torch
 
+from gp_search.core import environment
 from gp_search.lang import ExprError, Loss, loss_scale
 from gp_search.proxies import calibration, metrics, models
 from gp_search.proxies.data import Dataset, load, mix, mixup_plan, transform, validation_split
@@ -69,23 +69,15 @@ lr=SGD_LR)``): the best of {0.01, 0.03, 0.1, 0.3} for CE on digits-mlp and mnist
 TAIL_FRACTION = 0.1
 """``train_loss`` is the mean loss over this last fraction of the steps taken."""
 
-TF32_ENV = "GP_SEARCH_TF32"
-"""Environment variable that turns TF32 on for CUDA trainings (``1``); read in every worker."""
-
 _DATA: dict[tuple, Dataset] = {}
 
 
-def tf32_enabled() -> bool:
-    """Whether CUDA trainings use TF32 matmuls and convolutions (``GP_SEARCH_TF32=1``; off by
-    default, for float32 results comparable with the CPU's)."""
-    return os.environ.get(TF32_ENV, "0") == "1"
-
-
 def apply_tf32(device: str | torch.device) -> None:
-    """Set torch's TF32 switches to :func:`tf32_enabled` before a training on CUDA (torch's own
+    """Set torch's TF32 switches to ``environment.tf32_enabled()`` before a training on CUDA (torch's own
     defaults differ between matmuls and cuDNN convolutions); nothing on other devices."""
     if torch.device(device).type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32_enabled()
+        on = environment.tf32_enabled()
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
 
 
 def device_fault(exc: BaseException) -> bool:

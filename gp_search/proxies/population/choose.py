@@ -47,6 +47,7 @@ import warnings
 
 import torch
 
+from gp_search.core import environment
 from gp_search.lang import Loss, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import mlp as batched_mlp
@@ -155,7 +156,7 @@ def result_key(spec: ProxySpec, device: str | torch.device) -> str:
     path, kind = path_for(spec, device), torch.device(device).type
     if (path, kind) == (TrainPath.SEQUENTIAL, "cpu"):
         return spec.key()
-    tf32 = f"-tf32{'on' if train.tf32_enabled() else 'off'}" if kind == "cuda" else ""
+    tf32 = f"-tf32{'on' if environment.tf32_enabled() else 'off'}" if kind == "cuda" else ""
     return f"{spec.key()}/{path}-{kind}{tf32}"
 
 
