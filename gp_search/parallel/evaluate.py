@@ -59,7 +59,8 @@ def _sequential(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | No
 
 def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = None) -> Iterator:
     """joblib's loky processes; their executor is reused across calls, so workers (and the data
-    each one loaded) stay alive between generations. ``jobs == 1`` runs in this process."""
+    each one loaded) stay alive between generations. ``jobs == 1`` runs in this process.
+    Stays (GPU review 9): with ``--device cuda`` every worker uses the current GPU (cuda:0)."""
     _no_scheduler("loky", scheduler)
     if jobs == 1:
         return _sequential(fn, tasks, jobs)
@@ -186,6 +187,8 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     proxy = _proxy(proxy, proxy_overrides or {})
+    # Stays (GPU review 8): resolved here, on the client; a cluster of GPU workers behind a
+    # CPU-only head node needs the device resolved on the workers (not done).
     device = resolve_device(device)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer (or None for the proxy's budget), "

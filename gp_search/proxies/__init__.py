@@ -34,6 +34,7 @@ from gp_search.proxies.spec import OPTIMIZERS, PATHS, STATUSES, EvalResult, Prox
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
+    device_fault,
     one_thread,
     resolve_device,
     train_one,
@@ -50,7 +51,8 @@ from gp_search.proxies.user_task import (
 __all__ = ["DATASETS", "ECE_BINS", "HELD_OUT", "KINDS", "METRICS", "OPTIMIZERS", "SEARCH_SUITES",
            "PATHS", "SEARCH_TASK_NOTES", "SPECS", "STATUSES", "SUITES", "TABLE_KEYS", "TASK_NOTES",
            "Dataset", "EvalResult", "Proxy", "ProxySpec", "Task", "TaskDataError", "TrainPath",
-           "batch_indices", "batched_module", "dataset_for", "describe_task", "digest", "ece",
+           "batch_indices", "batched_module", "dataset_for", "describe_task", "device_fault",
+           "digest", "ece",
            "from_dict", "get", "import_object", "import_path", "load_dataset", "metric_label",
            "names", "one_thread", "path_for", "pays_off", "reliability", "resolve_device",
            "result_key", "suite_tasks",

@@ -78,11 +78,17 @@ def default_stack_mb(device: str | torch.device) -> float:
     """The memory budget of one stack on ``device`` when none is given (MiB).
 
     Returns:
-        :data:`CPU_STACK_MB` on CPU; on CUDA :data:`CUDA_STACK_FRACTION` of the free memory.
+        :data:`CPU_STACK_MB` on CPU; on CUDA :data:`CUDA_STACK_FRACTION` of the free memory
+        (with this process's cached but unused blocks counted as free).
     """
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
+        # mem_get_info counts this process's cached, unused blocks as used (review 6a).
+        free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        # Stays (review 6b, 6c): processes sharing one GPU each take this fraction of the same
+        # free memory, and bytes_per_candidate misses the loss program's rows; an OOM halves
+        # the chunk and retries (_chunks).
         return CUDA_STACK_FRACTION * free / 2 ** 20
     return float(CPU_STACK_MB)
 

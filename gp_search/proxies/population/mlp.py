@@ -244,7 +244,11 @@ class MlpPopulation:
 
     @torch.no_grad()
     def step(self, step: int) -> None:
-        """One Adam step of every live candidate (no host sync)."""
+        """One Adam step of every live candidate (no host sync).
+
+        Stays (GPU review 11, 12): launch-bound at small P on CUDA (a CUDA graph needs the
+        Python-int indexing by ``step`` gone), and the stack is built on the CPU then copied.
+        """
         n, (fan_in, h0) = self.n, self.shapes[0]
         x = self.x.index_select(0, self.batches[step])
         logits, acts = self._forward(x, train_step=True)
