@@ -44,9 +44,11 @@ def _raising(kind: type, after: int = 0, times: int = 10 ** 9) -> Loss:
 def test_train_one_raises_device_faults(kind):
     with pytest.raises(kind):
         train.train_one(SPEC, _raising(kind), 0, 5)
+    def fault(model, ds):
+        raise kind("after training")
+
     with pytest.raises(kind):  # through the on_trained hook too
-        train.train_one(SPEC, REFERENCE["ce"], 0, 3,
-                        on_trained=lambda model, ds: (_ for _ in ()).throw(kind("after")))
+        train.train_one(SPEC, REFERENCE["ce"], 0, 3, on_trained=fault)
     # Any other failure stays a status of that candidate.
     got = train.train_one(SPEC, _raising(RuntimeError), 0, 5)
     assert got.status == "error" and "injected" in got.message
@@ -77,8 +79,9 @@ def test_out_of_memory_halves_the_chunk_and_retries():
 # -- 10: a device that cannot be used is refused before anything is written -----------------------
 
 def test_cuda_index_is_checked_against_the_device_count(monkeypatch):
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        train.resolve_device("cuda:3") if not torch.cuda.is_available() else None.throw()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            train.resolve_device("cuda:3")
     # The index rule itself, as on a machine with one GPU (torch's answers replaced, not torch).
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
