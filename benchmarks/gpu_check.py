@@ -41,6 +41,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -51,6 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gp_search import proxies
+from gp_search.core import environment
 from gp_search.engine.screen import screen
 from gp_search.lang import REFERENCE, parse
 from gp_search.lang.losses import from_expr
@@ -87,6 +89,8 @@ def sync(device: str) -> None:
 
 
 def set_tf32(on: bool) -> None:
+    """TF32 on or off, through the switch every training applies (``GP_SEARCH_TF32``)."""
+    os.environ[environment.TF32_ENV] = "1" if on else "0"
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
 
 

@@ -151,11 +151,34 @@ def versions() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+TF32_ENV = "GP_SEARCH_TF32"
+"""Environment variable that turns TF32 on for CUDA trainings (``1``); off by default, so that
+CUDA trainings do float32 arithmetic as the CPU does (read by every worker process)."""
+
+
+def tf32_enabled() -> bool:
+    """Whether CUDA trainings use TF32 (``GP_SEARCH_TF32=1``)."""
+    return os.environ.get(TF32_ENV, "0") == "1"
+
+
+def accelerator() -> dict:
+    """The CUDA side of the machine: ``cuda`` (available), ``devices`` (names, by index),
+    ``cuda_version``, ``cudnn`` and ``tf32`` (:func:`tf32_enabled`)."""
+    import torch
+
+    ok = torch.cuda.is_available()
+    return {"cuda": ok, "devices": [torch.cuda.get_device_name(i)
+                                    for i in range(torch.cuda.device_count())] if ok else [],
+            "cuda_version": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if ok else None, "tf32": tf32_enabled()}
+
+
 def write_env(directory: "str | Path", argv: list[str] | None = None) -> Path:
-    """Write ``directory/env.json``: the command line (:func:`command`) and
-    :func:`cpu_fingerprint`. Returns its path."""
+    """Write ``directory/env.json``: the command line (:func:`command`),
+    :func:`cpu_fingerprint` and :func:`accelerator`. Returns its path."""
     path = Path(directory) / ENV_FILE
-    record = {"command": command(argv), "fingerprint": cpu_fingerprint()}
+    record = {"command": command(argv), "fingerprint": cpu_fingerprint(),
+              "accelerator": accelerator()}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 

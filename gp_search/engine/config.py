@@ -167,6 +167,7 @@ class SearchConfig:
                           check=(lambda c, v: not v or v.startswith(("tcp://", "tls://",
                                                                      "inproc://")),
                                  "be empty or an address like tcp://HOST:PORT"))
+    # Stays (GPU review 10): no cuda:N for a search (gp-search evaluate takes it).
     device: str = rule("auto", "'cpu', 'cuda' or 'auto'", choices=("cpu", "cuda", "auto"))
     steps: int = rule(0, "override of every proxy's full step budget (0: the proxy's own)",
                       min=0, max=10_000_000, note="(0 = the proxy's own budget)")

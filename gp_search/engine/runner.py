@@ -94,7 +94,8 @@ def proxy_refs(cfg: SearchConfig, tasks: dict | None = None) -> list[ProxyRef]:
     tasks = user_tasks.task_proxies(cfg) if tasks is None else tasks
     handles = [proxies.get(name, **_proxy_overrides(cfg)) for name in cfg.proxies]
     handles += [proxy for proxy, _ in tasks.values()]
-    refs = [ProxyRef(p.name, p.spec.key(), p.spec.steps, weight)
+    device = proxies.resolve_device(cfg.device)  # the key says path, device kind and TF32
+    refs = [ProxyRef(p.name, proxies.result_key(p.spec, device), p.spec.steps, weight)
             for p, weight in zip(handles, cfg.weights())]
     return refs + ([objective.ref(cfg, cfg.weights()[-1])] if cfg.objective else [])
 
@@ -303,6 +304,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
         store.RunFileError: the output location is not writable (before any work).
         ValueError: a task's data or model is refused (likewise; nothing is written).
         gp_search.parallel.dask_cluster.SchedulerError: the Dask scheduler cannot be reached (likewise).
+        ValueError: the device cannot be used here (likewise).
     """
     for text in cfg.seed_individuals:  # a bad one fails here, before a run directory exists
         try:
@@ -314,6 +316,8 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
     tasks = user_tasks.task_proxies(cfg)  # bad data or models fail here, before a run directory
     objective.check(cfg, evaluator is not None)  # likewise an objective that cannot be imported
     _reach_cluster(cfg, evaluator)
+    from gp_search.proxies import resolve_device
+    resolve_device(cfg.device)  # likewise CUDA asked for where there is none
     run_dir = Path(run_dir) if run_dir else store.new_run_dir(cfg.out, cfg)
     store.write_atomic(store.RunDir(run_dir).config, cfg.to_json())
     user_tasks.write_record(run_dir, tasks)  # each data file's path, size and SHA-256

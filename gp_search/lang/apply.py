@@ -63,12 +63,14 @@ def prepare_masked(logits: torch.Tensor, target: torch.Tensor, ignore_index: int
 
     Returns:
         ``(p, t, keep)``: as :func:`prepare` (an ignored position gets a placeholder one-hot of
-        class 0), and ``keep``, bool ``(N, *spatial)`` of the positions that count, or None when
-        every position counts (then nothing changes: losses keep their plain mean, bit for bit).
+        class 0), and ``keep``, bool ``(N, *spatial)`` of the positions that count (all of them
+        when none is ignored: the masked mean then equals the plain mean bit for bit on CPU,
+        tests/lang/test_losses.py), or None for probability targets.
     """
     keep = None
-    if (not target.is_floating_point() and logits.dim() >= 2
-            and logits.shape[1] <= ignore_index and bool((target == ignore_index).any())):
+    if not target.is_floating_point() and logits.dim() >= 2 and logits.shape[1] <= ignore_index:
+        # Masked whether or not any position is ignored: asking would be a host sync per loss
+        # call on a GPU; with none ignored, the masked mean is the plain one bit for bit.
         keep = target != ignore_index
         target = torch.where(keep, target, torch.zeros_like(target))
     p, t = prepare(logits, target)

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gp_search.parallel.dask_cluster import client, heal_local
+from gp_search.proxies import device_fault
 
 RETRIES = 2
 """Resubmissions of a task whose function raised (a lost worker is rescheduled by Dask itself)."""
@@ -185,6 +186,10 @@ class _Batch:
                 if not fut.done():
                     self._watch()  # our wait ran out: the task is queued or running
                 elif fut.status == "error":  # the task raised (after RETRIES) or KilledWorker
+                    if device_fault(exc):  # the worker's device, not the loss: never cached
+                        raise ClusterError(f"a worker's device failed ({type(exc).__name__}: "
+                                           f"{exc}); the run is checkpointed, continue it with "
+                                           f"`gp-search resume`") from None
                     return self._fail(i, "error", f"{type(exc).__name__}: {exc}", exc)
                 else:  # finished, but its result could not be fetched: the cluster's trouble
                     fetch_failures += 1

@@ -6,9 +6,10 @@ backend. A worker receives only that text, rebuilds the loss and the proxy, and 
 torch thread, so a result depends on (loss, proxy, seed, steps, device) alone: ``jobs=1`` and
 ``jobs=2`` give identical results.
 
-A task is either one loss with one seed (sequential training) or, when population-batched
-training pays (``gp_search.proxies.population.choose.pays_off``) or is asked for, every loss with
-one seed. Batches never depend on ``jobs`` either.
+A task is either one loss with one seed (sequential training) or, where the proxy's path on the
+device is a population stack (``gp_search.proxies.population.path_for``: by proxy and device
+alone, never by the number of losses) or batching is asked for, every loss with one seed. Batches
+never depend on ``jobs`` either, and a loss's result does not depend on the losses beside it.
 
 Backends are :class:`Backend` records in the one registry :data:`BACKENDS` (the CLI's
 ``--backend`` choices come from it). Each wraps one small function, ``run(fn, tasks, jobs,
@@ -58,7 +59,8 @@ def _sequential(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | No
 
 def _loky(fn: Callable, tasks: list[tuple], jobs: int, scheduler: str | None = None) -> Iterator:
     """joblib's loky processes; their executor is reused across calls, so workers (and the data
-    each one loaded) stay alive between generations. ``jobs == 1`` runs in this process."""
+    each one loaded) stay alive between generations. ``jobs == 1`` runs in this process.
+    Stays (GPU review 9): with ``--device cuda`` every worker uses the current GPU (cuda:0)."""
     _no_scheduler("loky", scheduler)
     if jobs == 1:
         return _sequential(fn, tasks, jobs)
@@ -129,14 +131,14 @@ def _proxy(proxy: str | proxies.Proxy, overrides: dict) -> proxies.Proxy:
     return proxies.get(proxy.name, **{**proxy.overrides, **overrides})
 
 
-def _batches(proxy: proxies.Proxy, n_losses: int, device: str, batched: bool | str) -> bool:
-    """Whether each task trains every loss of one seed as a population."""
+def _batches(proxy: proxies.Proxy, device: str, batched: bool | str) -> bool:
+    """Whether each task trains every loss of one seed as a population (``"auto"``: the proxy's
+    path on ``device``, whatever the number of losses)."""
     if batched not in (True, False, "auto"):
         raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
     if batched != "auto":
         return batched
-    module = proxies.batched_module()
-    return module is not None and module.pays_off(proxy.spec, n_losses, device)
+    return proxies.path_for(proxy.spec, device) != proxies.TrainPath.SEQUENTIAL
 
 
 def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Proxy = "digits-mlp",
@@ -185,6 +187,8 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     proxy = _proxy(proxy, proxy_overrides or {})
+    # Stays (GPU review 8): resolved here, on the client; a cluster of GPU workers behind a
+    # CPU-only head node needs the device resolved on the workers (not done).
     device = resolve_device(device)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer (or None for the proxy's budget), "
@@ -196,7 +200,7 @@ def evaluate(losses: Sequence | Loss | LossExpr | str, proxy: str | proxies.Prox
     wire = proxy.to_dict()
 
     # Each task: (positions of its results in the loss-major list, arguments of _run_task).
-    if _batches(proxy, len(texts), device, batched):
+    if _batches(proxy, device, batched):
         plan = [([i * len(seeds) + j for i in range(len(texts))],
                  (texts, wire, seed, steps, device, True)) for j, seed in enumerate(seeds)]
     else:

@@ -28,12 +28,13 @@ from gp_search.proxies.catalog import (
 from gp_search.proxies.data import DATASETS, Dataset, TaskDataError, digest
 from gp_search.proxies.metrics import label as metric_label
 from gp_search.proxies.models import KINDS
-from gp_search.proxies.population import pays_off, train_population
+from gp_search.proxies.population import path_for, pays_off, result_key, train_population
 from gp_search.proxies.proxy import Proxy, batched_module, from_dict, get, names
-from gp_search.proxies.spec import OPTIMIZERS, STATUSES, EvalResult, ProxySpec
+from gp_search.proxies.spec import OPTIMIZERS, PATHS, STATUSES, EvalResult, ProxySpec, TrainPath
 from gp_search.proxies.train import (
     batch_indices,
     dataset_for,
+    device_fault,
     one_thread,
     resolve_device,
     train_one,
@@ -48,9 +49,11 @@ from gp_search.proxies.user_task import (
 )
 
 __all__ = ["DATASETS", "ECE_BINS", "HELD_OUT", "KINDS", "METRICS", "OPTIMIZERS", "SEARCH_SUITES",
-           "SEARCH_TASK_NOTES", "SPECS", "STATUSES", "SUITES", "TABLE_KEYS", "TASK_NOTES",
-           "Dataset", "EvalResult", "Proxy", "ProxySpec", "Task", "TaskDataError",
-           "batch_indices", "batched_module", "dataset_for", "describe_task", "digest", "ece",
+           "PATHS", "SEARCH_TASK_NOTES", "SPECS", "STATUSES", "SUITES", "TABLE_KEYS", "TASK_NOTES",
+           "Dataset", "EvalResult", "Proxy", "ProxySpec", "Task", "TaskDataError", "TrainPath",
+           "batch_indices", "batched_module", "dataset_for", "describe_task", "device_fault",
+           "digest", "ece",
            "from_dict", "get", "import_object", "import_path", "load_dataset", "metric_label",
-           "names", "one_thread", "pays_off", "reliability", "resolve_device", "suite_tasks",
+           "names", "one_thread", "path_for", "pays_off", "reliability", "resolve_device",
+           "result_key", "suite_tasks",
            "train_one", "train_population"]

@@ -185,7 +185,7 @@ class Proxy:
 
     def evaluate_many(self, losses, seed: int, steps: int | None = None, device: str = "cpu",
                       batched: bool | str = "auto") -> list[EvalResult]:
-        """Score several losses with one seed, batched where that pays (one torch thread).
+        """Score several losses with one seed along the proxy's path (one torch thread).
 
         Args:
             losses: losses as for :meth:`evaluate`.
@@ -193,7 +193,9 @@ class Proxy:
             steps: optimiser steps instead of ``spec.steps``.
             device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
             batched: True (population-batched training), False (one training per loss), or
-                ``"auto"`` (batched when :func:`gp_search.proxies.population.pays_off` says so).
+                ``"auto"``: the path :func:`gp_search.proxies.population.path_for` chooses by
+                proxy and device alone (a population of one trains as a stack when that is the
+                path), so a loss's result does not depend on the losses beside it.
 
         Returns:
             One :class:`EvalResult` per loss, in order.
@@ -205,7 +207,7 @@ class Proxy:
         todo = [i for i, f in enumerate(found) if not isinstance(f, EvalResult)]
         with one_thread():
             if todo and (batched is True or (batched == "auto"
-                                             and population.pays_off(self.spec, len(todo), device))):
+                                             and population.pays_off(self.spec, 1, device))):
                 done = population.train_population(self.spec, [found[i] for i in todo], seed,
                                                    steps, device)
             else:

@@ -22,10 +22,31 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 
 from gp_search.core import Status, rule, validate
 from gp_search.proxies.metrics import METRICS
 
+class TrainPath(str, Enum):
+    """How a training ran: the path :func:`gp_search.proxies.population.path_for` chooses by
+    proxy and device alone (never by how many candidates train together), recorded in every
+    :class:`EvalResult` and, with the device kind and TF32, in the cache key
+    (:func:`gp_search.proxies.population.result_key`). A ``str`` enum: ``TrainPath.SEQUENTIAL ==
+    "sequential"`` and it writes to JSON as its value."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    SEQUENTIAL = "sequential"
+    """One candidate at a time (:func:`gp_search.proxies.train.train_one`)."""
+    MLP_STACK = "mlp-stack"
+    """The hand-written MLP stack (:mod:`gp_search.proxies.population.mlp`)."""
+    FUNC_STACK = "func-stack"
+    """The ``torch.func`` stack (:mod:`gp_search.proxies.population.func`)."""
+
+
+PATHS = tuple(p.value for p in TrainPath)
+"""The training paths as plain strings, in :class:`TrainPath` order."""
 STATUSES = tuple(s.value for s in Status)
 """The statuses as plain strings, in :class:`Status` order."""
 METRIC_NAMES = tuple(METRICS)
@@ -70,6 +91,11 @@ class EvalResult:
             (:func:`gp_search.proxies.calibration.measure`: expected calibration error, the
             fitted temperature, the ECE after temperature scaling fitted on the other half);
             ``nan`` when not measured (dense tasks, a validation split, a result cached before).
+        path: the :data:`PATHS` name of how it trained. Results of one loss and seed are bit for
+            bit equal on one machine only along one path (they agree in distribution across
+            paths). JSON and caches written before it was recorded read as ``"sequential"``:
+            the cache keys that did not change are the CPU sequential ones
+            (:func:`gp_search.proxies.population.result_key`).
     """
 
     status: str = field(metadata={"help": "what became of the evaluation",
@@ -87,6 +113,7 @@ class EvalResult:
     ece: float = math.nan
     temperature: float = math.nan
     ece_scaled: float = math.nan
+    path: str = rule("sequential", "how it trained", choices=PATHS)
 
     def __post_init__(self):
         validate(self, "EvalResult field")

@@ -16,7 +16,13 @@ Failure is a status (see :mod:`gp_search.proxies.spec`), decided by these rules:
 * ``timeout`` — the wall time since the evaluation started passed ``spec.time_limit`` (checked
   after every step). The clock, and ``seconds`` in the result, start once the data are in place:
   data are loaded once per process for all evaluations (:func:`dataset_for`).
-* ``error`` — any exception (the message says which); nothing is raised for a bad loss.
+* ``error`` — any exception (the message says which); nothing is raised for a bad loss. A
+  device fault is not a property of the loss and is raised, never cached as a status
+  (:func:`device_fault`: out of device memory, a sticky CUDA error, a device that cannot be used).
+
+Precision on CUDA is chosen, not inherited: TF32 is off unless ``GP_SEARCH_TF32=1``
+(:func:`gp_search.core.environment.tf32_enabled`; off keeps float32 arithmetic, as on the CPU), set at the start of each
+training (:func:`apply_tf32`) and recorded in the cache key and ``env.json``.
 
 The checks cost one fused max-norm over the parameters and one host synchronisation per step
 (loss and norm fetched together): Adam turns a non-finite gradient entry into a non-finite
@@ -37,12 +43,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import math
 import time
 from collections.abc import Callable, Iterator
 
 import torch
 
+from gp_search.core import environment
 from gp_search.lang import ExprError, Loss, loss_scale
 from gp_search.proxies import calibration, metrics, models
 from gp_search.proxies.data import Dataset, load, mix, mixup_plan, transform, validation_split
@@ -62,6 +70,28 @@ TAIL_FRACTION = 0.1
 """``train_loss`` is the mean loss over this last fraction of the steps taken."""
 
 _DATA: dict[tuple, Dataset] = {}
+
+
+def apply_tf32(device: str | torch.device) -> None:
+    """Set torch's TF32 switches to ``environment.tf32_enabled()`` before a training on CUDA (torch's own
+    defaults differ between matmuls and cuDNN convolutions); nothing on other devices."""
+    if torch.device(device).type == "cuda":
+        on = environment.tf32_enabled()
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+
+
+def device_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device's fault, not the loss's: out of device memory or a
+    (sticky) accelerator error. Trainings raise these instead of caching them as ``error``."""
+    return isinstance(exc, (torch.OutOfMemoryError, torch.AcceleratorError))
+
+
+def free_device_memory() -> None:
+    """Collect garbage and return the CUDA caching allocator's unused blocks (after an
+    out-of-memory error, before a smaller retry)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @contextlib.contextmanager
@@ -92,7 +122,8 @@ def resolve_device(device: str | torch.device = "auto") -> str:
         The device as text (what crosses process boundaries), e.g. ``"cpu"``.
 
     Raises:
-        ValueError: an unknown device, or CUDA asked for where there is none.
+        ValueError: an unknown device, CUDA asked for where there is none, or ``cuda:N`` past
+            the devices torch sees.
     """
     if str(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -103,6 +134,10 @@ def resolve_device(device: str | torch.device = "auto") -> str:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for, but CUDA is not available here; "
                          f"use cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees "
+                         f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1}); use one of those, cuda or auto")
     return str(dev)
 
 
@@ -228,6 +263,7 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
     Raises:
         ValueError: ``steps < 1`` or an unusable device (caller errors, not properties of the
             loss).
+        torch.OutOfMemoryError, torch.AcceleratorError: device faults (:func:`device_fault`).
 
     Example:
         >>> from gp_search.proxies import get
@@ -247,8 +283,11 @@ def train_one(spec: ProxySpec, loss: Loss, seed: int, steps: int | None = None,
             return report("rejected", 0, why)
         ds = dataset if dataset is not None else dataset_for(spec, device)
         report.restart()  # data load once per process for every evaluation: not this one's time
+        apply_tf32(device)
         return _train(spec, loss, seed, budget, torch.device(device), ds, report, on_trained)
     except Exception as exc:  # noqa: BLE001 - a bad loss (or data) is a status, never a crash
+        if device_fault(exc):  # the device's fault: caching it would blame the loss
+            raise
         return report("error", 0, f"{type(exc).__name__}: {exc}")
 
 

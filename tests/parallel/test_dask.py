@@ -6,7 +6,8 @@ loky, trainings past the time limit (a status; the search goes on), a worker SIG
 others finish, a task that keeps killing its worker (status ``error``), an unreachable
 scheduler, joining a cluster started with the README's ``dask scheduler`` / ``dask worker``
 commands, losing its scheduler mid-batch, a cluster without workers, and the warning for
-workers that carry Dask's MALLOC_TRIM_THRESHOLD_ default.
+workers that carry Dask's MALLOC_TRIM_THRESHOLD_ default, and a device fault in a task (it stops the batch:
+never a cached status).
 """
 
 import contextlib
@@ -306,6 +307,20 @@ def test_a_task_that_keeps_killing_its_worker_becomes_an_error():
         assert len(outs) == 1 and outs[0][0] == "error" and "KilledWorker" in outs[0][1]
         good = BACKENDS["dask"].run(os.getpid, [()] * 2, 2, address)
         assert all(isinstance(pid, int) for pid in good)  # the cluster serves on
+
+
+def _device_fault() -> None:
+    """A task whose device runs out of memory, as a training on a full GPU does."""
+    import torch
+
+    raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+
+def test_a_device_fault_stops_the_batch_instead_of_becoming_a_status(local):
+    # GPU review 7: the device's fault, not the loss's, is never cached as status 'error'.
+    with pytest.raises(dask_batch.ClusterError, match="device failed.*OutOfMemoryError"):
+        list(BACKENDS["dask"].run(_device_fault, [()], 2, None,
+                                  on_failure=lambda task, status, msg: (status, msg)))
 
 
 def test_a_cluster_without_workers_stops_the_batch(monkeypatch):

@@ -26,13 +26,18 @@ one candidate adds to a stack, measured on a probe step
 (:func:`gp_search.proxies.population.func.bytes_per_candidate`); default :func:`default_stack_mb`.
 Chunking never changes a result (no operation mixes candidates).
 
-When it pays (:func:`pays_off`): on CUDA always (n ≥ 2). On CPU, from
-``benchmarks/bench_proxies.py`` on this 2-core machine (figures in ``benchmarks/README.md``):
-:data:`CPU_MIN_POPULATION` gives, per model kind, the smallest population that trained faster
-stacked than one at a time; MLPs larger than :data:`CPU_MAX_MLP_PARAMS` parameters never did.
-An MLP trained with SGD takes the ``torch.func`` path, which ran at 0.5-0.74 of the hand-written
-stack's speed on ``digits-mlp`` (per-round medians, ``benchmarks/bench_mlp_paths.py`` paths (c)
-and (f)), still several times one at a time; its threshold is the MLP's.
+Which path (:func:`path_for`): by proxy and device alone, never by how many candidates train
+together, so that a loss's result for a given (proxy, seed, budget, device) does not depend on
+its neighbours or on ``--jobs`` (``tests/proxies/population/test_neighbours.py``: bit for bit alone, beside others
+and split across workers). A population of one trains through the stack when that is the path.
+On CUDA: the stacks. On CPU, only where a stack was measured never slower than one at a time:
+MLPs of at most :data:`CPU_MAX_MLP_PARAMS` parameters trained with Adam take the hand-written
+stack (6-7x at P = 8-128, ``benchmarks/README.md``; 1.4-2.8x already at P = 1: digits-mlp and
+synthetic-mlp, NGL and CE, 3 seeds each, one thread, 300 steps); every other model trains
+sequentially on CPU (through ``gp-search evaluate`` the convolution stacks ran at only 1.00-1.32x
+one at a time, issue 21, and slower than that at small P; the ``torch.func`` MLP path for SGD at
+P = 1 is not measured to pay). :func:`result_key` puts the path, the device kind and TF32 into
+the cache key.
 """
 
 from __future__ import annotations
@@ -42,25 +47,21 @@ import warnings
 
 import torch
 
+from gp_search.core import environment
 from gp_search.lang import Loss, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import mlp as batched_mlp
-from gp_search.proxies.spec import EvalResult, ProxySpec
+from gp_search.proxies.spec import EvalResult, ProxySpec, TrainPath
 from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate, unstackable
 from gp_search.proxies.population.mlp import MlpPopulation
 from gp_search.proxies.population.loop import CHECK_EVERY, run
 
-__all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_MIN_POPULATION", "CPU_STACK_MB",
-           "MIXUP_ALONE", "default_stack_mb", "pays_off", "train_population"]
+__all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_STACK_MB", "MIXUP_ALONE",
+           "default_stack_mb", "path_for", "pays_off", "result_key", "train_population"]
 
-CPU_MIN_POPULATION: dict[str, int] = {"mlp": 2, "cnn1d": 2, "cnn2d": 4, "resnet": 8}
-"""Smallest population that :func:`pays_off` batches on CPU, per built-in model kind (a kind not
-listed, e.g. a user's, trains one at a time on CPU). One thread, 100 steps, population / one at
-a time (``benchmarks/README.md``, a loaded machine): cnn1d 1.2x at P = 2, 2.1-2.3x at 8-128;
-cnn2d 1.1x at 2, 1.2x at 4, 1.4-1.8x at 8-128; resnet 1.0-1.1x at 2-4, 1.2-2.0x at 8-128; MLP
-5.9-7.2x at 8-128."""
 CPU_MAX_MLP_PARAMS = 100_000
-"""Largest MLP (parameters per candidate) that :func:`pays_off` batches on CPU."""
+"""Largest MLP (parameters per candidate) that takes the stack on CPU (:func:`path_for`); at
+~300k parameters stacking gained nothing beyond noise (:mod:`~gp_search.proxies.population.mlp`)."""
 CPU_STACK_MB = 64
 """Default memory budget of one stack on CPU (MiB): the stack's working set near the cache
 beats one large stack. 64 candidates, 50 steps, one thread, load ~12 (one run each): digits-cnn
@@ -77,39 +78,92 @@ def default_stack_mb(device: str | torch.device) -> float:
     """The memory budget of one stack on ``device`` when none is given (MiB).
 
     Returns:
-        :data:`CPU_STACK_MB` on CPU; on CUDA :data:`CUDA_STACK_FRACTION` of the free memory.
+        :data:`CPU_STACK_MB` on CPU; on CUDA :data:`CUDA_STACK_FRACTION` of the free memory
+        (with this process's cached but unused blocks counted as free).
     """
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
+        # mem_get_info counts this process's cached, unused blocks as used (review 6a).
+        free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        # Stays (review 6b, 6c): processes sharing one GPU each take this fraction of the same
+        # free memory, and bytes_per_candidate misses the loss program's rows; an OOM halves
+        # the chunk and retries (_chunks).
         return CUDA_STACK_FRACTION * free / 2 ** 20
     return float(CPU_STACK_MB)
 
 
-def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
-    """Whether :func:`train_population` is the faster way to evaluate ``n`` candidates.
+def path_for(spec: ProxySpec, device: str | torch.device) -> TrainPath:
+    """How every candidate of ``spec`` trains on ``device``: by proxy and device alone.
 
     Args:
         spec: the proxy.
-        n: candidates that would train together (same seed).
-        device: where they would train.
+        device: where it trains (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
 
     Returns:
-        True for ``n >= 2`` on CUDA; on CPU for ``n >= CPU_MIN_POPULATION[spec.model]`` and, for
-        MLPs, at most :data:`CPU_MAX_MLP_PARAMS` parameters per candidate (module docstring).
+        :attr:`TrainPath.SEQUENTIAL` for mixup tasks (:data:`MIXUP_ALONE`) and for a model that
+        cannot stack (buffers, or data that cannot load: ``train_one`` reports it); on CUDA
+        :attr:`TrainPath.MLP_STACK` for an MLP trained with Adam, else
+        :attr:`TrainPath.FUNC_STACK`; on CPU the MLP stack for an MLP trained with Adam of at most
+        :data:`CPU_MAX_MLP_PARAMS` parameters, else sequential (module docstring).
+
+    Example:
+        >>> from gp_search.proxies import get
+        >>> str(path_for(get("digits-mlp").spec, "cpu")), str(path_for(get("digits-cnn").spec, "cpu"))
+        ('mlp-stack', 'sequential')
     """
-    if n < 2 or spec.mixup:  # mixup: soft targets, trained by train_one (MIXUP_ALONE)
-        return False
-    if torch.device(device).type == "cuda":
-        return True
-    if n < CPU_MIN_POPULATION.get(spec.model, n + 1):
-        return False
-    if spec.model != "mlp":
-        return True
+    if spec.mixup:  # soft targets, trained by train_one (MIXUP_ALONE)
+        return TrainPath.SEQUENTIAL
+    mlp = spec.model == "mlp" and spec.optimizer == "adam"
     try:
-        return batched_mlp.params(spec) <= CPU_MAX_MLP_PARAMS
+        if torch.device(device).type == "cuda":
+            if mlp:
+                return TrainPath.MLP_STACK
+            return TrainPath.SEQUENTIAL if _unstackable(spec) else TrainPath.FUNC_STACK
+        if mlp and batched_mlp.params(spec) <= CPU_MAX_MLP_PARAMS:
+            return TrainPath.MLP_STACK
     except Exception:  # noqa: BLE001 - missing files: train_one reports them as a status
-        return False
+        pass
+    return TrainPath.SEQUENTIAL
+
+
+def _unstackable(spec: ProxySpec) -> str | None:
+    """Why the proxy's model cannot stack (built on the CPU from seed 0), or None."""
+    ds = train.dataset_for(spec)
+    return unstackable(models.build(spec.model, ds.input_shape, ds.num_classes, 0,
+                                    **dict(spec.model_kw)))
+
+
+def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
+    """Whether ``spec``'s candidates train as a population on ``device``.
+
+    Kept for callers of the proxies' face: ``n`` no longer decides (a loss's result must not
+    depend on how many train beside it); this is ``path_for(spec, device) != "sequential"``.
+
+    Args:
+        spec: the proxy.
+        n: candidates that would train together (ignored).
+        device: where they would train.
+    """
+    return path_for(spec, device) != TrainPath.SEQUENTIAL
+
+
+def result_key(spec: ProxySpec, device: str | torch.device) -> str:
+    """The cache key of ``spec``'s results on ``device``: ``spec.key()``, with the path, the
+    device kind and (on CUDA) TF32 appended unless the path is sequential on CPU, so that every
+    key written before paths were recorded (CPU, sequential) still hits.
+
+    Example:
+        >>> from gp_search.proxies import get
+        >>> spec = get("digits-mlp").spec
+        >>> result_key(spec, "cpu") == spec.key() + "/mlp-stack-cpu"
+        True
+    """
+    path, kind = path_for(spec, device), torch.device(device).type
+    if (path, kind) == (TrainPath.SEQUENTIAL, "cpu"):
+        return spec.key()
+    tf32 = f"-tf32{'on' if environment.tf32_enabled() else 'off'}" if kind == "cuda" else ""
+    return f"{spec.key()}/{path}-{kind}{tf32}"
 
 
 def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int | None = None,
@@ -159,6 +213,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         else:
             todo.append(i)
     dev = torch.device(device)
+    train.apply_tf32(dev)
     try:
         ds = train.dataset_for(spec, dev)
         model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
@@ -166,7 +221,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         why = MIXUP_ALONE if spec.mixup else unstackable(model)
     except Exception:  # noqa: BLE001 - e.g. missing data files: train_one makes it a status
         model, why = None, None
-    if model is None or len(todo) < 2 or why:
+    if model is None or not todo or why:  # a population of one still trains as a stack
         for i in todo:
             res = alone(i)
             results[i] = dataclasses.replace(res, message="; ".join(filter(None, (
@@ -192,16 +247,47 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         size = -(-len(todo) // -(-len(todo) // size))  # balanced chunks
     except Exception:  # noqa: BLE001 - the population itself then fails and falls back
         size = max(1, len(todo))
-    for chunk in (todo[s:s + size] for s in range(0, len(todo), size)):
-        try:
-            cands = [losses[i] for i in chunk]
-            pop = MlpPopulation(spec, cands, seed, budget, dev, bf16) if mlp else \
-                FuncPopulation(spec, cands, seed, budget, dev, model, [scales[i] for i in chunk])
-            out = run(pop) if len(chunk) > 1 else [None]
-        except Exception as exc:  # noqa: BLE001 - train_one turns each failure into a status
-            warnings.warn(f"batched training failed ({type(exc).__name__}: {exc}); training "
-                          f"these {len(chunk)} candidates one by one", RuntimeWarning, stacklevel=2)
-            out = [None] * len(chunk)
+
+    def build(chunk: list[int]):
+        cands = [losses[i] for i in chunk]
+        return MlpPopulation(spec, cands, seed, budget, dev, bf16) if mlp else \
+            FuncPopulation(spec, cands, seed, budget, dev, model, [scales[i] for i in chunk])
+
+    for chunk, out in _chunks(todo, size, build):
         for i, r in zip(chunk, out):
             results[i] = r if r is not None else alone(i)
     return results
+
+
+def _chunks(todo: list[int], size: int, build):
+    """Train ``todo`` in chunks of at most ``size`` through ``build(chunk) -> population``:
+    yields ``(chunk, results)`` (``None`` entries train alone).
+
+    Out of device memory, the chunk's population is freed and the chunk halved and retried (down
+    to one candidate, where the error is raised: the device cannot hold one copy). A device fault
+    (:func:`gp_search.proxies.train.device_fault`) is raised, never turned into statuses; any
+    other failure trains that chunk one candidate at a time, with a warning.
+    """
+    queue = [todo[s:s + size] for s in range(0, len(todo), size)]
+    while queue:
+        chunk = queue.pop(0)
+        try:
+            out = run(build(chunk))
+        except torch.OutOfMemoryError:
+            if len(chunk) == 1:
+                raise
+            out = None
+        except Exception as exc:  # noqa: BLE001 - train_one turns each failure into a status
+            if train.device_fault(exc):
+                raise
+            warnings.warn(f"batched training failed ({type(exc).__name__}: {exc}); training "
+                          f"these {len(chunk)} candidates one by one", RuntimeWarning, stacklevel=3)
+            out = [None] * len(chunk)
+        if out is None:  # freed here, once the error's traceback no longer holds the stack
+            train.free_device_memory()
+            half = -(-len(chunk) // 2)
+            warnings.warn(f"out of device memory with {len(chunk)} candidates in one stack; "
+                          f"retrying in chunks of {half}", RuntimeWarning, stacklevel=3)
+            queue[:0] = [chunk[:half], chunk[half:]]
+            continue
+        yield chunk, out

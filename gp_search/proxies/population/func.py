@@ -36,6 +36,7 @@ import time
 import torch
 
 from gp_search.proxies import metrics, train
+from gp_search.proxies.spec import TrainPath
 from gp_search.proxies.population.programs import LossProgram
 from gp_search.proxies.population.loop import fn_grad
 
@@ -98,6 +99,8 @@ class FuncPopulation:
         model: the proxy's model built from ``seed`` (CPU or ``dev``); :func:`unstackable` None.
         scales: per candidate, the SGD scale of its loss (``lang.losses.loss_scale``; 1 for Adam).
     """
+
+    path = TrainPath.FUNC_STACK
 
     def __init__(self, spec, losses, seed, budget, dev, model, scales=None):
         self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev

@@ -36,6 +36,7 @@ class Population(Protocol):
         alive: int64 tensor, stack slot -> index into ``losses`` (shrinks as candidates leave).
         n: ``len(alive)``.
         loss_hist, grad_hist: ``(budget, len(losses))`` device tensors, written by ``step``.
+        path: the :class:`~gp_search.proxies.spec.TrainPath` recorded in its results.
     """
 
     spec: ProxySpec
@@ -47,6 +48,7 @@ class Population(Protocol):
     n: int
     loss_hist: torch.Tensor
     grad_hist: torch.Tensor
+    path: str
 
     def step(self, step: int) -> None:
         """One optimiser step of every live candidate (no host sync)."""
@@ -74,7 +76,9 @@ def fn_grad(loss, logits: torch.Tensor, y: torch.Tensor):
         with torch.enable_grad():
             v = loss.fn(z, y)
             (g,) = torch.autograd.grad(v, z)
-    except Exception:  # noqa: BLE001 - see Returns
+    except Exception as exc:  # noqa: BLE001 - see Returns
+        if train.device_fault(exc):
+            raise
         return None
     return v.detach(), g
 
@@ -115,6 +119,6 @@ def run(pop: Population) -> list[EvalResult | None]:
     for s, c in enumerate(pop.alive.tolist()):
         out[c] = EvalResult(status, math.nan if score is None else float(score[s][0]),
                             float(tail[c]), done, seconds, msg, pop.losses[c].name, spec.name,
-                            int(pop.seed), pop.budget, spec.metric,
+                            int(pop.seed), pop.budget, spec.metric, path=pop.path,
                             **({} if score is None else score[s][1]))
     return out

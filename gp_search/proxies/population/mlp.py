@@ -66,7 +66,7 @@ import time
 import torch
 
 from gp_search.proxies import metrics, models, train
-from gp_search.proxies.spec import ProxySpec
+from gp_search.proxies.spec import ProxySpec, TrainPath
 from gp_search.proxies.population.programs import LossProgram
 from gp_search.proxies.population.loop import fn_grad
 
@@ -75,6 +75,20 @@ CPU_MAX_STACK = 1 << 20
 half the 32 MiB L3 cache): larger populations train in balanced chunks, with the same results.
 128 ``digits-mlp`` candidates (one thread, best of 3, under a load average of ~9.5) ran at
 26.8 cand/s in one stack, 30.1 in chunks of 64, 31.0 in chunks of 32, 29.4 in chunks of 16."""
+
+
+FLAT_ALIGN = 64
+"""The flat buffers' length is padded (with zeros) to a multiple of this many floats: the fused
+Adam kernel on CPU updates a buffer's last ``length mod vector width`` floats by a scalar loop whose
+rounding differs from its vector loop's, so without the padding which of a candidate's parameters
+fell in that tail, and so its result, depended on how many candidates shared the stack
+(``tests/proxies/population/test_neighbours.py``). 64 covers every SIMD width and the kernel's cache-line work units."""
+
+
+def flat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The 1-D concatenation of ``parts``, zero-padded to a multiple of :data:`FLAT_ALIGN`."""
+    out = torch.cat([t.reshape(-1) for t in parts])
+    return torch.nn.functional.pad(out, (0, -len(out) % FLAT_ALIGN))
 
 
 def layer_shapes(spec: ProxySpec, ds) -> list[tuple[int, int]]:
@@ -99,6 +113,8 @@ def adam_step(theta, grad, m, v, step_t: torch.Tensor, lr: float) -> None:
 class MlpPopulation:
     """The stacked state of one batched training: flat parameters, Adam moments, histories."""
 
+    path = TrainPath.MLP_STACK
+
     def __init__(self, spec, losses, seed, budget, dev, bf16):
         self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev
         self.bf16 = bf16
@@ -111,8 +127,8 @@ class MlpPopulation:
         if [(m.in_features, m.out_features) for m in linear] != self.shapes:
             raise ValueError(f"expected an MLP with layers {self.shapes}, got {model}")
         n = len(losses)
-        init = torch.cat([t.detach().reshape(1, -1).expand(n, -1).reshape(-1)
-                          for m in linear for t in (m.weight, m.bias)]).to(dev)
+        init = flat([t.detach().reshape(1, -1).expand(n, -1)
+                     for m in linear for t in (m.weight, m.bias)]).to(dev)
         self.alive = torch.arange(n)           # stack slot -> candidate index
         self._set_state(init, torch.zeros_like(init), torch.zeros_like(init))
         self.step_t = torch.zeros((), dtype=torch.float32, device=dev)
@@ -140,7 +156,7 @@ class MlpPopulation:
 
     def _set_state(self, theta, m, v):
         self.theta, self.m, self.v = theta, m, v
-        self.grad = torch.empty_like(theta)
+        self.grad = torch.zeros_like(theta)  # the padding's gradient stays 0 (so does its Adam)
         self.n = len(self.alive)
         self.W, self.b = self._views(theta, self.n)
         self.gW, self.gb = self._views(self.grad, self.n)
@@ -151,8 +167,7 @@ class MlpPopulation:
         parts = []
         for buf in (self.theta, self.m, self.v):
             ws, bs = self._views(buf, self.n)
-            parts.append(torch.cat([t.index_select(0, idx).reshape(-1)
-                                    for pair in zip(ws, bs) for t in pair]))
+            parts.append(flat([t.index_select(0, idx) for pair in zip(ws, bs) for t in pair]))
         self.alive = self.alive[keep]
         self.lam = self.lam.index_select(0, idx)
         self._set_state(*parts)
@@ -229,7 +244,11 @@ class MlpPopulation:
 
     @torch.no_grad()
     def step(self, step: int) -> None:
-        """One Adam step of every live candidate (no host sync)."""
+        """One Adam step of every live candidate (no host sync).
+
+        Stays (GPU review 11, 12): launch-bound at small P on CUDA (a CUDA graph needs the
+        Python-int indexing by ``step`` gone), and the stack is built on the CPU then copied.
+        """
         n, (fan_in, h0) = self.n, self.shapes[0]
         x = self.x.index_select(0, self.batches[step])
         logits, acts = self._forward(x, train_step=True)

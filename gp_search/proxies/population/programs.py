@@ -333,4 +333,6 @@ class LossProgram:
                 # gradient receive stale values; nothing reads them.
                 G.index_copy_(0, g.gather, s_block)
         self._ready = False
+        # Stays (GPU review 4): on CUDA index_add_ with repeated owners adds atomically, in no
+        # fixed order; CUDA results are promised to rounding, not bit for bit (README).
         return dp.zero_().index_add_(0, self._p_owner, G[:self._n_p])

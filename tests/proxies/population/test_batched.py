@@ -17,6 +17,7 @@ from gp_search.engine.screen import screen
 from gp_search.proxies.population import choose as batched
 from gp_search.proxies.population import mlp as batched_mlp
 from gp_search.proxies.population.programs import LossProgram
+from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.train import train_one
 
 DIGITS = proxies.get("digits-mlp", steps=5).spec
@@ -183,16 +184,22 @@ def test_steps_must_be_positive():
 
 # ---------------------------------------------------------------- choice, fallbacks, options
 
-def test_pays_off_rule():
+def test_path_rule_by_proxy_and_device_alone():
     cnn = proxies.get("digits-cnn").spec
-    assert batched.pays_off(DIGITS, 64, "cuda") and batched.pays_off(DIGITS, 2, "cuda")
-    assert not batched.pays_off(DIGITS, 1, "cuda") and batched.pays_off(cnn, 64, "cuda")
-    assert batched.pays_off(DIGITS, 128, "cpu") and batched.pays_off(SYN, 2, "cpu")
-    assert not batched.pays_off(DIGITS, batched.CPU_MIN_POPULATION["mlp"] - 1, "cpu")
+    assert batched.path_for(DIGITS, "cuda") == "mlp-stack" and batched.path_for(cnn, "cuda") == "func-stack"
+    kw = (("image_shape", (1, 8, 8)), ("widths", (8, 8, 8)))
+    group = ProxySpec("digits-resnet", "digits", "resnet", kw)
+    batch_norm = ProxySpec("digits-resnet-bn", "digits", "resnet", kw + (("norm", "batch"),))
+    assert batched.path_for(group, "cuda") == "func-stack"
+    assert batched.path_for(batch_norm, "cuda") == "sequential"  # buffers: cannot stack
+    assert batched.path_for(DIGITS, "cpu") == "mlp-stack" and batched.path_for(SYN, "cpu") == "mlp-stack"
+    assert batched.path_for(cnn, "cpu") == "sequential"  # conv stacks not measured to pay on CPU
+    sgd = proxies.get("digits-mlp", optimizer="sgd", lr=0.1).spec
+    assert batched.path_for(sgd, "cpu") == "sequential" and batched.path_for(sgd, "cuda") == "func-stack"
     wide = proxies.get("digits-mlp", model_kw={"hidden": (512, 512)}).spec
-    assert not batched.pays_off(wide, 64, "cpu") and batched.pays_off(wide, 64, "cuda")
-    low = batched.CPU_MIN_POPULATION["cnn2d"]
-    assert batched.pays_off(cnn, low, "cpu") and not batched.pays_off(cnn, low - 1, "cpu")
+    assert batched.path_for(wide, "cpu") == "sequential" and batched.path_for(wide, "cuda") == "mlp-stack"
+    for n in (1, 2, 64):  # n no longer decides
+        assert batched.pays_off(DIGITS, n, "cpu") and not batched.pays_off(cnn, n, "cpu")
 
 
 def test_chunks_give_the_same_results(monkeypatch):
