@@ -16,7 +16,7 @@ from gp_search.core import environment
 from gp_search.engine.config import SearchConfig
 from gp_search.engine.runner import run_search
 from gp_search.lang import IGNORE_INDEX, REFERENCE, Loss, masked_mean, resolve
-from gp_search.lang.expr import prepare
+from gp_search.lang.apply import prepare
 from gp_search.proxies import train
 from gp_search.proxies.population import train_population
 
