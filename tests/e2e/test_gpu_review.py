@@ -62,7 +62,7 @@ def test_train_population_raises_a_sticky_device_error():
 
 # -- 6d: out of memory in a stack: free it, halve the chunk, retry --------------------------------
 
-def test_out_of_memory_halves_the_chunk_and_retries():
+def test_out_of_memory_halves_the_chunk_and_retries(one_torch_thread):
     plain = train_population(SPEC, [resolve(t) for t in EXPRS] + [REFERENCE["ce"]], 0, 30)
     flaky = [resolve(t) for t in EXPRS] + [_raising(torch.OutOfMemoryError, after=3, times=1)]
     with warnings.catch_warnings(record=True) as seen:
