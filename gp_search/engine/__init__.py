@@ -12,6 +12,7 @@ from gp_search.engine.ask_tell import AskTellSearch, Candidate
 from gp_search.engine.cache import Cache
 from gp_search.engine.config import PRESETS, SearchConfig, build, load_file, preset, replace
 from gp_search.engine.evolve import Search
+from gp_search.engine.finish import Finish, SearchFitnessBest, write_best
 from gp_search.engine.fitness import AGGREGATES, describe, per_seed_fitness
 from gp_search.engine.objective import check as check_objective
 from gp_search.engine.objective import path_of as objective_path
@@ -28,15 +29,12 @@ from gp_search.engine.rundir import (
     write_atomic,
 )
 from gp_search.engine.runner import (
-    Finish,
     Interrupted,
-    SearchFitnessBest,
     default_evaluator,
     draw_training_seeds,
     proxy_refs,
     resume,
     run_search,
-    write_best,
 )
 from gp_search.engine.score import Evaluator, ProxyRef, Score, ScorerProtocol
 from gp_search.engine.scoring import Scorer

@@ -22,11 +22,9 @@ import contextlib
 import random
 import signal
 import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 from gp_search.engine.cache import Cache
 from gp_search.engine import rundir as store
@@ -34,11 +32,10 @@ from gp_search.engine import fitness
 from gp_search.engine import objective
 from gp_search.engine import user_tasks
 from gp_search.engine.config import SearchConfig
+from gp_search.engine.finish import Finish, finish_for
 from gp_search.engine.tune_constants import tune_constants
 from gp_search.core import Split, write_env
 from gp_search.engine.evolve import Search, seed_expr
-from gp_search.lang import export
-from gp_search.lang import parse
 from gp_search.engine.score import Evaluator, ProxyRef
 from gp_search.engine.scoring import Scorer
 
@@ -208,61 +205,6 @@ def _finish(search: Search, quiet: bool, finish: Finish) -> None:
     finish(cfg, run_dir, search.hof.entries, quiet)
 
 
-class Finish(Protocol):
-    """What a run does once its search is over: choose the loss it ships and write ``best.py``."""
-
-    def __call__(self, cfg: SearchConfig, run_dir: Path, entries: list[dict],
-                 quiet: bool) -> None:
-        """Conclude the run: ``entries`` is the final hall of fame, best first."""
-
-    def pending(self, cfg: SearchConfig, run_dir: Path) -> bool:
-        """Whether a finished search still owes this step (``resume`` then runs it)."""
-
-    def summary(self, run_dir: Path) -> list[str]:
-        """The lines the end-of-run summary adds."""
-
-
-def write_best(cfg: SearchConfig, run_dir: Path, best: dict, notes: list[str]) -> None:
-    """``best.py``: the loss of hall-of-fame entry ``best`` as a torch function, its origin (the
-    run, its search fitness, then ``notes``) in the docstring."""
-    origin = (f"gp-search run {run_dir.name}, search fitness {best['fitness']:.4f} (n = "
-              f"{best['n']} seeds) on {', '.join(cfg.scored_names())}")
-    origin += "".join(f"; {note}" for note in notes if note)
-    origin = textwrap.fill(origin, width=92, break_long_words=False, break_on_hyphens=False)
-    text = export(parse(best["prefix"], cfg.primitive_set, cfg.const_range), "torch",
-                  name="best_loss", origin=origin)
-    store.write_atomic(store.RunDir(run_dir).best, text)
-
-
-class SearchFitnessBest:
-    """The default :class:`Finish`: ``best.py`` is the best on search fitness. A config that
-    names a transfer suite needs the transfer stage instead (refused here, never skipped)."""
-
-    NOTE = ("no transfer stage (transfer_suite = none): measure it on held-out tasks with "
-            "`gp-search transfer` before use")
-
-    def __call__(self, cfg: SearchConfig, run_dir: Path, entries: list[dict],
-                 quiet: bool) -> None:
-        if entries:
-            write_best(cfg, run_dir, entries[0], [self.NOTE])
-
-    def pending(self, cfg: SearchConfig, run_dir: Path) -> bool:
-        return False
-
-    def summary(self, run_dir: Path) -> list[str]:
-        return []
-
-
-def _finish_for(cfg: SearchConfig, finish: Finish | None) -> Finish:
-    if finish is not None:
-        return finish
-    if cfg.transfer_suite != "none":
-        raise ValueError(f"config field 'transfer_suite' = {cfg.transfer_suite!r} needs the "
-                         f"transfer stage: run through gp_search.api (gp_search.search, "
-                         f"gp-search run) or pass finish=gp_search.analysis.TransferStage()")
-    return SearchFitnessBest()
-
-
 def _drive(search: Search, quiet: bool, finish: Finish) -> Path:
     from gp_search.proxies import one_thread
 
@@ -312,7 +254,7 @@ def run_search(cfg: SearchConfig, quiet: bool = False, evaluator: Evaluator | No
         except ValueError as exc:  # ExprError too
             raise ValueError(f"config field 'seed_individuals': {text[:80]!r} is not a loss of "
                              f"the {cfg.primitive_set!r} set ({exc})") from None
-    finish = _finish_for(cfg, finish)
+    finish = finish_for(cfg, finish)
     tasks = user_tasks.task_proxies(cfg)  # bad data or models fail here, before a run directory
     objective.check(cfg, evaluator is not None)  # likewise an objective that cannot be imported
     _reach_cluster(cfg, evaluator)
@@ -340,7 +282,7 @@ def resume(run_dir: "str | Path", quiet: bool = False, evaluator: Evaluator | No
     run_dir = Path(run_dir)
     run = store.load_run(run_dir)  # config, checkpoint, log, hall of fame: all checked
     cfg, state = run.config, run.checkpoint
-    finish = _finish_for(cfg, finish)
+    finish = finish_for(cfg, finish)
     user_tasks.check_unchanged(run_dir, cfg)  # a changed data file: refused, nothing written
     tasks = user_tasks.task_proxies(cfg)
     objective.check(cfg, evaluator is not None)
