@@ -53,12 +53,25 @@ VARIANTS = {
     "gp": dict(strategy="gp"),
     "gp-plain": dict(strategy="gp", niche_radius=0.0, immigrants=0.0),
     "gp-niche-immigrants": dict(strategy="gp", niche_radius=0.3, immigrants=0.25),
+    "random-screen": dict(strategy="random", niche_radius=0.0, immigrants=0.0,
+                          screen_hard_examples=True),
+    "gp-screen": dict(strategy="gp", screen_hard_examples=True),
+    "gp-plain-screen": dict(strategy="gp", niche_radius=0.0, immigrants=0.0,
+                            screen_hard_examples=True),
+    "gp-surrogate-screen": dict(strategy="gp", surrogate=3, screen_hard_examples=True),
+    "gp-halving2-screen": dict(strategy="gp", halving_eta=2, screen_hard_examples=True),
+    "gp-nohalving-screen": dict(strategy="gp", successive_halving=False,
+                                screen_hard_examples=True),
 }
 """What each run changes in the quick preset's search. ``gp`` is the default as shipped;
 ``gp-plain`` is GP without niching and immigrants (the search before issue 20);
 ``gp-niche-immigrants`` adds clearing and a diverse hall of fame at fingerprint distance 0.3
 and a quarter of each generation drawn fresh. The hall of fame's hard-examples bar is on in all
-(the config's default)."""
+(the config's default). The ``-screen`` variants make it a rejection before training
+(``screen_hard_examples``), the random baseline included (``random-screen``): no training is
+spent on a loss the hall of fame would refuse. ``gp-surrogate-screen`` breeds three times the
+offspring and trains the third the surrogate predicts best (``gp_search.engine.surrogate``);
+``gp-halving2-screen`` and ``gp-nohalving-screen`` change successive halving."""
 
 
 def seed_list(text: str) -> list[int]:
@@ -73,7 +86,8 @@ def config(variant: str, seed: int, out: Path, args) -> SearchConfig:
     """The quick preset's search (no time budget, no transfer stage), with ``--population`` and
     ``--train-seeds`` where given, and the variant's changes."""
     base = {k: v for k, v in PRESETS["quick"].items()
-            if k not in ("time_budget", "transfer_suite", "transfer_seeds", "preset")}
+            if k not in ("time_budget", "transfer_suite", "report_suite", "transfer_seeds",
+                           "preset")}
     if args.population:
         base["population"] = args.population
     if args.train_seeds:
@@ -107,7 +121,7 @@ def run_one(variant: str, seed: int, trainings: float, out: Path, args) -> dict:
     finally:
         cache.close()
     end = [p for p in curve if p[0] <= trainings + 1e-9][-1]
-    return {"search_seed": seed, "strategy": "random" if variant == "random" else "gp",
+    return {"search_seed": seed, "strategy": "random" if variant.startswith("random") else "gp",
             "variant": variant, "trainings": end[0], "best_fitness": end[1],
             "best_canonical": end[2], "curve": [p[:2] for p in curve if p[1] is not None],
             "budget": trainings, "generations": len(curve) - 1,

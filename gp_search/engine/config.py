@@ -144,6 +144,15 @@ class SearchConfig:
                                      "hard_examples: on a 20:1 long tail every class keeps a third "
                                      "of its frequency); on in both presets, off otherwise so "
                                      "that old configs and runs keep their meaning")
+    surrogate: int = rule(1, "GP: breed this many times the offspring each generation and "
+                             "train only those whose fitness the nearest scored behaviours "
+                             "predict best (gp_search.engine.surrogate; 1: off)",
+                          min=1, max=100)
+    screen_hard_examples: bool = rule(False, "reject before training the losses the "
+                                            "hard-examples check fails (rather than only keep "
+                                            "them out of the hall of fame): no training is "
+                                            "spent on them and selection never breeds from "
+                                            "them; initial and immigrant trees take more draws")
     successive_halving: bool = rule(True, "train all new candidates briefly, promote the best "
                                           "to full budget")
     halving_eta: int = rule(3, "successive halving: short budget = steps / eta, promote the "

@@ -41,6 +41,7 @@ from deap import algorithms, tools
 from gp_search.engine import diversity
 from gp_search.engine import screen
 from gp_search.engine import variation as ops
+from gp_search.engine.surrogate import Surrogate
 from gp_search.engine.config import SearchConfig
 from gp_search.lang import ExprError, LossExpr, parse
 from gp_search.engine.score import Score, ScorerProtocol
@@ -49,6 +50,9 @@ from gp_search.engine.rundir import random_state_to_json
 
 INIT_DRAWS = 200
 """Initial trees are redrawn until the scorer accepts one, at most this many draws each."""
+HARD_INIT_DRAWS = 2000
+"""The same with ``screen_hard_examples`` (about 1 in 300 of the quick preset's initial trees
+passes every check, 1 in 60 the checks without it)."""
 
 CLEARED = 1e9
 """Minus the fitness selection sees for a cleared individual (below any real one)."""
@@ -167,6 +171,7 @@ class Search:
         self.tb = ops.toolbox(cfg)
         self.hof = HallOfFame(cfg.hall_of_fame, radius=cfg.niche_radius,
                               hard_examples=cfg.hard_examples)
+        self.surrogate = Surrogate() if cfg.surrogate > 1 else None
         self.population: list = []
         self.generation = -1
         self.elapsed = 0.0
@@ -210,10 +215,12 @@ class Search:
 
     def _draw(self, n: int) -> list:
         """``n`` trees from the initialiser (ramped half-and-half), each redrawn until the scorer
-        accepts it, at most ``INIT_DRAWS`` times (then the last draw is kept, as it is)."""
+        accepts it, at most ``INIT_DRAWS`` times (``HARD_INIT_DRAWS`` when the hard-examples
+        check screens; then the last draw is kept, as it is)."""
         pop = []
+        draws = HARD_INIT_DRAWS if self.cfg.screen_hard_examples else INIT_DRAWS
         for _ in range(max(n, 0)):
-            for _ in range(INIT_DRAWS):
+            for _ in range(draws):
                 ind = self.tb.init()
                 try:
                     if self.scorer.accept(self._expr(ind)):
@@ -230,13 +237,18 @@ class Search:
         if self.cfg.strategy == "random":
             return self._draw(n)
         immigrants = round(self.cfg.immigrants * n)
-        parents = self.tb.select(self.population, n - immigrants)
+        bred = n - immigrants
+        parents = self.tb.select(self.population, bred * self.cfg.surrogate)
         offspring = algorithms.varAnd(parents, self.tb, self.cfg.crossover_prob,
                                       self.cfg.mutation_prob)
         for ind in offspring:  # an unvaried copy of a cleared parent: its own fitness back
             if ind.fitness.valid:
                 ind.fitness.values = self._penalised(ind)
-        return self._repair(offspring, parents, elite) + self._draw(immigrants)
+        offspring = self._repair(offspring, parents, elite)
+        if self.surrogate is not None:  # train only the offspring predicted best
+            keep = self.surrogate.choose([self._expr(i) for i in offspring], bred)
+            offspring = [offspring[i] for i in keep]
+        return offspring + self._draw(immigrants)
 
     def _penalised(self, ind) -> tuple[float]:
         """Selection's fitness: the raw score minus ``parsimony`` per node (gplearn's habit:
@@ -270,6 +282,8 @@ class Search:
         for ind, expr, s in zip(pop, exprs, scores):
             ind.score = s
             ind.fitness.values = self._penalised(ind)
+            if self.surrogate is not None and s.fidelity != "none":
+                self.surrogate.add(expr, s.fitness)
         self.hof.update(exprs, scores)
         return counts
 
@@ -335,7 +349,8 @@ class Search:
                                for i in self.population],
                 "scores": [i.score.to_json() for i in self.population],
                 "random_state": random_state_to_json(random.getstate()), "hall_of_fame": self.hof.entries,
-                "scorer": self.scorer.state(), "finished": self.finished}
+                "scorer": self.scorer.state(), "finished": self.finished,
+                **({"surrogate": self.surrogate.state()} if self.surrogate is not None else {})}
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint read by :func:`gp_search.engine.rundir.read_checkpoint`."""
@@ -353,6 +368,10 @@ class Search:
         self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"],
                               self.cfg.niche_radius, self.cfg.hard_examples)
         self.scorer.restore(state.get("scorer", {}))
+        if self.surrogate is not None:
+            self.surrogate = Surrogate.restore(
+                state.get("surrogate", []),
+                lambda prefix, pset: parse(prefix, pset, self.cfg.const_range))
         self.finished = bool(state.get("finished"))
         random.setstate(state["random_state"])
 

@@ -163,7 +163,7 @@ def make_scorer(cfg: SearchConfig, cache: Cache, evaluator: Evaluator | None = N
                   evaluator or objective.evaluator(cfg, default_evaluator(cfg, progress, tasks)),
                   cfg.halving_eta, cfg.successive_halving and budgets, cfg.dedup_fingerprint,
                   cfg.fitness_aggregate, cfg.fitness_temperature,
-                  cfg.hall_of_fame if cfg.racing and budgets else 0)
+                  cfg.hall_of_fame if cfg.racing and budgets else 0, cfg.screen_hard_examples)
 
 
 def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | None,

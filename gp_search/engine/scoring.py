@@ -68,7 +68,7 @@ class Scorer:
     def __init__(self, proxies: list[ProxyRef], seeds: list[int], cache: Cache,
                  evaluator: Evaluator, halving_eta: int = 3, successive_halving: bool = True,
                  dedup_fingerprint: bool = True, aggregate: str = "weighted-mean-accuracy",
-                 temperature: float = 0.02, race_top: int = 0):
+                 temperature: float = 0.02, race_top: int = 0, screen_hard: bool = False):
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got "
                              f"{aggregate!r}")
@@ -92,6 +92,7 @@ class Scorer:
         self.short_needed = 0
         self.seconds_training = 0.0
         self.verdicts: dict[str, Verdict] = {}  # screening memo (derivable, not checkpointed)
+        self.screen_hard = screen_hard  # the hard-examples check as a rejection too
 
     def accept(self, expr: LossExpr) -> bool:
         """Would this candidate be trained (or reuse a trained score)? Screening, memoised."""
@@ -103,7 +104,7 @@ class Scorer:
         if known is not None:
             return known.status != Status.REJECTED
         if key not in self.verdicts:
-            self.verdicts[key] = screen(expr)
+            self.verdicts[key] = screen(expr, hard=self.screen_hard)
         return self.verdicts[key].passed
 
     # -- persistence (checkpoint) --
@@ -146,7 +147,7 @@ class Scorer:
             if key in self.by_key or key in fresh or key in aliases:
                 counts[Route.DUPLICATE] += 1
                 continue
-            verdict = self.verdicts.pop(key, None) or screen(e)
+            verdict = self.verdicts.pop(key, None) or screen(e, hard=self.screen_hard)
             if not verdict.passed:
                 self.by_key[key] = Score(self.worst, status=Status.REJECTED, fidelity=Fidelity.NONE,
                                          message=f"{verdict.check}: {verdict.message}")

@@ -25,9 +25,10 @@ examples (a bounded loss of the target's probability, e.g.
 CE on a long-tailed training set) lets the common classes' push drive the rare ones'
 probability towards 0. The search may breed from such losses, but its hall of fame (so its top
 5, the transfer stage and ``best.py``) admits none (:class:`gp_search.engine.evolve.HallOfFame`).
-Why not reject them here: it turns away most of the initial trees that pass checks 1-3 (4 of 5
-of the quick preset's, 0 of 300 random extended-set trees pass all four), so initialisation
-would run out of draws. ``benchmarks/bench_hard_examples.py`` measures its cost and what it
+Why not reject them here by default: it turns away most of the initial trees that pass checks
+1-3 (4 of 5 of the quick preset's, 0 of 300 random extended-set trees pass all four), so
+initialisation needs ten times the draws (``SearchConfig.screen_hard_examples`` makes it a
+rejection: no training is spent on such a loss and selection never breeds from one). ``benchmarks/bench_hard_examples.py`` measures its cost and what it
 rejects.
 
 Why several class counts: a loss of ``y_pred`` and ``y_real`` sees K only through the softmax,
@@ -248,13 +249,15 @@ def hard_examples(expr, k: int = 10) -> Verdict:
                    "logit gradient vanishes as they get hard)")
 
 
-def screen(expr: LossExpr, classes: tuple[int, ...] = CLASSES) -> Verdict:
+def screen(expr: LossExpr, classes: tuple[int, ...] = CLASSES, hard: bool = False) -> Verdict:
     """Run the checks in order of cost; the first failure decides.
 
     Args:
         expr: the candidate loss.
         classes: class counts at which the numeric and behavioural checks run (each at least
             2); ``(10,)`` is the screening as it was before class counts were checked.
+        hard: run :func:`hard_examples` last, as a rejection (the config's
+            ``screen_hard_examples``) rather than a bar for the hall of fame.
 
     Returns:
         A :class:`Verdict`; never raises for a bad expression.
@@ -272,6 +275,8 @@ def screen(expr: LossExpr, classes: tuple[int, ...] = CLASSES) -> Verdict:
             verdict = check(expr) if check is structural else check(expr, classes)
             if not verdict.passed:
                 return verdict
+        if hard:
+            return hard_examples(expr)
     except (ExprError, RuntimeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         return Verdict(False, "error", f"{type(exc).__name__}: {exc}")
     return Verdict(True)

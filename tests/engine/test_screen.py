@@ -105,3 +105,15 @@ def test_each_class_count_follows_its_own_path():
 def test_bad_class_counts_are_refused(classes):
     with pytest.raises(ValueError, match="classes must be"):
         screen(NGL, classes)
+
+
+@pytest.mark.parametrize("text", ["exp(-8.24*y_pred*y_real*cos(y_real))", "exp(-y_pred*y_real)"])
+def test_hard_true_makes_the_hard_examples_check_a_rejection(text):
+    """The same losses pass checks 1-3 (screen() alone) and are rejected with hard=True."""
+    assert screen(parse(text)).passed
+    verdict = screen(parse(text), hard=True)
+    assert not verdict.passed and verdict.check == "hard-examples", verdict
+
+
+def test_hard_true_passes_what_keeps_the_rare_classes():
+    assert screen(NGL, hard=True).passed and screen(parse(PAPER_BEST), hard=True).passed

@@ -398,3 +398,23 @@ def test_cli_strategy_flag_and_bad_strategy(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["strategy"] == "random"
     res = run_cli("run", "--strategy", "evolution", "--out", tmp_path / "x")
     assert res.returncode == 2 and "strategy" in res.stderr and "'random'" in res.stderr
+
+
+def test_screen_hard_examples_trains_and_breeds_only_losses_that_pass_the_check(tmp_path):
+    """With screen_hard_examples every trained candidate passes the hard-examples check, and
+    the ones that fail it are rejected before training (status rejected, no training)."""
+    from gp_search.engine.screen import hard_examples
+    from gp_search.lang.expr import parse
+
+    run_dir = run_search(small(tmp_path, generations=2, screen_hard_examples=True,
+                               seed_individuals=("ngl", "exp(-8.24*y_pred*y_real*cos(y_real))")),
+                         quiet=True)
+    state = store.read_checkpoint(run_dir)
+    cfg = store.load_run(run_dir).config
+    scores = state["scorer"]["by_key"]
+    trained = [k for k, s in scores.items() if s["status"] != "rejected"]
+    assert trained and any(s["status"] == "rejected" and s["message"].startswith("hard-examples")
+                           for s in scores.values())
+    for item, score in zip(state["population"], state["scores"]):
+        if score["status"] == "ok":
+            assert hard_examples(parse(item["prefix"], cfg.primitive_set, cfg.const_range)).passed
