@@ -59,6 +59,7 @@ VARIANTS = {
     "gp-plain-screen": dict(strategy="gp", niche_radius=0.0, immigrants=0.0,
                             screen_hard_examples=True),
     "gp-surrogate-screen": dict(strategy="gp", surrogate=3, screen_hard_examples=True),
+    "gp-constants-screen": dict(strategy="gp", constants_in_loop=4, screen_hard_examples=True),
     "gp-halving2-screen": dict(strategy="gp", halving_eta=2, screen_hard_examples=True),
     "gp-nohalving-screen": dict(strategy="gp", successive_halving=False,
                                 screen_hard_examples=True),
@@ -71,7 +72,9 @@ and a quarter of each generation drawn fresh. The hall of fame's hard-examples b
 (``screen_hard_examples``), the random baseline included (``random-screen``): no training is
 spent on a loss the hall of fame would refuse. ``gp-surrogate-screen`` breeds three times the
 offspring and trains the third the surrogate predicts best (``gp_search.engine.surrogate``);
-``gp-halving2-screen`` and ``gp-nohalving-screen`` change successive halving."""
+``gp-constants-screen`` tunes the best's constants inside the loop (``constants_in_loop``, up
+to 4 trainings per new best); ``gp-halving2-screen`` and ``gp-nohalving-screen`` change
+successive halving."""
 
 
 def seed_list(text: str) -> list[int]:
@@ -156,19 +159,20 @@ def to_reach(curve: list, target: float) -> float:
     return next((c for c, f in curve if f >= target - 1e-12), float("inf"))
 
 
-def compare(runs: dict, variant: str, seeds: list[int]) -> dict:
-    """``variant`` against random, paired by search seed, at equal trainings."""
+def compare(runs: dict, variant: str, seeds: list[int], baseline: str = "random") -> dict:
+    """``variant`` against ``baseline``, paired by search seed, at equal trainings."""
     a = [runs[variant, s]["best_fitness"] for s in seeds]
-    b = [runs["random", s]["best_fitness"] for s in seeds]
+    b = [runs[baseline, s]["best_fitness"] for s in seeds]
     d = paired(a, b)
-    reach = [to_reach(runs[variant, s]["curve"], runs["random", s]["best_fitness"])
-             / runs["random", s]["trainings"] for s in seeds]
-    out = {"variant": variant, "n": d["n"], "mean": float(np.mean(a)), "diff": d["diff"],
+    reach = [to_reach(runs[variant, s]["curve"], runs[baseline, s]["best_fitness"])
+             / runs[baseline, s]["trainings"] for s in seeds]
+    out = {"variant": variant, "baseline": baseline, "n": d["n"], "mean": float(np.mean(a)),
+           "diff": d["diff"],
            "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p_value"],
            "reach_median": float(np.median(reach)), "wins": int(sum(x > y for x, y in zip(a, b)))}
     changes = [runs[variant, s].get("report_mean_change") for s in seeds]
     if all(c is not None for c in changes):
-        base = [runs["random", s]["report_mean_change"] for s in seeds]
+        base = [runs[baseline, s]["report_mean_change"] for s in seeds]
         r = paired(changes, base)
         out.update(report_mean=float(np.mean(changes)), report_diff=r["diff"],
                    report_ci_low=r["ci_low"], report_ci_high=r["ci_high"],
@@ -216,8 +220,14 @@ def plot(runs: dict, variants: list[str], seeds: list[int], path: Path, default:
     plt.close(fig)
 
 
+def baseline_of(variant: str, variants: list[str]) -> str:
+    """The random baseline a variant is paired with: the one with the same screening."""
+    return "random-screen" if variant.endswith("-screen") and "random-screen" in variants \
+        else "random"
+
+
 def _fmt(c: dict) -> str:
-    line = (f"| {c['variant']} | {c['n']} | {c['mean']:+.4f} | {c['diff']:+.4f} "
+    line = (f"| {c['variant']} vs {c['baseline']} | {c['n']} | {c['mean']:+.4f} | {c['diff']:+.4f} "
             f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3f} | {c['wins']}/{c['n']}"
             f" | {c['reach_median']:.0%} |")
     if "report_mean" in c:
@@ -238,15 +248,21 @@ def cmd_record(args) -> None:
     runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
     if args.report_suite != "none":
         report_suite(runs, args.report_suite, args.report_seeds, args.jobs)
-    if args.gp != "gp":  # the default's runs were made under the variant's name
-        runs.update({("gp", s): runs[args.gp, s] for s in seeds})
-    table = [compare(runs, v, seeds) for v in variants if v != "random"]
-    if args.gp != "gp":
-        table.append({**compare(runs, "gp", seeds), "same_as": args.gp})
-    head = ("| variant | n | mean best | vs random: diff [95% CI] | p | wins | trainings to "
-            "random's final best (median) |")
+    # the default GP and the baseline it is judged against, recorded as "gp" and "random"
+    default = {"gp": args.gp, "random": args.random}
+    for name, variant in default.items():
+        if variant != name:
+            runs.update({(name, s): runs[variant, s] for s in seeds})
+    table = [compare(runs, v, seeds, baseline_of(v, variants)) for v in variants
+             if not v.startswith("random")]
+    table += [compare(runs, a, seeds, b) for a, b in (p.split(":") for p in args.pairs if p)]
+    if args.gp != "gp" or args.random != "random":
+        table.append({**compare(runs, "gp", seeds), "same_as": f"{args.gp} vs {args.random}"})
+    head = ("| variant | n | mean best | vs baseline: diff [95% CI] | p | wins | trainings to "
+            "the baseline's final best (median) |")
     if args.report_suite != "none":
-        head += f" {args.report_suite}: mean change vs CE, pp (vs random [95% CI]) | floor held |"
+        head += (f" {args.report_suite}: mean change vs CE, pp (vs baseline [95% CI]) | floor "
+                 "held |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     lines += [_fmt(c) for c in table]
     print("\n".join(lines))
@@ -259,9 +275,9 @@ def cmd_record(args) -> None:
               "report_suite": args.report_suite,
               "runs": [{k: runs[v, s].get(k) for k in keep} for s in seeds for v in ("gp", "random")
                        if (v, s) in runs],
-              "default": args.gp,
+              "default": args.gp, "baseline": args.random,
               "ablations": [{"variant": v, **{k: runs[v, s].get(k) for k in keep}}
-                            for v in variants if v not in ("gp", "random") for s in seeds],
+                            for v in variants if v not in default.values() for s in seeds],
               "comparisons": table}
     store.write_atomic(dest / "strategy.json", json.dumps(record, indent=1))
     store.write_atomic(dest / "ablations.md", "\n".join(lines) + "\n")
@@ -292,6 +308,10 @@ def main() -> None:
     c.add_argument("--report-seeds", type=int, default=2)
     c.add_argument("--gp", default="gp", help="the variant that is the default GP (recorded as "
                                               "strategy 'gp')")
+    c.add_argument("--random", default="random", help="the random-search variant the default is "
+                                                      "judged against (recorded as 'random')")
+    c.add_argument("--pairs", default=[], type=lambda t: t.split(","),
+                   help="more comparisons, A:B,... (A against B)")
     c.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     cmd_run(args) if args.command == "run" else cmd_record(args)

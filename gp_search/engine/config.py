@@ -144,6 +144,11 @@ class SearchConfig:
                                      "hard_examples: on a 20:1 long tail every class keeps a third "
                                      "of its frequency); on in both presets, off otherwise so "
                                      "that old configs and runs keep their meaning")
+    constants_in_loop: int = rule(0, "GP: after each generation, tune the constants of the "
+                                     "hall of fame's best (once per loss) with up to this many "
+                                     "full trainings; an improved tree replaces the "
+                                     "population's worst (0: off)",
+                                  min=0, max=1000)
     surrogate: int = rule(1, "GP: breed this many times the offspring each generation and "
                              "train only those whose fitness the nearest scored behaviours "
                              "predict best (gp_search.engine.surrogate; 1: off)",

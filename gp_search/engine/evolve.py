@@ -28,7 +28,6 @@ does not depend on the number of workers, and a resumed run ends where an unbrok
 
 from __future__ import annotations
 
-import bisect
 import random
 import statistics
 import time
@@ -39,9 +38,10 @@ from typing import Callable
 from deap import algorithms, tools
 
 from gp_search.engine import diversity
-from gp_search.engine import screen
+from gp_search.engine.hall_of_fame import HallOfFame
 from gp_search.engine import variation as ops
 from gp_search.engine.surrogate import Surrogate
+from gp_search.engine.tune_constants import tune_in_loop
 from gp_search.engine.config import SearchConfig
 from gp_search.lang import ExprError, LossExpr, parse
 from gp_search.engine.score import Score, ScorerProtocol
@@ -86,73 +86,6 @@ def _call(hooks: list[Hook], record: dict) -> None:
         hook(record)
 
 
-def _hof_key(entry: dict) -> tuple:
-    return (-entry["fitness"], entry["size"], entry["canonical"])
-
-
-class HallOfFame:
-    """The best distinct losses trained at full budget, best first (ties: smaller).
-
-    Keyed by canonical form, and by fingerprint too, so a loss and its positively scaled or
-    shifted copy (the same training signal) take one place, the first found.
-
-    Not DEAP's ``tools.HallOfFame``: that keeps individuals, deduplicates by tree equality and
-    admits any evaluated one; this keeps JSON-ready records (what ``hall_of_fame.csv`` and the
-    checkpoint hold), admits only full-budget ``ok`` scores, deduplicates by behaviour and
-    breaks fitness ties by size, then canonical text.
-    """
-
-    def __init__(self, size: int, entries: list[dict] | None = None, radius: float = 0.0,
-                 hard_examples: bool = False):
-        self.size, self.radius = size, radius
-        self.hard_examples = hard_examples
-        self.entries: list[dict] = list(entries or [])
-        self._hard: dict[str, bool] = {}  # canonical -> passes screen.hard_examples (memo)
-
-    def _admissible(self, expr: LossExpr) -> bool:
-        """With ``hard_examples``: only losses whose gradient survives on hard examples
-        (:func:`gp_search.engine.screen.hard_examples`)."""
-        if not self.hard_examples:
-            return True
-        key = expr.canonical
-        if key not in self._hard:
-            self._hard[key] = screen.hard_examples(expr).passed
-        return self._hard[key]
-
-    @staticmethod
-    def _parse(prefix: str) -> LossExpr:
-        return parse(prefix, "auto")  # the behaviour does not depend on the set
-
-    def update(self, exprs: list[LossExpr], scores: list[Score]) -> None:
-        seen = {e["canonical"] for e in self.entries} | {e.get("fingerprint") for e in self.entries}
-        # A candidate strictly worse than the size-th best entry so far can never make the cut
-        # (entries only get better): skip it before computing its canonical form and fingerprint
-        # (SymPy and torch, several ms), which dominate when scoring is cheap.
-        best = sorted((e["fitness"] for e in self.entries), reverse=True)[: self.size]
-        for expr, s in zip(exprs, scores):
-            if s.status != "ok" or s.fidelity != "full":
-                continue
-            if len(best) >= self.size and s.fitness < best[-1]:
-                continue
-            key, fp = expr.canonical, expr.fingerprint
-            if key in seen or fp in seen:  # one entry per behaviour: no scaled/shifted copies
-                continue
-            if not self._admissible(expr):
-                continue
-            seen.update((key, fp))
-            self.entries.append({"fitness": s.fitness, "std": s.std, "n": s.n, "canonical": key,
-                                 "infix": expr.infix, "prefix": expr.prefix, "size": expr.size,
-                                 "fingerprint": fp})
-            if not self.radius:  # with niching, an entry may yet give way to a better neighbour
-                bisect.insort(best, s.fitness, key=lambda f: -f)
-                del best[self.size:]
-        self.entries.sort(key=_hof_key)
-        # One entry per niche: a loss within ``radius`` of a better entry is left out
-        # (:func:`gp_search.engine.diversity.diverse`); every entry states its distance.
-        self.entries = diversity.diverse(self.entries, self.radius, self._parse)
-        del self.entries[self.size:]
-
-
 class Search:
     """One search run in a run directory (new or resumed).
 
@@ -172,6 +105,7 @@ class Search:
         self.hof = HallOfFame(cfg.hall_of_fame, radius=cfg.niche_radius,
                               hard_examples=cfg.hard_examples)
         self.surrogate = Surrogate() if cfg.surrogate > 1 else None
+        self.tuned: set[str] = set()  # canonical forms whose constants were tuned in the loop
         self.population: list = []
         self.generation = -1
         self.elapsed = 0.0
@@ -266,6 +200,11 @@ class Search:
             if c:
                 ind.fitness.values = (-CLEARED,)
 
+    def _tune(self, counts: dict) -> None:
+        """``constants_in_loop``: tune the hall of fame's best (:func:`tune_in_loop`)."""
+        if self.cfg.constants_in_loop and self.cfg.strategy == "gp":
+            counts["tuned"] = tune_in_loop(self, self.cfg.constants_in_loop)
+
     def _score(self, pop: list) -> dict:
         """Score individuals without a valid fitness; returns the route counts and seconds."""
         exprs = [self._expr(ind) for ind in pop]
@@ -297,7 +236,9 @@ class Search:
         start = time.perf_counter() - self.elapsed
         if self.generation < 0:
             self.population = self._initial()
-            self._finish_generation(0, self._score(self.population), start, 0.0)
+            counts = self._score(self.population)
+            self._tune(counts)
+            self._finish_generation(0, counts, start, 0.0)
         reason = "generations"
         while self.generation < self.cfg.generations:
             if self.stop_requested:
@@ -318,6 +259,7 @@ class Search:
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring
+            self._tune(counts)
             self._finish_generation(self.generation + 1, counts, start, vary_seconds)
         if self.stop_requested and reason == "generations":
             reason = "stopped"  # asked during the last generation
@@ -350,7 +292,8 @@ class Search:
                 "scores": [i.score.to_json() for i in self.population],
                 "random_state": random_state_to_json(random.getstate()), "hall_of_fame": self.hof.entries,
                 "scorer": self.scorer.state(), "finished": self.finished,
-                **({"surrogate": self.surrogate.state()} if self.surrogate is not None else {})}
+                **({"surrogate": self.surrogate.state()} if self.surrogate is not None else {}),
+                **({"tuned": sorted(self.tuned)} if self.tuned else {})}
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint read by :func:`gp_search.engine.rundir.read_checkpoint`."""
@@ -368,6 +311,7 @@ class Search:
         self.hof = HallOfFame(self.cfg.hall_of_fame, state["hall_of_fame"],
                               self.cfg.niche_radius, self.cfg.hard_examples)
         self.scorer.restore(state.get("scorer", {}))
+        self.tuned = set(state.get("tuned", []))
         if self.surrogate is not None:
             self.surrogate = Surrogate.restore(
                 state.get("surrogate", []),

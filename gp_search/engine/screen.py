@@ -24,7 +24,7 @@ examples (a bounded loss of the target's probability, e.g.
 ``exp(-8.24*y_pred*y_real*cos(y_real))``, which won short balanced proxies and lost 24 points to
 CE on a long-tailed training set) lets the common classes' push drive the rare ones'
 probability towards 0. The search may breed from such losses, but its hall of fame (so its top
-5, the transfer stage and ``best.py``) admits none (:class:`gp_search.engine.evolve.HallOfFame`).
+5, the transfer stage and ``best.py``) admits none (:class:`gp_search.engine.hall_of_fame.HallOfFame`).
 Why not reject them here by default: it turns away most of the initial trees that pass checks
 1-3 (4 of 5 of the quick preset's, 0 of 300 random extended-set trees pass all four), so
 initialisation needs ten times the draws (``SearchConfig.screen_hard_examples`` makes it a

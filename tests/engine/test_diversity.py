@@ -6,7 +6,7 @@ from gp_search.engine.cache import Cache
 from gp_search import parse
 from gp_search.lang.losses import REFERENCE
 from gp_search.engine import diversity as D
-from gp_search.engine.evolve import HallOfFame
+from gp_search.engine.hall_of_fame import HallOfFame
 from gp_search.engine import Score
 
 from test_search import hof_text, small

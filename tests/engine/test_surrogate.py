@@ -49,3 +49,22 @@ def test_a_search_with_the_surrogate_is_deterministic_and_checkpoints_what_it_sa
     plain = run_search(small(tmp_path / "c"), quiet=True)
     assert "surrogate" not in store.read_checkpoint(plain)
     assert hof_text(plain) != hof_text(a)  # it chose other offspring than plain GP trains
+
+
+def test_constants_in_loop_tune_each_best_once_and_resume_keeps_the_record(tmp_path):
+    """In-loop tuning (gp_search.engine.tune_constants.tune_in_loop): the tuned bests are
+    checkpointed, a repeated run gives the same hall of fame, and tuning spends full trainings
+    beyond plain GP's."""
+    cfg = small(tmp_path / "a", constants_in_loop=3, generations=2,
+                seed_individuals=("ngl", "exp(-1.5*y_pred*(y_real + 1))"))
+    a = run_search(cfg, quiet=True)
+    b = run_search(small(tmp_path / "b", constants_in_loop=3, generations=2,
+                         seed_individuals=cfg.seed_individuals), quiet=True)
+    assert hof_text(a) == hof_text(b)
+    state = store.read_checkpoint(a)
+    assert state["tuned"] and set(state["tuned"]) <= set(state["scorer"]["by_key"])
+    plain = store.read_checkpoint(run_search(small(tmp_path / "c", generations=2,
+                                                   seed_individuals=cfg.seed_individuals),
+                                             quiet=True))
+    assert "tuned" not in plain
+    assert state["scorer"]["full_trainings"] > plain["scorer"]["full_trainings"]
