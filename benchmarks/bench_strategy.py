@@ -48,11 +48,13 @@ from gp_search.engine.config import PRESETS, SearchConfig  # noqa: E402
 from gp_search.engine.evolve import Search  # noqa: E402
 from gp_search.engine.runner import make_scorer  # noqa: E402
 
+OLD = dict(screen_hard_examples=False, surrogate=1)
+"""The quick preset's search before this issue's screening and surrogate."""
 VARIANTS = {
-    "random": dict(strategy="random", niche_radius=0.0, immigrants=0.0),
+    "random": dict(strategy="random", niche_radius=0.0, immigrants=0.0, **OLD),
     "gp": dict(strategy="gp"),
-    "gp-plain": dict(strategy="gp", niche_radius=0.0, immigrants=0.0),
-    "gp-niche-immigrants": dict(strategy="gp", niche_radius=0.3, immigrants=0.25),
+    "gp-plain": dict(strategy="gp", niche_radius=0.0, immigrants=0.0, **OLD),
+    "gp-niche-immigrants": dict(strategy="gp", niche_radius=0.3, immigrants=0.25, **OLD),
     "random-screen": dict(strategy="random", niche_radius=0.0, immigrants=0.0,
                           screen_hard_examples=True),
     "gp-screen": dict(strategy="gp", screen_hard_examples=True),
@@ -64,10 +66,11 @@ VARIANTS = {
     "gp-nohalving-screen": dict(strategy="gp", successive_halving=False,
                                 screen_hard_examples=True),
 }
-"""What each run changes in the quick preset's search. ``gp`` is the default as shipped;
-``gp-plain`` is GP without niching and immigrants (the search before issue 20);
-``gp-niche-immigrants`` adds clearing and a diverse hall of fame at fingerprint distance 0.3
-and a quarter of each generation drawn fresh. The hall of fame's hard-examples bar is on in all
+"""What each run changes in the quick preset's search. ``gp`` is the default as shipped (today
+``gp-surrogate-screen``'s settings); ``gp-plain`` is GP without niching and immigrants (the
+search before issue 20); ``gp-niche-immigrants`` adds clearing and a diverse hall of fame at
+fingerprint distance 0.3 and a quarter of each generation drawn fresh (the default before the
+screening and the surrogate). The hall of fame's hard-examples bar is on in all
 (the config's default). The ``-screen`` variants make it a rejection before training
 (``screen_hard_examples``), the random baseline included (``random-screen``): no training is
 spent on a loss the hall of fame would refuse. ``gp-surrogate-screen`` breeds three times the
@@ -227,7 +230,8 @@ def baseline_of(variant: str, variants: list[str]) -> str:
 
 
 def _fmt(c: dict) -> str:
-    line = (f"| {c['variant']} vs {c['baseline']} | {c['n']} | {c['mean']:+.4f} | {c['diff']:+.4f} "
+    name = f"{c['variant']} vs {c['baseline']}" + (f" (= {c['same_as']})" if "same_as" in c else "")
+    line = (f"| {name} | {c['n']} | {c['mean']:+.4f} | {c['diff']:+.4f} "
             f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3f} | {c['wins']}/{c['n']}"
             f" | {c['reach_median']:.0%} |")
     if "report_mean" in c:
@@ -248,16 +252,13 @@ def cmd_record(args) -> None:
     runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
     if args.report_suite != "none":
         report_suite(runs, args.report_suite, args.report_seeds, args.jobs)
-    # the default GP and the baseline it is judged against, recorded as "gp" and "random"
+    # the default GP and the baseline it is judged against are recorded as "gp" and "random"
     default = {"gp": args.gp, "random": args.random}
-    for name, variant in default.items():
-        if variant != name:
-            runs.update({(name, s): runs[variant, s] for s in seeds})
     table = [compare(runs, v, seeds, baseline_of(v, variants)) for v in variants
              if not v.startswith("random")]
     table += [compare(runs, a, seeds, b) for a, b in (p.split(":") for p in args.pairs if p)]
-    if args.gp != "gp" or args.random != "random":
-        table.append({**compare(runs, "gp", seeds), "same_as": f"{args.gp} vs {args.random}"})
+    table.append({**compare(runs, args.gp, seeds, args.random), "variant": "gp", "baseline":
+                  "random", "same_as": f"{args.gp} vs {args.random}"})
     head = ("| variant | n | mean best | vs baseline: diff [95% CI] | p | wins | trainings to "
             "the baseline's final best (median) |")
     if args.report_suite != "none":
@@ -273,15 +274,15 @@ def cmd_record(args) -> None:
     record = {"preset": "quick", "command": " ".join(shlex.quote(a) for a in sys.argv),
               "budget_trainings": max(r["budget"] for r in runs.values()),
               "report_suite": args.report_suite,
-              "runs": [{k: runs[v, s].get(k) for k in keep} for s in seeds for v in ("gp", "random")
-                       if (v, s) in runs],
+              "runs": [{**{k: runs[v, s].get(k) for k in keep}, "strategy": name, "variant": v}
+                       for s in seeds for name, v in default.items()],
               "default": args.gp, "baseline": args.random,
               "ablations": [{"variant": v, **{k: runs[v, s].get(k) for k in keep}}
                             for v in variants if v not in default.values() for s in seeds],
               "comparisons": table}
     store.write_atomic(dest / "strategy.json", json.dumps(record, indent=1))
     store.write_atomic(dest / "ablations.md", "\n".join(lines) + "\n")
-    plot(runs, variants, seeds, dest / "strategy.png", args.gp)
+    plot(runs, variants, seeds, dest / "strategy.png", args.gp)  # every variant, default marked
     print(f"wrote {dest / 'strategy.json'}, {dest / 'strategy.png'}, {dest / 'ablations.md'}")
 
 

@@ -272,9 +272,13 @@ PRESETS: dict[str, dict] = {
     # took 250 s wall at jobs 1 under a load of 7-9, so 360 s leaves room for the last
     # generation's overshoot and the stage within 10 minutes (not yet timed on an idle VM).
     # Niching at fingerprint distance 0.3 (its top 5 are alternatives, not one loss with five
-    # constants) and a quarter of each generation as immigrants: results/strategy/ (issue 20).
+    # constants) and a quarter of each generation as immigrants; the hard-examples check as a
+    # rejection before training, and offspring bred 3x and chosen by the surrogate: the best
+    # measured variant at equal trainings, though not significantly better than random search
+    # with the same screening (results/strategy/, issue 20).
     "quick": dict(population=24, generations=1000, proxies=SEARCH_SUITES["search-quick"],
                   seeds=2, niche_radius=0.3, immigrants=0.25, hard_examples=True,
+                  screen_hard_examples=True, surrogate=3,
                   fitness_aggregate="softmin", racing=True, max_height=8, max_size=30, jobs=2,
                   time_budget=360.0, transfer_suite="transfer-quick-select",
                   report_suite="transfer-quick-report", transfer_seeds=3, preset="quick"),
