@@ -125,7 +125,7 @@ def cmd_record(args) -> None:
         means = [r[base]["mean_pp"] for r in rows]
         d = paired(means, [0.0] * len(means))
         summary.append(f"- vs {base}: mean over {len(rows)} search seeds {d['diff']:+.2f} pp "
-                       f"[95% CI {d['ci_low']:+.2f}, {d['ci_high']:+.2f}], p = {d['p_value']:.3f}; "
+                       f"[95% CI {d['ci_low']:+.2f}, {d['ci_high']:+.2f}], p = {d['p_value']:.2g}; "
                        f"above on the mean for {sum(m > 0 for m in means)} of {len(means)}")
     summary.append(f"- below CE on no report task (paired CI wholly below 0 on none): "
                    f"{sum(r['tasks_worse'] == 0 for r in rows)} of {len(rows)}")

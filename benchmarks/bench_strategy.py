@@ -198,7 +198,8 @@ def report_suite(runs: dict, suite: str, n_seeds: int, jobs: int) -> None:
         rec["holds_floor"] = a["tasks_worse"] == 0
 
 
-def plot(runs: dict, variants: list[str], seeds: list[int], path: Path, default: str) -> None:
+def plot(runs: dict, variants: list[str], seeds, path: Path, default: str) -> None:
+    """Median best-so-far against trainings per variant over ``seeds(variant)``, IQR band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,10 +209,10 @@ def plot(runs: dict, variants: list[str], seeds: list[int], path: Path, default:
     grid = np.linspace(0, budget, 200)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, v in enumerate(variants):
-        ys = np.array([[best_at(runs[v, s]["curve"], g) for g in grid] for s in seeds])
+        ys = np.array([[best_at(runs[v, s]["curve"], g) for g in grid] for s in seeds(v)])
         ok = ~np.isnan(ys).any(axis=0)
         q1, med, q3 = np.percentile(ys[:, ok], [25, 50, 75], axis=0)
-        ax.plot(grid[ok], med, color=f"C{i}", label=f"{v} (median, n = {len(seeds)})"
+        ax.plot(grid[ok], med, color=f"C{i}", label=f"{v} (median, n = {len(seeds(v))})"
                 + (" = default" if v == default else ""))
         ax.fill_between(grid[ok], q1, q3, color=f"C{i}", alpha=0.2)
     ax.set_xlabel("trainings (full + short/eta)")
@@ -248,17 +249,23 @@ def cmd_record(args) -> None:
         runs[rec["variant"], rec["search_seed"]] = rec
     variants = sorted({v for v, _ in runs if not args.variants or v in args.variants.split(",")},
                       key=lambda v: list(VARIANTS).index(v))
-    seeds = sorted({s for v, s in runs if all((w, s) in runs for w in variants)})
-    runs = {(v, s): r for (v, s), r in runs.items() if s in seeds}
+    runs = {(v, s): r for (v, s), r in runs.items() if v in variants}
+
+    def seeds(*names: str) -> list[int]:
+        """The search seeds every one of ``names`` was run for (each pair is compared on its
+        own common seeds)."""
+        return sorted({s for _, s in runs if all((v, s) in runs for v in names)})
+
     if args.report_suite != "none":
         report_suite(runs, args.report_suite, args.report_seeds, args.jobs)
     # the default GP and the baseline it is judged against are recorded as "gp" and "random"
     default = {"gp": args.gp, "random": args.random}
-    table = [compare(runs, v, seeds, baseline_of(v, variants)) for v in variants
-             if not v.startswith("random")]
-    table += [compare(runs, a, seeds, b) for a, b in (p.split(":") for p in args.pairs if p)]
-    table.append({**compare(runs, args.gp, seeds, args.random), "variant": "gp", "baseline":
-                  "random", "same_as": f"{args.gp} vs {args.random}"})
+    pairs = [(v, baseline_of(v, variants)) for v in variants if not v.startswith("random")]
+    pairs += [tuple(p.split(":")) for p in args.pairs if p]
+    table = [compare(runs, a, seeds(a, b), b) for a, b in pairs]
+    table.append({**compare(runs, args.gp, seeds(args.gp, args.random), args.random),
+                  "variant": "gp", "baseline": "random",
+                  "same_as": f"{args.gp} vs {args.random}"})
     head = ("| variant | n | mean best | vs baseline: diff [95% CI] | p | wins | trainings to "
             "the baseline's final best (median) |")
     if args.report_suite != "none":
@@ -275,10 +282,10 @@ def cmd_record(args) -> None:
               "budget_trainings": max(r["budget"] for r in runs.values()),
               "report_suite": args.report_suite,
               "runs": [{**{k: runs[v, s].get(k) for k in keep}, "strategy": name, "variant": v}
-                       for s in seeds for name, v in default.items()],
+                       for s in seeds(args.gp, args.random) for name, v in default.items()],
               "default": args.gp, "baseline": args.random,
               "ablations": [{"variant": v, **{k: runs[v, s].get(k) for k in keep}}
-                            for v in variants if v not in default.values() for s in seeds],
+                            for v in variants if v not in default.values() for s in seeds(v)],
               "comparisons": table}
     store.write_atomic(dest / "strategy.json", json.dumps(record, indent=1))
     store.write_atomic(dest / "ablations.md", "\n".join(lines) + "\n")
