@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_strategy import seed_list  # noqa: E402  (this folder: the same "0-4" / "0,1,2")
 from gp_search.analysis.stats import paired  # noqa: E402
 from gp_search.engine import rundir as store  # noqa: E402
 
@@ -37,14 +38,6 @@ BASELINES = ("ce", "ngl", "label_smoothing")
 """What the chosen loss is compared with (the report suite trains them beside it)."""
 LIMIT_S = 600.0
 """The done-when's wall-time bound per run."""
-
-
-def seed_list(text: str) -> list[int]:
-    """``0-4`` or ``0,1,2``."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def cmd_run(args, extra: list[str]) -> None:

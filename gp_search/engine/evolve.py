@@ -200,10 +200,16 @@ class Search:
             if c:
                 ind.fitness.values = (-CLEARED,)
 
-    def _tune(self, counts: dict) -> None:
-        """``constants_in_loop``: tune the hall of fame's best (:func:`tune_in_loop`)."""
-        if self.cfg.constants_in_loop and self.cfg.strategy == "gp":
-            counts["tuned"] = tune_in_loop(self, self.cfg.constants_in_loop)
+    def _tune(self) -> None:
+        """``constants_in_loop``: tune the hall of fame's best (:func:`tune_in_loop`); an
+        improved tree replaces the population's worst (ties: the last)."""
+        if not (self.cfg.constants_in_loop and self.cfg.strategy == "gp"):
+            return
+        ind = tune_in_loop(self, self.cfg.constants_in_loop)
+        if ind is not None:
+            ind.fitness.values = self._penalised(ind)
+            pop = self.population
+            pop[min(range(len(pop)), key=lambda i: (pop[i].fitness.values[0], -i))] = ind
 
     def _score(self, pop: list) -> dict:
         """Score individuals without a valid fitness; returns the route counts and seconds."""
@@ -237,7 +243,7 @@ class Search:
         if self.generation < 0:
             self.population = self._initial()
             counts = self._score(self.population)
-            self._tune(counts)
+            self._tune()
             self._finish_generation(0, counts, start, 0.0)
         reason = "generations"
         while self.generation < self.cfg.generations:
@@ -259,7 +265,7 @@ class Search:
             vary_seconds = time.perf_counter() - t0
             counts = self._score([i for i in offspring if not i.fitness.valid])
             self.population = elite + offspring
-            self._tune(counts)
+            self._tune()
             self._finish_generation(self.generation + 1, counts, start, vary_seconds)
         if self.stop_requested and reason == "generations":
             reason = "stopped"  # asked during the last generation

@@ -31,22 +31,19 @@ def tune_constants(search, evals: int) -> str:
     return f"{used} trials, best fitness {best['fitness']:.4f} -> {current:.4f}"
 
 
-def tune_in_loop(search, evals: int) -> int:
-    """Tune the hall of fame's best unless done before; an improved tree replaces the
-    population's worst. Returns the trials used."""
+def tune_in_loop(search, evals: int):
+    """Tune the hall of fame's best unless done before (``search.tuned``); returns the
+    improved individual (its ``score`` set) or None. The caller places it."""
     if not search.hof.entries or search.hof.entries[0]["canonical"] in search.tuned:
-        return 0
+        return None
     best = search.hof.entries[0]
     search.tuned.add(best["canonical"])
-    tree, score, used = line_search(search, best, evals)
-    if score is not None:
-        worst = min(range(len(search.population)),
-                    key=lambda i: (search.population[i].fitness.values[0], -i))
-        ind = ops.individual(tree)
-        ind.score = score
-        ind.fitness.values = search._penalised(ind)
-        search.population[worst] = ind
-    return used
+    tree, score, _ = line_search(search, best, evals)
+    if score is None:
+        return None
+    ind = ops.individual(tree)
+    ind.score = score
+    return ind
 
 
 def line_search(search, best: dict, evals: int):
