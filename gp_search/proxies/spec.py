@@ -41,6 +41,8 @@ class TrainPath(str, Enum):
     """One candidate at a time (:func:`gp_search.proxies.train.train_one`)."""
     MLP_STACK = "mlp-stack"
     """The hand-written MLP stack (:mod:`gp_search.proxies.population.mlp`)."""
+    CONV_STACK = "conv-stack"
+    """The hand-written convolution stack (:mod:`gp_search.proxies.population.conv`)."""
     FUNC_STACK = "func-stack"
     """The ``torch.func`` stack (:mod:`gp_search.proxies.population.func`)."""
 

@@ -43,6 +43,7 @@ the cache key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import torch
@@ -52,16 +53,21 @@ from gp_search.lang import Loss, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import mlp as batched_mlp
 from gp_search.proxies.spec import EvalResult, ProxySpec, TrainPath
+from gp_search.proxies.population.conv import ConvPopulation, plan as conv_plan
 from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate, unstackable
 from gp_search.proxies.population.mlp import MlpPopulation
 from gp_search.proxies.population.loop import CHECK_EVERY, run
 
-__all__ = ["CHECK_EVERY", "CPU_MAX_MLP_PARAMS", "CPU_STACK_MB", "MIXUP_ALONE",
+__all__ = ["CHECK_EVERY", "CPU_CONV_MODELS", "CPU_MAX_MLP_PARAMS", "CPU_STACK_MB", "MIXUP_ALONE",
            "default_stack_mb", "path_for", "pays_off", "result_key", "train_population"]
 
 CPU_MAX_MLP_PARAMS = 100_000
 """Largest MLP (parameters per candidate) that takes the stack on CPU (:func:`path_for`); at
 ~300k parameters stacking gained nothing beyond noise (:mod:`~gp_search.proxies.population.mlp`)."""
+CPU_CONV_MODELS = ("cnn1d", "cnn2d")
+"""Model kinds that take the hand-written convolution stack on CPU (:mod:`~gp_search.proxies.
+population.conv`; Adam or SGD): 2-4x one at a time on ``mnist1d-cnn``, 1.4-1.7x on
+``digits-cnn``, from P = 1 (``benchmarks/README.md``)."""
 CPU_STACK_MB = 64
 """Default memory budget of one stack on CPU (MiB): the stack's working set near the cache
 beats one large stack. 64 candidates, 50 steps, one thread, load ~12 (one run each): digits-cnn
@@ -122,6 +128,8 @@ def path_for(spec: ProxySpec, device: str | torch.device) -> TrainPath:
             return TrainPath.SEQUENTIAL if _unstackable(spec) else TrainPath.FUNC_STACK
         if mlp and batched_mlp.params(spec) <= CPU_MAX_MLP_PARAMS:
             return TrainPath.MLP_STACK
+        if spec.model in CPU_CONV_MODELS and _conv_plan(spec) is None:
+            return TrainPath.CONV_STACK
     except Exception:  # noqa: BLE001 - missing files: train_one reports them as a status
         pass
     return TrainPath.SEQUENTIAL
@@ -132,6 +140,19 @@ def _unstackable(spec: ProxySpec) -> str | None:
     ds = train.dataset_for(spec)
     return unstackable(models.build(spec.model, ds.input_shape, ds.num_classes, 0,
                                     **dict(spec.model_kw)))
+
+
+@functools.lru_cache(maxsize=256)
+def _conv_plan_cached(key: str, spec: ProxySpec) -> str | None:
+    ds = train.dataset_for(spec)
+    got = conv_plan(models.build(spec.model, ds.input_shape, ds.num_classes, 0,
+                                 **dict(spec.model_kw)))
+    return got if isinstance(got, str) else None
+
+
+def _conv_plan(spec: ProxySpec) -> str | None:
+    """Why the proxy's CNN cannot take the convolution stack (``conv.plan``), or None."""
+    return _conv_plan_cached(spec.key(), spec)
 
 
 def pays_off(spec: ProxySpec, n: int, device: str | torch.device) -> bool:
@@ -238,6 +259,7 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
         if not todo:
             return results
     mlp = spec.model == "mlp" and spec.optimizer == "adam"
+    conv = path_for(spec, dev) == TrainPath.CONV_STACK
     try:
         per = bytes_per_candidate(model, ds.x_train[:spec.batch_size], spec.optimizer)
         size = int((max_stack_mb or default_stack_mb(dev)) * 2 ** 20 // per)
@@ -250,8 +272,10 @@ def train_population(spec: ProxySpec, losses: list[Loss], seed: int, steps: int 
 
     def build(chunk: list[int]):
         cands = [losses[i] for i in chunk]
-        return MlpPopulation(spec, cands, seed, budget, dev, bf16) if mlp else \
-            FuncPopulation(spec, cands, seed, budget, dev, model, [scales[i] for i in chunk])
+        if mlp:
+            return MlpPopulation(spec, cands, seed, budget, dev, bf16)
+        stack = ConvPopulation if conv else FuncPopulation
+        return stack(spec, cands, seed, budget, dev, model, [scales[i] for i in chunk])
 
     for chunk, out in _chunks(todo, size, build):
         for i, r in zip(chunk, out):

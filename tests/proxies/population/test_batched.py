@@ -193,13 +193,14 @@ def test_path_rule_by_proxy_and_device_alone():
     assert batched.path_for(group, "cuda") == "func-stack"
     assert batched.path_for(batch_norm, "cuda") == "sequential"  # buffers: cannot stack
     assert batched.path_for(DIGITS, "cpu") == "mlp-stack" and batched.path_for(SYN, "cpu") == "mlp-stack"
-    assert batched.path_for(cnn, "cpu") == "sequential"  # conv stacks not measured to pay on CPU
+    assert batched.path_for(cnn, "cpu") == "conv-stack"  # the hand-written conv stack
+    assert batched.path_for(group, "cpu") == "sequential"  # torch.func stacks do not pay on CPU
     sgd = proxies.get("digits-mlp", optimizer="sgd", lr=0.1).spec
     assert batched.path_for(sgd, "cpu") == "sequential" and batched.path_for(sgd, "cuda") == "func-stack"
     wide = proxies.get("digits-mlp", model_kw={"hidden": (512, 512)}).spec
     assert batched.path_for(wide, "cpu") == "sequential" and batched.path_for(wide, "cuda") == "mlp-stack"
     for n in (1, 2, 64):  # n no longer decides
-        assert batched.pays_off(DIGITS, n, "cpu") and not batched.pays_off(cnn, n, "cpu")
+        assert batched.pays_off(DIGITS, n, "cpu") and not batched.pays_off(group, n, "cpu")
 
 
 def test_chunks_give_the_same_results(monkeypatch):

@@ -31,7 +31,7 @@ def _same(a, b) -> bool:
 
 @pytest.mark.parametrize("name, path, steps", [
     ("digits-mlp", "mlp-stack", 30),
-    pytest.param("mnist1d-cnn", "sequential", 10, marks=pytest.mark.slow)])
+    ("mnist1d-cnn", "conv-stack", 10)])
 def test_alone_beside_others_and_across_workers_agree(name, path, steps):
     proxy = proxies.get(name)
     assert proxies.path_for(proxy.spec, "cpu") == path
@@ -69,12 +69,16 @@ def test_mlp_stack_chunks_do_not_change_a_slot(one_torch_thread):
 
 def test_path_is_by_proxy_and_device_and_keys_the_cache():
     mlp, cnn = proxies.get("digits-mlp").spec, proxies.get("mnist1d-cnn").spec
-    assert proxies.path_for(cnn, "cpu") == "sequential"
-    assert proxies.pays_off(mlp, 1, "cpu") and not proxies.pays_off(cnn, 64, "cpu")
+    resnet = proxies.ProxySpec("digits-resnet", "digits", "resnet",
+                               (("widths", (8, 8, 8)), ("image_shape", (1, 8, 8))))
+    assert proxies.path_for(cnn, "cpu") == "conv-stack"
+    assert proxies.path_for(resnet, "cpu") == "sequential"
+    assert proxies.pays_off(mlp, 1, "cpu") and not proxies.pays_off(resnet, 64, "cpu")
     # Old CPU sequential keys are unchanged (old caches still hit); the others say path and
     # device kind.
-    assert proxies.result_key(cnn, "cpu") == cnn.key()
+    assert proxies.result_key(resnet, "cpu") == resnet.key()
     assert proxies.result_key(mlp, "cpu") == mlp.key() + "/mlp-stack-cpu"
+    assert proxies.result_key(cnn, "cpu") == cnn.key() + "/conv-stack-cpu"
     mixup = proxies.get("t-digits-mixup-mlp").spec
     assert proxies.path_for(mixup, "cpu") == "sequential"
     assert proxies.result_key(mixup, "cpu") == mixup.key()
