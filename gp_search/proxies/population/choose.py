@@ -3,12 +3,15 @@
 :func:`train_population` trains one copy of the proxy's model per candidate, all at once, with
 the same initial weights and batch order as the sequential
 :func:`gp_search.proxies.train.train_one` (common random numbers), each with its own loss, and
-scores each with ``spec.metric``. Two paths, same contract:
+scores each with ``spec.metric``. Three paths, same contract:
 
 * ``mlp`` models trained with Adam: the hand-written stack of
   :mod:`gp_search.proxies.population.mlp` (one flat buffer, GEMMs written out, fused Adam);
-* every other model and optimiser (``cnn1d``, ``cnn2d``, ``resnet``, dense models, a user's module;
-  Adam or SGD): :mod:`gp_search.proxies.population.func` (``torch.func.stack_module_state`` +
+* ``cnn1d`` and ``cnn2d`` on the CPU (Adam or SGD): the hand-written convolution stack of
+  :mod:`gp_search.proxies.population.conv` (im2col GEMMs, channels last, the first layer one
+  wide GEMM);
+* every other model and optimiser (``resnet``, dense models, a user's module; the CNNs on CUDA):
+  :mod:`gp_search.proxies.population.func` (``torch.func.stack_module_state`` +
   ``vmap(functional_call)``, autograd, ``torch.optim`` over the stacked tensors). A model with
   buffers (BatchNorm running statistics) cannot stack: it trains one candidate at a time and each
   result's message says why. So does a task with soft targets (``spec.mixup``): the stacks
@@ -31,12 +34,14 @@ together, so that a loss's result for a given (proxy, seed, budget, device) does
 its neighbours or on ``--jobs`` (``tests/proxies/population/test_neighbours.py``: bit for bit alone, beside others
 and split across workers). A population of one trains through the stack when that is the path.
 On CUDA: the stacks. On CPU, only where a stack was measured never slower than one at a time:
-MLPs of at most :data:`CPU_MAX_MLP_PARAMS` parameters trained with Adam take the hand-written
-stack (6-7x at P = 8-128, ``benchmarks/README.md``; 1.4-2.8x already at P = 1: digits-mlp and
-synthetic-mlp, NGL and CE, 3 seeds each, one thread, 300 steps); every other model trains
-sequentially on CPU (through ``gp-search evaluate`` the convolution stacks ran at only 1.00-1.32x
-one at a time, issue 21, and slower than that at small P; the ``torch.func`` MLP path for SGD at
-P = 1 is not measured to pay). :func:`result_key` puts the path, the device kind and TF32 into
+MLPs of at most :data:`CPU_MAX_MLP_PARAMS` parameters trained with Adam take the MLP stack (6-7x
+at P = 8-128, ``benchmarks/README.md``; 1.4-2.8x already at P = 1: digits-mlp and synthetic-mlp,
+NGL and CE, 3 seeds each, one thread, 300 steps); the :data:`CPU_CONV_MODELS` take the
+convolution stack (end to end through ``gp-search evaluate``, 16 losses x 2 seeds, one job:
+``benchmarks/bench_conv_paths.py``, figures in ``benchmarks/README.md``; already faster at P = 1);
+every other model trains sequentially on CPU (the ``torch.func`` stacks ran at 0.9-1.3x one at a
+time there: issue 21, ``bench_conv_paths.py --extra unet,user``; the ``torch.func`` MLP path for
+SGD at P = 1 is not measured to pay). :func:`result_key` puts the path, the device kind and TF32 into
 the cache key.
 """
 

