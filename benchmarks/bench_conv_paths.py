@@ -15,9 +15,11 @@ sequential training step of the proxy's model (forward and backward as ``train_o
 times the steps, plus the held-out forward passes. And the accuracy gap (population − one at a
 time) over every (loss, seed): mean with a 95 % t interval, and mean absolute gap.
 
-``--extra unet,user`` adds the same measurement for ``seg-digits-unet`` and for a user's model
-(a small CNN class written as a user would, not an ``nn.Sequential``, on the digits as an
-``.npz`` task: ``--task … --model bench_user_cnn:Net``), which train through ``torch.func``.
+``--extra unet,user,big`` adds the same measurement for ``seg-digits-unet`` and for a user's
+model (a small CNN class written as a user would, not an ``nn.Sequential``, on the digits as an
+``.npz`` task: ``--task … --model bench_user_cnn:Net``), which train through ``torch.func``, and
+(``big``) for ``cnn2d`` at Fashion-MNIST's shape (the digits resized to 28x28, batch 128, as an
+``.npz`` task), which takes the convolution stack; the extras train 100 steps unless ``--steps``.
 
 Usage:
     python benchmarks/bench_conv_paths.py [--proxies mnist1d-cnn,digits-cnn] [--losses 16]
@@ -27,6 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -166,7 +169,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=None, help="default: each proxy's budget")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--extra", default="", help="comma list of: unet, user")
+    ap.add_argument("--extra", default="", help="comma list of: unet, user, big")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     losses = candidates(args.losses, 0)
@@ -189,8 +192,29 @@ def main(argv=None) -> None:
         ds = train.dataset_for(spec)
         model = models.build(spec.model, ds.input_shape, ds.num_classes, 0,
                              **dict(spec.model_kw))
-        rows.append(measure(name, ["--proxy", name, *common], spec, model, ds,
-                            len(losses) * args.seeds, args, env, peak))
+        cli = ["--proxy", name, *common]
+        if spec.model == "unet" and not args.steps:  # an extra: 100 steps
+            spec = dataclasses.replace(spec, steps=100)
+            cli += ["--steps", "100"]
+        rows.append(measure(name, cli, spec, model, ds, len(losses) * args.seeds, args, env,
+                            peak))
+    if "big" in args.extra:  # cnn2d at Fashion-MNIST's shape: the digits resized to 28x28
+        with tempfile.TemporaryDirectory() as tmp:
+            ds = train.dataset_for(proxies.get("digits-cnn").spec)
+            big = {k: torch.nn.functional.interpolate(getattr(ds, k).reshape(-1, 1, 8, 8),
+                                                      size=(28, 28), mode="bilinear").numpy()
+                   for k in ("x_train", "x_test")}
+            np.savez(Path(tmp) / "digits28.npz", **big, y_train=ds.y_train.numpy(),
+                     y_test=ds.y_test.numpy())
+            steps = args.steps or 100
+            cli = ["--task", str(Path(tmp) / "digits28.npz"), "--model", "cnn2d",
+                   "--batch-size", "128", *common] + ([] if args.steps else ["--steps", str(steps)])
+            spec = proxies.get("fashion-mnist-cnn").spec
+            model = models.build("cnn2d", (1, 28, 28), 10, 0)
+            big_ds = dataclasses.replace(ds, x_train=torch.from_numpy(big["x_train"]),
+                                         x_test=torch.from_numpy(big["x_test"]))
+            rows.append(measure("digits28-cnn2d", cli, dataclasses.replace(spec, steps=steps),
+                                model, big_ds, len(losses) * args.seeds, args, env, peak))
     if "user" in args.extra:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "bench_user_cnn.py").write_text(USER_CNN)
@@ -202,12 +226,12 @@ def main(argv=None) -> None:
             sys.path.insert(0, tmp)
             from bench_user_cnn import Net
             spec = proxies.get("digits-cnn").spec
-            steps = args.steps or 500
+            steps = args.steps or 100
             cli = ["--task", str(Path(tmp) / "digits.npz"), "--model", "bench_user_cnn:Net",
                    "--lr", "2e-3", *common] + ([] if args.steps else ["--steps", str(steps)])
             model = Net(ds.input_shape, ds.num_classes)
-            rows.append(measure("user-cnn", cli, spec, model, ds, len(losses) * args.seeds,
-                                args, user_env, peak))
+            rows.append(measure("user-cnn", cli, dataclasses.replace(spec, steps=steps), model,
+                                ds, len(losses) * args.seeds, args, user_env, peak))
     if args.json:
         Path(args.json).write_text(json.dumps({"peak_gflops": peak, "argv": sys.argv[1:],
                                                "rows": rows}, indent=1))

@@ -9,7 +9,8 @@ random ``paper`` trees that depend on ``y_pred``, fixed seed), seed and ``--step
 * one at a time: ``gp_search.proxies.train.train_one`` on ``--n-seq`` of them, in turn;
 * as a population: ``gp_search.proxies.population.choose.train_population`` on the first P of them,
   for each P in ``--sizes`` (default 8, 32, 128), with the path it picks (the hand-written MLP stack
-  for ``mlp``, ``torch.func`` for the others) and its default memory budget.
+  for ``mlp``, the convolution stack for ``cnn1d``/``cnn2d`` on CPU, ``torch.func`` for the others)
+  and its default memory budget.
 
 Both include the held-out scoring (what an evaluation costs). Every measurement is warmed up
 first (a short run of the same path), and ``--repeat`` rounds visit them all in turn (best round

@@ -58,7 +58,8 @@ from gp_search.lang import Loss, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import mlp as batched_mlp
 from gp_search.proxies.spec import EvalResult, ProxySpec, TrainPath
-from gp_search.proxies.population.conv import ConvPopulation, plan as conv_plan
+from gp_search.proxies.population.conv import ConvPopulation
+from gp_search.proxies.population.conv_layers import plan as conv_plan
 from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate, unstackable
 from gp_search.proxies.population.mlp import MlpPopulation
 from gp_search.proxies.population.loop import CHECK_EVERY, run

@@ -14,7 +14,8 @@ from gp_search.lang.expr import parse
 from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import choose as batched
-from gp_search.proxies.population.conv import ConvPopulation, plan
+from gp_search.proxies.population.conv import ConvPopulation
+from gp_search.proxies.population.conv_layers import plan
 from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.train import dataset_for, train_one
 
