@@ -58,6 +58,7 @@ from gp_search.lang import REFERENCE, parse
 from gp_search.lang.losses import from_expr
 from gp_search.proxies import models, train
 from gp_search.proxies.population import choose as batched
+from gp_search.proxies.population.conv import ConvPopulation
 from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate
 from gp_search.proxies.population.mlp import MlpPopulation
 
@@ -102,7 +103,7 @@ class Probe:
         self.device, self.scoring, self.chunks, self._saved = device, 0.0, 0, []
 
     def __enter__(self):
-        for cls in (MlpPopulation, FuncPopulation):
+        for cls in (MlpPopulation, ConvPopulation, FuncPopulation):
             self._wrap(cls, "scores", self._timed)
             self._wrap(cls, "__init__", self._counted)
         return self

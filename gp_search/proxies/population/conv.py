@@ -35,7 +35,6 @@ on the others in its stack (``tests/proxies/population/test_neighbours.py``).
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
@@ -43,20 +42,18 @@ from gp_search.proxies import metrics, train
 from gp_search.proxies.spec import TrainPath
 from gp_search.proxies.population.conv_layers import (from_nchw, pair, plan, stack_weight, to_nchw,
                                                       torch_weight)
-from gp_search.proxies.population.loop import fn_grad
-from gp_search.proxies.population.mlp import adam_step, flat
-from gp_search.proxies.population.programs import LossProgram
+from gp_search.proxies.population.loop import begin, fn_grad
+from gp_search.proxies.population.mlp import FlatStack, adam_step, flat
 
-class ConvPopulation:
+class ConvPopulation(FlatStack):
     """The stacked state of one convolution-stack training: flat parameters, optimiser state,
     histories, buffers. Args as :class:`~gp_search.proxies.population.func.FuncPopulation`."""
 
     path = TrainPath.CONV_STACK
+    first_weight_dim = 1  # the first layer's kernels lie side by side: (K, n, C_out)
 
     def __init__(self, spec, losses, seed, budget, dev, model, scales=None):
-        self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev
-        self.start = time.perf_counter()
-        self.ds = ds = train.dataset_for(spec, dev)
+        begin(self, spec, losses, seed, budget, dev, scales)
         layers = plan(model)
         if isinstance(layers, str):
             raise ValueError(layers)
@@ -77,17 +74,9 @@ class ConvPopulation:
             parts.append(b.expand(n, -1))
             self.wshapes.append(tuple(w.shape))
         init = flat(parts)
-        self.alive = torch.arange(n)
         self._set_state(init, torch.zeros_like(init), torch.zeros_like(init))
         self.step_t = torch.zeros((), dtype=torch.float32, device=dev)
-        self.lam = torch.tensor([loss.l2 for loss in losses], dtype=torch.float32, device=dev)
-        self.scale = torch.tensor(scales if scales is not None else [1.0] * n,
-                                  dtype=torch.float32, device=dev)
-        self.loss_hist = torch.full((budget, n), math.nan, dtype=torch.float32, device=dev)
-        self.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
-        self.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
-        self.y = ds.y_train.index_select(0, self.batches.flatten()).view(budget, -1)
-        self.t = torch.nn.functional.one_hot(self.y, ds.num_classes).float()  # (steps, B, C)
+        self.t = torch.nn.functional.one_hot(self.y, self.ds.num_classes).float()  # (steps, B, C)
         self._bufs: dict = {}
         self._compile()
 
@@ -102,41 +91,6 @@ class ConvPopulation:
             bs.append(buf[off:off + n * o].view(n, o))
             off += n * o
         return ws, bs
-
-    def _set_state(self, theta, m, v):
-        self.theta, self.m, self.v = theta, m, v
-        self.grad = torch.zeros_like(theta)
-        self.n = len(self.alive)
-        self.W, self.b = self._views(theta, self.n)
-        self.gW, self.gb = self._views(self.grad, self.n)
-        self._bufs = {}
-
-    def keep(self, keep: torch.Tensor) -> None:
-        """Drop every slot not in ``keep`` (slot indices) from the stacked state."""
-        idx = keep.to(self.dev)
-        parts = []
-        for buf in (self.theta, self.m, self.v):
-            ws, bs = self._views(buf, self.n)
-            parts.append(flat([t.index_select(1 if i == 0 else 0, idx) if j == 0 else
-                               t.index_select(0, idx)
-                               for i, pair in enumerate(zip(ws, bs)) for j, t in enumerate(pair)]))
-        self.alive = self.alive[keep]
-        self.lam, self.scale = self.lam.index_select(0, idx), self.scale.index_select(0, idx)
-        self._set_state(*parts)
-        self._compile()
-
-    def _compile(self) -> None:
-        """Split the live slots into the expression program and per-candidate reference fns."""
-        cands = [self.losses[int(c)] for c in self.alive]
-        expr_slots = [s for s, loss in enumerate(cands) if loss.expr is not None]
-        self.fn_slots = [s for s, loss in enumerate(cands) if loss.expr is None]
-        self.program = LossProgram([cands[s].expr for s in expr_slots], self.dev) \
-            if expr_slots else None
-        self.expr_idx = None if len(expr_slots) == self.n else \
-            torch.tensor(expr_slots, dtype=torch.long, device=self.dev)
-        self.l2_slots = torch.nonzero(self.lam > 0).flatten()
-        self.scaled = bool((self.scale != 1).any())
-        self.hist_cols = self.alive.to(self.dev)
 
     def _buf(self, name: str, shape: tuple, keep: bool) -> torch.Tensor:
         """A buffer kept across training steps (``keep``), else a fresh one; padding buffers are

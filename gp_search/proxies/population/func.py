@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 
 import torch
 
 from gp_search.proxies import metrics, train
 from gp_search.proxies.spec import TrainPath
-from gp_search.proxies.population.programs import LossProgram
-from gp_search.proxies.population.loop import fn_grad
+from gp_search.proxies.population.programs import split
+from gp_search.proxies.population.loop import begin, fn_grad
 
 
 def unstackable(model: torch.nn.Module) -> str | None:
@@ -103,25 +102,14 @@ class FuncPopulation:
     path = TrainPath.FUNC_STACK
 
     def __init__(self, spec, losses, seed, budget, dev, model, scales=None):
-        self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev
-        self.start = time.perf_counter()
-        self.ds = ds = train.dataset_for(spec, dev)
-        n = len(losses)
+        begin(self, spec, losses, seed, budget, dev, scales)
+        ds = self.ds
         model = model.to(dev)
         self.skeleton = copy.deepcopy(model).to("meta")
         self.weights = {name for name, p in model.named_parameters() if p.dim() > 1}
-        params, _ = torch.func.stack_module_state([model] * n)
+        params, _ = torch.func.stack_module_state([model] * len(losses))
         self.forward = torch.func.vmap(self._call, in_dims=(0, None))
-        self.alive = torch.arange(n)  # stack slot -> candidate index
         self._set(params, {})
-        self.lam = torch.tensor([loss.l2 for loss in losses], dtype=torch.float32, device=dev)
-        self.scale = torch.tensor(scales if scales is not None else [1.0] * n,
-                                  dtype=torch.float32, device=dev)
-        self.loss_hist = torch.full((budget, n), math.nan, dtype=torch.float32, device=dev)
-        self.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
-        self.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
-        self.y = ds.y_train.index_select(0, self.batches.flatten()).view(
-            budget, spec.batch_size, *ds.y_train.shape[1:])
         # One-hot targets of every step, classes first like the program's (P, C, B) stack; only
         # class labels (not dense ones) go through the program.
         self.t = None if self.y.dim() != 2 else \
@@ -159,12 +147,8 @@ class FuncPopulation:
 
     def _compile(self) -> None:
         """Split the live slots into the expression program and per-candidate ``loss.fn`` calls."""
-        cands = [self.losses[int(c)] for c in self.alive]
-        expr = [s for s, c in enumerate(cands) if c.expr is not None] if self.t is not None else []
-        self.fn_slots = [s for s in range(self.n) if s not in set(expr)]
-        self.program = LossProgram([cands[s].expr for s in expr], self.dev) if expr else None
-        self.expr_idx = None if len(expr) == self.n else \
-            torch.tensor(expr, dtype=torch.long, device=self.dev)
+        self.program, self.expr_idx, self.fn_slots = split(
+            [self.losses[int(c)] for c in self.alive], self.dev, exprs=self.t is not None)
         self.l2 = bool((self.lam > 0).any())
         self.sgd_scaled = bool((self.scale != 1).any())
         self.hist_cols = self.alive.to(self.dev)

@@ -64,6 +64,25 @@ class Population(Protocol):
         (``train.slot_scores``)."""
 
 
+def begin(pop, spec: ProxySpec, losses: list, seed: int, budget: int, dev, scales=None) -> None:
+    """Give a new population what every one holds: its arguments, its clock and data, all slots
+    alive, each candidate's ``lam`` (``loss.l2``) and SGD ``scale`` (default 1), empty loss and
+    gradient histories, the seed's batch order and each step's class ids ``y (steps, B, …)``."""
+    pop.spec, pop.losses, pop.seed, pop.budget, pop.dev = spec, losses, seed, budget, dev
+    pop.start = time.perf_counter()
+    pop.ds = ds = train.dataset_for(spec, dev)
+    n = len(losses)
+    pop.alive = torch.arange(n)  # stack slot -> candidate index
+    pop.lam = torch.tensor([loss.l2 for loss in losses], dtype=torch.float32, device=dev)
+    pop.scale = torch.tensor(scales if scales is not None else [1.0] * n, dtype=torch.float32,
+                             device=dev)
+    pop.loss_hist = torch.full((budget, n), math.nan, dtype=torch.float32, device=dev)
+    pop.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
+    pop.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
+    pop.y = ds.y_train.index_select(0, pop.batches.flatten()).view(
+        budget, spec.batch_size, *ds.y_train.shape[1:])
+
+
 def fn_grad(loss, logits: torch.Tensor, y: torch.Tensor):
     """Value and logit gradient of one candidate's ``loss.fn`` on its slice, by autograd.
 

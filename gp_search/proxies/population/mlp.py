@@ -61,14 +61,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import torch
 
 from gp_search.proxies import metrics, models, train
 from gp_search.proxies.spec import ProxySpec, TrainPath
-from gp_search.proxies.population.programs import LossProgram
-from gp_search.proxies.population.loop import fn_grad
+from gp_search.proxies.population.programs import split
+from gp_search.proxies.population.loop import begin, fn_grad
 
 CPU_MAX_STACK = 1 << 20
 """Stacked parameters per chunk on CPU (1 Mi floats: 16 MiB with the gradient and Adam's moments,
@@ -110,16 +109,52 @@ def adam_step(theta, grad, m, v, step_t: torch.Tensor, lr: float) -> None:
                        weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
 
 
-class MlpPopulation:
+class FlatStack:
+    """What the hand-written stacks share: parameters, gradients and optimiser moments in flat
+    buffers viewed per layer (``_views``, with the candidates along dimension 0 of every view but
+    the first weight's, which lies along :attr:`first_weight_dim`), slots dropped by ``keep``, and
+    the live slots' losses split between the program and ``loss.fn`` (``_compile``)."""
+
+    first_weight_dim = 0
+
+    def _set_state(self, theta, m, v):
+        self.theta, self.m, self.v = theta, m, v
+        self.grad = torch.zeros_like(theta)  # the padding's gradient stays 0 (so does its Adam)
+        self.n = len(self.alive)
+        self.W, self.b = self._views(theta, self.n)
+        self.gW, self.gb = self._views(self.grad, self.n)
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Drop every slot not in ``keep`` (slot indices) from the stacked state."""
+        idx = keep.to(self.dev)
+        parts = []
+        for buf in (self.theta, self.m, self.v):
+            ws, bs = self._views(buf, self.n)
+            views = [t for pair in zip(ws, bs) for t in pair]  # W_0, b_0, W_1, b_1, …
+            parts.append(flat([t.index_select(self.first_weight_dim if k == 0 else 0, idx)
+                               for k, t in enumerate(views)]))
+        self.alive = self.alive[keep]
+        self.lam, self.scale = self.lam.index_select(0, idx), self.scale.index_select(0, idx)
+        self._set_state(*parts)
+        self._compile()
+
+    def _compile(self) -> None:
+        """Split the live slots into the expression program and per-candidate reference fns."""
+        self.program, self.expr_idx, self.fn_slots = split(
+            [self.losses[int(c)] for c in self.alive], self.dev)
+        self.l2_slots = torch.nonzero(self.lam > 0).flatten()
+        self.scaled = bool((self.scale != 1).any())
+        self.hist_cols = self.alive.to(self.dev)
+
+
+class MlpPopulation(FlatStack):
     """The stacked state of one batched training: flat parameters, Adam moments, histories."""
 
     path = TrainPath.MLP_STACK
 
     def __init__(self, spec, losses, seed, budget, dev, bf16):
-        self.spec, self.losses, self.seed, self.budget, self.dev = spec, losses, seed, budget, dev
-        self.bf16 = bf16
-        self.start = time.perf_counter()
-        self.ds = ds = train.dataset_for(spec, dev)
+        begin(self, spec, losses, seed, budget, dev)
+        self.bf16, ds = bf16, self.ds
         self.shapes = layer_shapes(spec, ds)
         model = models.build(spec.model, ds.input_shape, ds.num_classes, seed,
                              **dict(spec.model_kw))
@@ -129,15 +164,9 @@ class MlpPopulation:
         n = len(losses)
         init = flat([t.detach().reshape(1, -1).expand(n, -1)
                      for m in linear for t in (m.weight, m.bias)]).to(dev)
-        self.alive = torch.arange(n)           # stack slot -> candidate index
         self._set_state(init, torch.zeros_like(init), torch.zeros_like(init))
         self.step_t = torch.zeros((), dtype=torch.float32, device=dev)
-        self.lam = torch.tensor([loss.l2 for loss in losses], dtype=torch.float32, device=dev)
-        self.loss_hist = torch.full((budget, n), math.nan, dtype=torch.float32, device=dev)
-        self.grad_hist = torch.zeros((budget, n), dtype=torch.float32, device=dev)
-        self.batches = train.batch_indices(ds.n_train, spec.batch_size, budget, seed).to(dev)
         self.x = ds.x_train.reshape(ds.n_train, -1)
-        self.y = ds.y_train.index_select(0, self.batches.flatten()).view(budget, -1)
         # One-hot targets of every step, made once, transposed like the logits: (steps, C, B).
         self.t = torch.nn.functional.one_hot(self.y, ds.num_classes).transpose(1, 2).float()
         self._bufs: dict = {}
@@ -153,37 +182,6 @@ class MlpPopulation:
             bs.append(buf[off:off + n * fan_out].view(n, fan_out))
             off += n * fan_out
         return ws, bs
-
-    def _set_state(self, theta, m, v):
-        self.theta, self.m, self.v = theta, m, v
-        self.grad = torch.zeros_like(theta)  # the padding's gradient stays 0 (so does its Adam)
-        self.n = len(self.alive)
-        self.W, self.b = self._views(theta, self.n)
-        self.gW, self.gb = self._views(self.grad, self.n)
-
-    def keep(self, keep: torch.Tensor) -> None:
-        """Drop every slot not in ``keep`` (slot indices) from the stacked state."""
-        idx = keep.to(self.dev)
-        parts = []
-        for buf in (self.theta, self.m, self.v):
-            ws, bs = self._views(buf, self.n)
-            parts.append(flat([t.index_select(0, idx) for pair in zip(ws, bs) for t in pair]))
-        self.alive = self.alive[keep]
-        self.lam = self.lam.index_select(0, idx)
-        self._set_state(*parts)
-        self._compile()
-
-    def _compile(self) -> None:
-        """Split the live slots into the expression program and per-candidate reference fns."""
-        cands = [self.losses[int(c)] for c in self.alive]
-        expr_slots = [s for s, loss in enumerate(cands) if loss.expr is not None]
-        self.fn_slots = [s for s, loss in enumerate(cands) if loss.expr is None]
-        self.program = LossProgram([cands[s].expr for s in expr_slots], self.dev) \
-            if expr_slots else None
-        self.expr_idx = None if len(expr_slots) == self.n else \
-            torch.tensor(expr_slots, dtype=torch.long, device=self.dev)
-        self.l2_slots = torch.nonzero(self.lam > 0).flatten()
-        self.hist_cols = self.alive.to(self.dev)
 
     # -- one step ----------------------------------------------------------------------------------
     def _mm(self, fn, *args, out=None, **kw):

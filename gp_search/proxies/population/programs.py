@@ -336,3 +336,25 @@ class LossProgram:
         # Stays (GPU review 4): on CUDA index_add_ with repeated owners adds atomically, in no
         # fixed order; CUDA results are promised to rounding, not bit for bit (README).
         return dp.zero_().index_add_(0, self._p_owner, G[:self._n_p])
+
+
+def split(cands: Sequence, device, exprs: bool = True) -> tuple[LossProgram | None,
+                                                                  torch.Tensor | None, list[int]]:
+    """A population's live candidates (``Loss`` objects, by slot) split into one program for
+    those with an expression and per-slot ``loss.fn`` calls for the rest.
+
+    Args:
+        cands: the live candidates, by stack slot.
+        device: where the program runs.
+        exprs: False puts every slot on ``loss.fn`` (targets the program cannot take).
+
+    Returns:
+        ``(program or None, expression slots as an int64 tensor or None when every slot has
+        one, slots that call loss.fn)``.
+    """
+    expr = [s for s, c in enumerate(cands) if c.expr is not None] if exprs else []
+    fn_slots = [s for s in range(len(cands)) if s not in set(expr)]
+    program = LossProgram([cands[s].expr for s in expr], device) if expr else None
+    expr_idx = None if len(expr) == len(cands) else torch.tensor(expr, dtype=torch.long,
+                                                                  device=device)
+    return program, expr_idx, fn_slots

@@ -1,11 +1,34 @@
-"""Shared checks of the population paths (the MLP stack and the torch.func stack)."""
+"""Shared checks of the population paths (the MLP stack, the convolution stack and the
+torch.func stack), and the losses they are checked with."""
+
+import dataclasses
 
 import torch
 
-from gp_search.lang.losses import loss_scale
+from gp_search.lang.expr import parse
+from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
 from gp_search.proxies import models, train
 from gp_search.proxies.population import choose as batched
 from gp_search.proxies.train import batch_indices, dataset_for, train_one
+
+LOSSES = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["focal"], REFERENCE["ce_l2"],
+          from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))")),
+          from_expr(parse("neg(mul(y_real, plog(add(y_pred, 0.01))))"))]
+BAD = from_expr(parse("sub(1, exp(mul(y_pred, 200)))"))  # exp(200 p) overflows after 2 steps
+
+
+def sgd(spec):
+    """``spec`` trained with SGD at ``train.SGD_LR``."""
+    return dataclasses.replace(spec, optimizer="sgd", lr=train.SGD_LR)
+
+
+def built(stack, spec, losses, seed, steps):
+    """A population of class ``stack`` (``ConvPopulation``, ``FuncPopulation``) built as
+    ``train_population`` builds it, to step by hand."""
+    ds = dataset_for(spec)
+    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
+    scales = [loss_scale(c) for c in losses] if spec.optimizer == "sgd" else None
+    return stack(spec, losses, seed, steps, torch.device("cpu"), model, scales)
 
 
 def assert_nan_isolated(spec, good, bad, population, steps):

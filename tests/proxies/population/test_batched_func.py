@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
-from population_checks import assert_nan_isolated, sequential_reference
+from population_checks import (BAD, LOSSES, assert_nan_isolated, built, sequential_reference,
+                               sgd)
 
 from gp_search import proxies
 from gp_search.lang.expr import parse
-from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
-from gp_search.proxies import models, train
+from gp_search.lang.losses import REFERENCE, from_expr
+from gp_search.proxies import models
 from gp_search.proxies.population import choose as batched
 from gp_search.proxies.spec import ProxySpec
 from gp_search.proxies.population.func import FuncPopulation, bytes_per_candidate, unstackable
@@ -25,24 +26,13 @@ KINDS = {
     "cnn2d": proxies.get("digits-cnn", steps=5, batch_size=32).spec,
     "resnet": RESNET,
 }
-LOSSES = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["focal"], REFERENCE["ce_l2"],
-          from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))")),
-          from_expr(parse("neg(mul(y_real, plog(add(y_pred, 0.01))))"))]
-BAD = from_expr(parse("sub(1, exp(mul(y_pred, 200)))"))  # exp(200 p) overflows after 2 steps
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _sgd(spec):
-    return dataclasses.replace(spec, optimizer="sgd", lr=train.SGD_LR)
-
-
 def _population(spec, losses, seed, steps):
-    ds = dataset_for(spec)
-    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
-    scales = [loss_scale(c) for c in losses] if spec.optimizer == "sgd" else None
-    return FuncPopulation(spec, losses, seed, steps, torch.device("cpu"), model, scales)
+    return built(FuncPopulation, spec, losses, seed, steps)
 
 
 def _compared(spec, losses, steps):
@@ -73,7 +63,7 @@ def test_parameters_and_losses_equal_sequential_after_4_steps(kind, optimizer):
     reaches) moves by up to ±lr whichever way the noise points, in any two implementations
     (here a grouped conv against a plain one); for Adam the losses of every step agree to 1e-5,
     the gradients of the first step to 1e-5 of their scale, and 99.5 % of the parameters to 1e-5."""
-    spec = KINDS[kind] if optimizer == "adam" else _sgd(KINDS[kind])
+    spec = KINDS[kind] if optimizer == "adam" else sgd(KINDS[kind])
     for loss, diffs in zip(LOSSES, _compared(spec, LOSSES, 4)):
         if optimizer == "sgd":
             assert diffs.max() <= 1e-5, (kind, loss.name)
@@ -139,7 +129,7 @@ def test_a_batchnorm_model_trains_one_at_a_time_and_says_why():
 
 
 def test_sgd_rejects_a_loss_without_a_scale_as_train_one_does():
-    spec = dataclasses.replace(_sgd(KINDS["mlp"]), steps=20)
+    spec = dataclasses.replace(sgd(KINDS["mlp"]), steps=20)
     flat = from_expr(parse("mul(y_pred, 0.0001)"))  # no usable scale, or refused before
     losses = [REFERENCE["ce"], flat, REFERENCE["ngl"]]
     got = batched.train_population(spec, losses, seed=0)

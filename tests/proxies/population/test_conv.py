@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 from torch import nn
-from population_checks import assert_nan_isolated, sequential_reference
+from population_checks import (BAD, LOSSES, assert_nan_isolated, built, sequential_reference,
+                               sgd)
 
 from gp_search import proxies
 from gp_search.lang.expr import parse
-from gp_search.lang.losses import REFERENCE, from_expr, loss_scale
-from gp_search.proxies import models, train
+from gp_search.lang.losses import from_expr
+from gp_search.proxies import models
 from gp_search.proxies.population import choose as batched
 from gp_search.proxies.population.conv import ConvPopulation
 from gp_search.proxies.population.conv_layers import plan
@@ -27,23 +28,12 @@ KINDS = {
                            (("image_shape", (1, 8, 8)), ("channels", (6, 10))), steps=5,
                            batch_size=16),
 }
-LOSSES = [REFERENCE["ngl"], REFERENCE["ce"], REFERENCE["focal"], REFERENCE["ce_l2"],
-          from_expr(parse("mul(sub(y_pred, y_real), sub(y_pred, y_real))")),
-          from_expr(parse("neg(mul(y_real, plog(add(y_pred, 0.01))))"))]
-BAD = from_expr(parse("sub(1, exp(mul(y_pred, 200)))"))  # exp(200 p) overflows after 2 steps
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _sgd(spec):
-    return dataclasses.replace(spec, optimizer="sgd", lr=train.SGD_LR)
-
-
 def _population(spec, losses, seed, steps):
-    ds = dataset_for(spec)
-    model = models.build(spec.model, ds.input_shape, ds.num_classes, seed, **dict(spec.model_kw))
-    scales = [loss_scale(c) for c in losses] if spec.optimizer == "sgd" else None
-    return ConvPopulation(spec, losses, seed, steps, torch.device("cpu"), model, scales)
+    return built(ConvPopulation, spec, losses, seed, steps)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -53,7 +43,7 @@ def test_parameters_and_losses_equal_sequential_after_4_steps(kind, optimizer):
     optimisers); SGD: every parameter within 1e-5. Adam: 99.5 % of the parameters within 1e-5
     and none beyond 2·lr per step (an entry whose gradient is rounding noise moves by ±lr whichever
     way the noise points, in any two implementations: test_batched_func.py says more)."""
-    spec = KINDS[kind] if optimizer == "adam" else _sgd(KINDS[kind])
+    spec = KINDS[kind] if optimizer == "adam" else sgd(KINDS[kind])
     steps = 4
     pop = _population(spec, LOSSES, 0, steps)
     pop.step(0)
