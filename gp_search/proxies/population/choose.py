@@ -117,12 +117,14 @@ def path_for(spec: ProxySpec, device: str | torch.device) -> TrainPath:
         cannot stack (buffers, or data that cannot load: ``train_one`` reports it); on CUDA
         :attr:`TrainPath.MLP_STACK` for an MLP trained with Adam, else
         :attr:`TrainPath.FUNC_STACK`; on CPU the MLP stack for an MLP trained with Adam of at most
-        :data:`CPU_MAX_MLP_PARAMS` parameters, else sequential (module docstring).
+        :data:`CPU_MAX_MLP_PARAMS` parameters, the convolution stack for the
+        :data:`CPU_CONV_MODELS` that :func:`~gp_search.proxies.population.conv_layers.plan`
+        reads, else sequential (module docstring).
 
     Example:
         >>> from gp_search.proxies import get
         >>> str(path_for(get("digits-mlp").spec, "cpu")), str(path_for(get("digits-cnn").spec, "cpu"))
-        ('mlp-stack', 'sequential')
+        ('mlp-stack', 'conv-stack')
     """
     if spec.mixup:  # soft targets, trained by train_one (MIXUP_ALONE)
         return TrainPath.SEQUENTIAL
