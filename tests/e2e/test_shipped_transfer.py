@@ -5,6 +5,8 @@ import csv
 import json
 import shlex
 
+import pytest
+
 from conftest import ROOT
 
 from gp_search.analysis.transfer import read_loss
@@ -25,6 +27,28 @@ def test_the_shipped_best_is_the_stage_choice_and_below_ce_on_no_task():
     assert len(rows) == 10  # every task of the held-out suite, CI of the change vs CE not below 0
     assert all(float(r["diff_ci_high"]) >= 0 for r in rows)
     assert {r["task"] for r in rows} >= {"t-digits-mlp-sgd", "t-mnist1d-cnn-sgd"}
+
+
+@pytest.mark.parametrize("run", sorted(p.name for p in SHIPPED.glob("paper-nested-s*")))
+def test_the_nested_runs_ship_the_selection_suites_choice_with_its_report(run):
+    """The paper preset under the nested protocol (issue 20): best.py is the loss the selection
+    suite picked; its stated figures are the report suite's table (used for no choice); a pick
+    below CE on a report task says so in best.py."""
+    run = SHIPPED / run
+    choice = json.loads((run / "transfer" / "choice.json").read_text())
+    assert (choice["selection_suite"], choice["suite"]) == ("transfer-select", "transfer-report")
+    best = read_loss(str(run / "best.py"))
+    assert parse(best.spec).canonical == parse(choice["prefix"]).canonical
+    label = f"hof-{choice['hof_rank']}"
+    rows = [r for r in csv.DictReader(open(run / "transfer" / "report" / "transfer.csv"))
+            if r["loss"] == label]
+    assert len(rows) == 7
+    below = sum(float(r["diff_ci_high"]) < 0 for r in rows)
+    assert below == choice["tasks_worse"]
+    assert ("WARNING" in (run / "best.py").read_text()) == (below > 0)
+    picked = [r for r in csv.DictReader(open(run / "transfer" / "transfer.csv"))
+              if r["loss"] == label]
+    assert {r["task"] for r in picked}.isdisjoint({r["task"] for r in rows})
 
 
 def test_regenerate_commands_parse():
