@@ -55,7 +55,7 @@ BEHAVIOUR_MIN_ACCURACY = 0.8
 TAIL_RATIO, TAIL_STEPS, TAIL_MIN_SHARE = 20.0, 100, 0.33
 """The hard-examples check (:func:`hard_examples`): frequencies falling 20:1 (the long-tailed
 held-out task's), 100 Adam steps, and the share of its frequency every class must keep (CE
-keeps 0.97, NGL 0.71, the shipped paper best 0.67; ``exp(-c*y_pred*y_real*cos(y_real))``
+keeps 0.97, NGL 0.71, issue 15's paper best 0.67; ``exp(-c*y_pred*y_real*cos(y_real))``
 0.02-0.11 for c = 4.9 ... 13.4)."""
 
 

@@ -24,7 +24,7 @@ def test_useful_losses_pass(text):
 
 @pytest.mark.parametrize("name", ["ce", "ngl", "label_smoothing", "focal"])
 def test_reference_losses_keep_the_rare_classes(name):
-    """The torch losses themselves (with their log), not trees; and the shipped paper best."""
+    """The torch losses themselves (with their log), not trees; and issue 15's paper best."""
     assert hard_examples(REFERENCE[name].fn).passed and hard_examples(parse(PAPER_BEST)).passed
 
 
