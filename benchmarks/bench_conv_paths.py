@@ -181,7 +181,7 @@ def main(argv=None) -> None:
           f"{os.cpu_count()} CPUs, torch {torch.__version__}; one-thread fp32 mm peak "
           f"{peak:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}", flush=True)
     common = ["--seeds", str(args.seeds), "--jobs", "1", "--device", "cpu"]
-    common += [a for loss in losses for a in ("--loss=" + loss,)]
+    common += [f"--loss={loss}" for loss in losses]
     if args.steps:
         common += ["--steps", str(args.steps)]
     rows = []

@@ -43,7 +43,7 @@ from gp_search.proxies.spec import TrainPath
 from gp_search.proxies.population.conv_layers import (from_nchw, pair, plan, stack_weight, to_nchw,
                                                       torch_weight)
 from gp_search.proxies.population.loop import begin, fn_grad
-from gp_search.proxies.population.mlp import FlatStack, adam_step, flat
+from gp_search.proxies.population.mlp import FlatStack, flat
 
 class ConvPopulation(FlatStack):
     """The stacked state of one convolution-stack training: flat parameters, optimiser state,
@@ -253,23 +253,8 @@ class ConvPopulation(FlatStack):
             value, g = value * self.scale, g * self.scale.view(-1, 1, 1)
         self.grad_hist[step].index_copy_(0, self.hist_cols, g.sum((1, 2)))
         self._backward(g, saved)
-        if len(self.l2_slots):  # λ/2·Σ‖W‖² on the weights, for the slots that ask
-            value = value.clone()
-            lam = self.lam.index_select(0, self.l2_slots)
-            for i, (w, gw) in enumerate(zip(self.W, self.gW)):
-                dim = 1 if i == 0 else 0
-                ws = w.index_select(dim, self.l2_slots)
-                value.index_add_(0, self.l2_slots, lam / 2 * ws.square().sum(
-                    (0, 2) if i == 0 else (1, 2)))
-                gw.index_add_(dim, self.l2_slots, ws * (lam.view(1, -1, 1) if i == 0 else
-                                                        lam.view(-1, 1, 1)))
-        self.loss_hist[step].index_copy_(0, self.hist_cols, value)
-        if self.spec.optimizer == "sgd":
-            self.m.mul_(train.SGD_MOMENTUM).add_(self.grad)
-            self.theta.sub_(self.m, alpha=self.spec.lr)
-        else:
-            self.step_t += 1
-            adam_step(self.theta, self.grad, self.m, self.v, self.step_t, self.spec.lr)
+        self.loss_hist[step].index_copy_(0, self.hist_cols, self._l2(value))
+        self._update()
 
     # -- checks, evaluation ------------------------------------------------------------------------
     def param_max(self) -> torch.Tensor:

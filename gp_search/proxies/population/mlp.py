@@ -138,6 +138,31 @@ class FlatStack:
         self._set_state(*parts)
         self._compile()
 
+    def _l2(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` plus ``λ/2·Σ‖W‖²`` for the slots whose loss asks (``loss.l2``), whose
+        weight gradients get ``λ·W`` (biases are not penalised, as in ``train_one``)."""
+        if not len(self.l2_slots):
+            return value
+        value, lam = value.clone(), self.lam.index_select(0, self.l2_slots)
+        for k, (w, gw) in enumerate(zip(self.W, self.gW)):
+            dim = self.first_weight_dim if k == 0 else 0
+            ws = w.index_select(dim, self.l2_slots)
+            per = lam.view([-1 if d == dim else 1 for d in range(ws.dim())])
+            value.index_add_(0, self.l2_slots, lam / 2 * ws.square().sum(
+                [d for d in range(ws.dim()) if d != dim]))
+            gw.index_add_(dim, self.l2_slots, ws * per)
+        return value
+
+    def _update(self) -> None:
+        """One optimiser step over the flat buffers: fused Adam, or SGD with momentum
+        ``train.SGD_MOMENTUM`` (``torch.optim.SGD``'s update, element-wise)."""
+        if self.spec.optimizer == "sgd":
+            self.m.mul_(train.SGD_MOMENTUM).add_(self.grad)
+            self.theta.sub_(self.m, alpha=self.spec.lr)
+        else:
+            self.step_t += 1
+            adam_step(self.theta, self.grad, self.m, self.v, self.step_t, self.spec.lr)
+
     def _compile(self) -> None:
         """Split the live slots into the expression program and per-candidate reference fns."""
         self.program, self.expr_idx, self.fn_slots = split(
@@ -263,16 +288,9 @@ class MlpPopulation(FlatStack):
             g = torch.ops.aten.threshold_backward.grad_input(d, a, 0.0, grad_input=d)
         self._mm(torch.mm, g.view(n * h0, -1), x, out=self.gW[0].view(n * h0, fan_in))
         torch.sum(g, dim=2, out=self.gb[0])
-        if len(self.l2_slots):  # λ/2·Σ‖W‖²: value and gradient λ·W, for the slots that ask
-            value = value.clone()
-            for w, gw in zip(self.W, self.gW):
-                ws, lam = w.index_select(0, self.l2_slots), self.lam.index_select(0, self.l2_slots)
-                value.index_add_(0, self.l2_slots, lam / 2 * ws.square().sum((1, 2)))
-                gw.index_add_(0, self.l2_slots, ws * lam.view(-1, 1, 1))
         # No host sync: the checks read these histories every CHECK_EVERY steps.
-        self.loss_hist[step].index_copy_(0, self.hist_cols, value)
-        self.step_t += 1
-        adam_step(self.theta, self.grad, self.m, self.v, self.step_t, self.spec.lr)
+        self.loss_hist[step].index_copy_(0, self.hist_cols, self._l2(value))
+        self._update()
 
     # -- checks, evaluation ------------------------------------------------------------------------
     def param_max(self) -> torch.Tensor:
