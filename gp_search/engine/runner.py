@@ -57,8 +57,22 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_PENDING: list[int] = []
+"""Stop signals received inside :func:`stop_on_signals`. The handler's exception can be swallowed
+when the signal lands in a finaliser ("Exception ignored in …", seen inside SymPy's generators),
+so the flag is read again after every checkpoint (:func:`raise_if_stopped`)."""
+
+
 def _raise_interrupted(signum: int, frame) -> None:
+    _PENDING.append(int(signum))
     raise Interrupted(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`Interrupted` for a stop signal received in the block whose exception was
+    swallowed on its way up."""
+    if _PENDING:
+        raise Interrupted(_PENDING[0])
 
 
 @contextlib.contextmanager
@@ -70,9 +84,12 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
+    _PENDING.clear()
     try:
         yield
+        raise_if_stopped()  # a signal whose exception was swallowed still stops the command
     finally:
+        _PENDING.clear()
         for s, handler in previous.items():
             signal.signal(s, handler)
 
@@ -177,6 +194,7 @@ def _open(cfg: SearchConfig, run_dir: Path, quiet: bool, evaluator: Evaluator | 
 
     def checkpoint(record: dict) -> None:
         store.write_checkpoint(run_dir, {**search.state(), "train_seeds": search.scorer.seeds})
+        raise_if_stopped()
 
     def show(record: dict) -> None:
         print(_summary(cfg, record), flush=True)
